@@ -1,0 +1,28 @@
+//! remotelog: keep a node's MVDS message log safe on remotes.
+//!
+//! A store is a content-addressed object store (CAS) and a name system of refs (NS) on a
+//! directory; the format is specified in `format/store-v1.md`. Layers, from the bottom:
+//! [`fsutil`] (the one atomic-write path) → [`store`] / [`backend`] (CAS + NS) →
+//! [`object`] (typed objects) → [`log`] (pages and logs) → [`check`]. The binary in
+//! `src/main.rs` is a thin CLI over these. See `ARCHITECTURE.md`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod check;
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod id;
+pub mod lock;
+pub mod log;
+pub mod name;
+pub mod object;
+pub mod store;
+
+pub use backend::{Backend, MemStore};
+pub use error::{Error, Result};
+pub use id::Id;
+pub use object::{Entry, Message, Page};
+pub use store::FsStore;

@@ -1,0 +1,413 @@
+//! Named logs: appending messages in mapping pages, walking a log, finding a message
+//! (format/store-v1.md, section 4). Works on any [`Backend`].
+
+use std::collections::HashMap;
+
+use crate::backend::{verify_id, Backend};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::name::{RefName, LOGS};
+use crate::object::{decode_message, decode_page, Entry, Message, Object, Page};
+
+/// Log name used when none is given.
+pub const DEFAULT_LOG: &str = "main";
+/// Page capacity used when neither the caller nor the head page says otherwise; see
+/// format/store-v1.md, section 4.2 for why.
+pub const DEFAULT_CAPACITY: u64 = 256;
+/// How often an append rebuilds its pages when another writer moved the head meanwhile.
+const APPEND_ATTEMPTS: usize = 16;
+
+/// A log's page settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Most entries per page; 1 = linked list, 0 = unbounded.
+    pub capacity: u64,
+    /// Embed the message objects of the newest `embed` entries.
+    pub embed: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            capacity: DEFAULT_CAPACITY,
+            embed: 0,
+        }
+    }
+}
+
+/// Settings an append may change; `None` keeps the head page's (or the default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SettingsChange {
+    /// New page capacity.
+    pub capacity: Option<u64>,
+    /// New embed count.
+    pub embed: Option<u64>,
+}
+
+impl SettingsChange {
+    fn apply(&self, base: Settings) -> Settings {
+        Settings {
+            capacity: self.capacity.unwrap_or(base.capacity),
+            embed: self.embed.unwrap_or(base.embed),
+        }
+    }
+}
+
+impl Page {
+    /// The settings this page was written with.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            capacity: self.capacity,
+            embed: self.embed,
+        }
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// (H1, H2) of each appended message, in the order given.
+    pub ids: Vec<(Id, Id)>,
+    /// The log's new head page.
+    pub head: Id,
+    /// The log's length after the append.
+    pub count: u64,
+    /// Objects newly written (messages and pages).
+    pub objects_written: usize,
+}
+
+/// An encoded message ready to store.
+struct Encoded {
+    h1: Id,
+    h2: Id,
+    bytes: Vec<u8>,
+}
+
+/// Appends `messages` (oldest first) to log `log` as one atomic step.
+pub fn append(
+    b: &dyn Backend,
+    log: &str,
+    messages: &[Message],
+    change: SettingsChange,
+) -> Result<Appended> {
+    let refname = RefName::log(log)?;
+    if messages.is_empty() {
+        return Err(Error::Invalid("no messages to append".into()));
+    }
+    let encoded: Vec<Encoded> = messages
+        .iter()
+        .map(|m| {
+            let bytes = Object::Message(m.clone()).encode();
+            Encoded {
+                h1: m.h1(),
+                h2: Id::of(&bytes),
+                bytes,
+            }
+        })
+        .collect();
+    let objs: Vec<(Id, &[u8])> = encoded.iter().map(|e| (e.h2, &e.bytes[..])).collect();
+    let mut written = b.put_objects(&objs)?;
+    let fresh: HashMap<Id, &[u8]> = objs.into_iter().collect();
+
+    let mut last_conflict = None;
+    for _ in 0..APPEND_ATTEMPTS {
+        let expected = b.read_ref(&refname)?;
+        let head = match expected {
+            Some(id) => Some((id, read_page(b, &id)?)),
+            None => None,
+        };
+        let base = head
+            .as_ref()
+            .map_or_else(Settings::default, |(_, p)| p.settings());
+        let settings = change.apply(base);
+        let pages = build_pages(b, head.as_ref(), &encoded, settings, &fresh)?;
+        let page_objs: Vec<(Id, &[u8])> = pages.iter().map(|(id, p)| (*id, &p[..])).collect();
+        written += b.put_objects(&page_objs)?;
+        let (new_head, _) = pages
+            .last()
+            .ok_or_else(|| Error::Invalid("no page built".into()))?;
+        let count = head.as_ref().map_or(0, |(_, p)| p.count) + encoded.len() as u64;
+        match b.update_ref(&refname, expected, Some(*new_head)) {
+            Ok(()) => {
+                return Ok(Appended {
+                    ids: encoded.iter().map(|e| (e.h1, e.h2)).collect(),
+                    head: *new_head,
+                    count,
+                    objects_written: written,
+                })
+            }
+            Err(e @ Error::RefConflict { .. }) => last_conflict = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_conflict.unwrap_or_else(|| Error::Invalid("append did not finish".into())))
+}
+
+/// Builds the pages of an append, oldest first, as (id, encoded bytes).
+fn build_pages(
+    b: &dyn Backend,
+    head: Option<&(Id, Page)>,
+    new: &[Encoded],
+    s: Settings,
+    fresh: &HashMap<Id, &[u8]>,
+) -> Result<Vec<(Id, Vec<u8>)>> {
+    let cap = s.capacity as usize;
+    // `cur` holds (position in the log counted from the oldest, entry), oldest first.
+    let (mut cur, mut prev, mut before): (Vec<(u64, Entry)>, Option<Id>, u64) = match head {
+        Some((_, p)) if cap == 0 || p.entries.len() < cap => {
+            let base = p.count - p.entries.len() as u64;
+            let carried = p
+                .entries
+                .iter()
+                .rev()
+                .enumerate()
+                .map(|(i, e)| (base + i as u64, e.clone()))
+                .collect();
+            (carried, p.prev, base)
+        }
+        Some((id, p)) => (Vec::new(), Some(*id), p.count),
+        None => (Vec::new(), None, 0),
+    };
+    let total = before + cur.len() as u64 + new.len() as u64;
+    let embed_from = total.saturating_sub(s.embed);
+    let mut pages = Vec::new();
+    let mut next_pos = before + cur.len() as u64;
+    let flush = |cur: &[(u64, Entry)], prev: Option<Id>, before: u64| -> Result<(Id, Vec<u8>)> {
+        let mut entries = Vec::with_capacity(cur.len());
+        for (pos, e) in cur.iter().rev() {
+            let embedded = if *pos >= embed_from {
+                match (&e.embedded, fresh.get(&e.h2)) {
+                    (Some(bytes), _) => Some(bytes.clone()),
+                    (None, Some(bytes)) => Some(bytes.to_vec()),
+                    (None, None) => Some(b.get_object(&e.h2)?),
+                }
+            } else {
+                None
+            };
+            entries.push(Entry {
+                h1: e.h1,
+                h2: e.h2,
+                embedded,
+            });
+        }
+        let page = Object::Page(Page {
+            prev,
+            count: before + cur.len() as u64,
+            capacity: s.capacity,
+            embed: s.embed,
+            entries,
+        });
+        let bytes = page.encode();
+        Ok((Id::of(&bytes), bytes))
+    };
+    for m in new {
+        if cap != 0 && cur.len() == cap {
+            let (id, bytes) = flush(&cur, prev, before)?;
+            before += cur.len() as u64;
+            prev = Some(id);
+            pages.push((id, bytes));
+            cur.clear();
+        }
+        cur.push((
+            next_pos,
+            Entry {
+                h1: m.h1,
+                h2: m.h2,
+                embedded: None,
+            },
+        ));
+        next_pos += 1;
+    }
+    pages.push(flush(&cur, prev, before)?);
+    Ok(pages)
+}
+
+/// Reads and decodes page `id`.
+pub fn read_page(b: &dyn Backend, id: &Id) -> Result<Page> {
+    let bytes = b.get_object(id)?;
+    decode_page(&bytes).map_err(|reason| Error::ObjectCorrupt {
+        id: *id,
+        location: b.object_location(id),
+        reason,
+    })
+}
+
+/// Reads the message of an entry (from its embedded copy when there is one) and checks
+/// both of its hashes.
+pub fn read_message(b: &dyn Backend, entry: &Entry) -> Result<Message> {
+    let bytes = match &entry.embedded {
+        Some(bytes) => {
+            verify_id(&entry.h2, bytes, || {
+                format!("embedded copy of {}", entry.h2)
+            })?;
+            bytes.clone()
+        }
+        None => b.get_object(&entry.h2)?,
+    };
+    let corrupt = |reason: String| Error::ObjectCorrupt {
+        id: entry.h2,
+        location: b.object_location(&entry.h2),
+        reason,
+    };
+    let m = decode_message(&bytes).map_err(corrupt)?;
+    if m.h1() != entry.h1 {
+        return Err(corrupt(format!(
+            "its H1 is {}, the page says {}",
+            m.h1(),
+            entry.h1
+        )));
+    }
+    Ok(m)
+}
+
+/// Walks a log's pages from `head` to the oldest, checking that counts chain.
+pub struct Pages<'a> {
+    b: &'a dyn Backend,
+    next: Option<Id>,
+    expect_count: Option<u64>,
+}
+
+/// The pages of the chain starting at `head`, newest first.
+pub fn pages(b: &dyn Backend, head: Option<Id>) -> Pages<'_> {
+    Pages {
+        b,
+        next: head,
+        expect_count: None,
+    }
+}
+
+impl Iterator for Pages<'_> {
+    type Item = Result<(Id, Page)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let id = self.next.take()?;
+        let page = match read_page(self.b, &id) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        if let Some(want) = self.expect_count {
+            if page.count != want {
+                return Some(Err(Error::ObjectCorrupt {
+                    id,
+                    location: self.b.object_location(&id),
+                    reason: format!(
+                        "page count is {}, but the next newer page says {want} entries remain",
+                        page.count
+                    ),
+                }));
+            }
+        }
+        let rest = page.count - page.entries.len() as u64;
+        match page.prev {
+            Some(prev) if rest > 0 => {
+                self.next = Some(prev);
+                self.expect_count = Some(rest);
+            }
+            None if rest == 0 => {}
+            _ => {
+                return Some(Err(Error::ObjectCorrupt {
+                    id,
+                    location: self.b.object_location(&id),
+                    reason: format!(
+                        "page count {} does not fit its {} entries and {} previous page",
+                        page.count,
+                        page.entries.len(),
+                        if page.prev.is_some() { "a" } else { "no" }
+                    ),
+                }))
+            }
+        }
+        Some(Ok((id, page)))
+    }
+}
+
+/// The head of log `log`, if it has entries.
+pub fn head(b: &dyn Backend, log: &str) -> Result<Option<Id>> {
+    b.read_ref(&RefName::log(log)?)
+}
+
+/// Every entry of log `log`, newest first.
+pub fn entries(b: &dyn Backend, log: &str) -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for page in pages(b, head(b, log)?) {
+        out.extend(page?.1.entries);
+    }
+    Ok(out)
+}
+
+/// A log and its length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogInfo {
+    /// Its name.
+    pub name: String,
+    /// Its head page.
+    pub head: Id,
+    /// How many entries it has.
+    pub count: u64,
+    /// The settings of its head page.
+    pub settings: Settings,
+}
+
+/// The logs of a store, sorted by name.
+pub fn list(b: &dyn Backend) -> Result<Vec<LogInfo>> {
+    let mut out = Vec::new();
+    for r in b.list_refs(LOGS)? {
+        let Some(name) = r.log_name() else { continue };
+        let Some(head) = b.read_ref(&r)? else {
+            continue;
+        };
+        let page = read_page(b, &head)?;
+        out.push(LogInfo {
+            name: name.to_string(),
+            head,
+            count: page.count,
+            settings: page.settings(),
+        });
+    }
+    Ok(out)
+}
+
+/// Finds the message whose H1 or H2 starts with `prefix` (at least 8 hex digits) in any log
+/// or among the stored objects, and returns it with its entry.
+pub fn find(b: &dyn Backend, prefix: &str) -> Result<(Entry, Message)> {
+    let prefix = prefix.to_ascii_lowercase();
+    if prefix.len() < 8 || prefix.len() > 64 || !crate::id::is_lower_hex(&prefix) {
+        return Err(Error::Invalid(format!(
+            "{prefix:?} is not an id: give 8 to 64 hex digits of an H1 or H2"
+        )));
+    }
+    let mut hits: HashMap<Id, Entry> = HashMap::new();
+    for info in list(b)? {
+        for e in entries(b, &info.name)? {
+            if e.h1.to_hex().starts_with(&prefix) || e.h2.to_hex().starts_with(&prefix) {
+                hits.entry(e.h2).or_insert(e);
+            }
+        }
+    }
+    if hits.is_empty() {
+        for id in b.objects_with_prefix(&prefix)? {
+            let bytes = b.get_object(&id)?;
+            if let Ok(m) = decode_message(&bytes) {
+                let e = Entry {
+                    h1: m.h1(),
+                    h2: id,
+                    embedded: None,
+                };
+                hits.insert(id, e);
+            } else if prefix.len() == 64 {
+                return Err(Error::Invalid(format!(
+                    "object {id} is not a message (it is a page)"
+                )));
+            }
+        }
+    }
+    match hits.len() {
+        0 => Err(Error::NotFound(prefix)),
+        1 => {
+            let entry = hits.into_values().next().ok_or(Error::NotFound(prefix))?;
+            let m = read_message(b, &entry)?;
+            Ok((entry, m))
+        }
+        count => Err(Error::Ambiguous { prefix, count }),
+    }
+}
