@@ -166,7 +166,7 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
         }
         if r.unreferenced > 0 {
             r.notes.push(format!(
-                "{} stored object(s) are not referenced by any log (replaced pages, or objects of an interrupted write); `remotelog gc` removes them",
+                "{} stored object(s) are not referenced by any log (pages replaced by later appends, or objects of an interrupted write); they are harmless",
                 r.unreferenced
             ));
         }

@@ -19,7 +19,10 @@ pub mod lock;
 pub mod log;
 pub mod name;
 pub mod object;
+pub mod progress;
+pub mod remote;
 pub mod store;
+pub mod sync;
 
 pub use backend::{Backend, MemStore};
 pub use error::{Error, Result};

@@ -9,6 +9,9 @@ use remotelog::backend::Backend;
 use remotelog::config::Config;
 use remotelog::error::IoContext;
 use remotelog::log::{self, SettingsChange, DEFAULT_LOG};
+use remotelog::progress::Progress;
+use remotelog::remote::{self, Remotes};
+use remotelog::sync::{self, LogTransfer};
 use remotelog::{Error, FsStore, Message};
 
 const ABOUT: &str = "Keep a node's message log safe on remotes.
@@ -39,6 +42,9 @@ struct Cli {
         default_value = ".remotelog"
     )]
     store: PathBuf,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -91,10 +97,93 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage remotes: directories this store backs its logs up to.
+    #[command(subcommand)]
+    Remote(RemoteCommand),
+    /// Copy logs to remotes: objects first, then the remote's ref (compare-and-swap).
+    ///
+    /// Refuses to drop entries the remote has and the local log lacks, unless --force.
+    /// With no REMOTE, pushes to `origin` (or the only remote).
+    Push {
+        /// Remotes to push to.
+        remotes: Vec<String>,
+        /// Push to every remote.
+        #[arg(long, conflicts_with = "remotes")]
+        all: bool,
+        /// The log to push.
+        #[arg(long, default_value = DEFAULT_LOG, conflicts_with = "all_logs")]
+        log: String,
+        /// Push every log.
+        #[arg(long)]
+        all_logs: bool,
+        /// Overwrite the remote log even if that drops entries it has.
+        #[arg(long)]
+        force: bool,
+        /// Print a JSON summary per log and remote.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch new entries from a remote and fast-forward the local logs.
+    ///
+    /// Never rewinds a local log that has entries the remote lacks. With no --log, pulls
+    /// every log the remote has.
+    Pull {
+        /// The remote (default: `origin`, or the only remote).
+        remote: Option<String>,
+        /// Only this log.
+        #[arg(long)]
+        log: Option<String>,
+        /// Print a JSON summary per log.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a new store from a remote directory (or a remote's name), verifying every object.
+    ///
+    /// SRC becomes remote `origin` of the new store. On failure DEST is removed again
+    /// unless --keep-partial.
+    Clone {
+        /// A store directory, or the name of a remote of --store.
+        src: String,
+        /// The new store's directory.
+        dest: PathBuf,
+        /// Only this log.
+        #[arg(long)]
+        log: Option<String>,
+        /// Keep what was copied when the clone fails.
+        #[arg(long)]
+        keep_partial: bool,
+        /// Print a JSON summary per log.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per log and remote: how far the local log is ahead or behind, as of the last push/pull.
+    Status {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a short end-to-end demonstration in a throwaway directory.
     Demo {
         /// Where to put the demo store (default: a new directory under the system temp dir).
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RemoteCommand {
+    /// Register a remote directory under NAME (it is created by the first push).
+    Add {
+        /// The remote's name, e.g. origin or backup.
+        name: String,
+        /// The remote store's directory.
+        dir: PathBuf,
+    },
+    /// List remotes and, per log, what each held at the last push or pull.
+    List,
+    /// Forget a remote (its directory is not touched).
+    Remove {
+        /// The remote's name.
+        name: String,
     },
 }
 
@@ -283,6 +372,183 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Remote(cmd) => {
+            let store = FsStore::open(&cli.store)?;
+            match cmd {
+                RemoteCommand::Add { name, dir } => {
+                    let r = remote::add(&store, &name, &dir)?;
+                    writeln!(out, "added remote {} at {}", r.name, r.location)?;
+                }
+                RemoteCommand::Remove { name } => {
+                    remote::remove(&store, &name)?;
+                    writeln!(out, "removed remote {name}")?;
+                }
+                RemoteCommand::List => {
+                    for r in Remotes::load(&store)?.all() {
+                        writeln!(out, "{}\t{}", r.name, r.location)?;
+                        let prefix = format!("{}/{}", remote::REMOTES, r.name);
+                        for t in store.list_refs(&prefix)? {
+                            let Some(head) = store.read_ref(&t)? else {
+                                continue;
+                            };
+                            let count = log::read_page(&store, &head)?.count;
+                            let name = t
+                                .as_str()
+                                .strip_prefix(&format!("{prefix}/"))
+                                .unwrap_or(t.as_str());
+                            writeln!(
+                                out,
+                                "\t{name}: {count} entries at last exchange (head {})",
+                                &head.to_hex()[..12]
+                            )?;
+                        }
+                    }
+                }
+            }
+        }
+        Command::Push {
+            remotes,
+            all,
+            log: one_log,
+            all_logs,
+            force,
+            json,
+        } => {
+            let store = FsStore::open(&cli.store)?;
+            let registered = Remotes::load(&store)?;
+            let targets: Vec<remote::Remote> = if all {
+                registered.all().to_vec()
+            } else if remotes.is_empty() {
+                vec![registered.default_remote()?.clone()]
+            } else {
+                remotes
+                    .iter()
+                    .map(|n| {
+                        registered.get(n).cloned().ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "no remote named {n:?}; `remotelog remote list` shows them"
+                            )
+                        })
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            };
+            if targets.is_empty() {
+                anyhow::bail!(
+                    "this store has no remotes; add one with `remotelog remote add NAME DIR`"
+                );
+            }
+            let logs: Vec<String> = if all_logs {
+                log::list(&store)?.into_iter().map(|i| i.name).collect()
+            } else {
+                vec![one_log]
+            };
+            let mut failed = 0;
+            for target in &targets {
+                let dst = match remote::open(&target.location, true) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        eprintln!("remotelog: error: remote {}: {e}", target.name);
+                        failed += 1;
+                        continue;
+                    }
+                };
+                for name in &logs {
+                    let bar = Bar::new(cli.quiet, format!("push {name} → {}", target.name));
+                    match sync::push(&store, &target.name, &dst, name, force, &bar) {
+                        Ok(t) => report_transfer(&mut out, &t, json, "to")?,
+                        Err(e) => {
+                            bar.finish();
+                            eprintln!("remotelog: error: {e}");
+                            failed += 1;
+                        }
+                    }
+                }
+            }
+            out.flush()?;
+            if failed > 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Pull {
+            remote: name,
+            log: one_log,
+            json,
+        } => {
+            let store = FsStore::open(&cli.store)?;
+            let registered = Remotes::load(&store)?;
+            let target = match &name {
+                Some(n) => registered.get(n).cloned().ok_or_else(|| {
+                    anyhow::anyhow!("no remote named {n:?}; `remotelog remote list` shows them")
+                })?,
+                None => registered.default_remote()?.clone(),
+            };
+            let src = remote::open(&target.location, false)
+                .map_err(|e| anyhow::anyhow!("remote {}: {e}", target.name))?;
+            let logs: Vec<String> = match one_log {
+                Some(l) => vec![l],
+                None => log::list(&src)?.into_iter().map(|i| i.name).collect(),
+            };
+            let mut failed = 0;
+            for name in &logs {
+                let bar = Bar::new(cli.quiet, format!("pull {name} ← {}", target.name));
+                match sync::pull(&store, &target.name, &src, name, &bar) {
+                    Ok(t) => report_transfer(&mut out, &t, json, "from")?,
+                    Err(e) => {
+                        bar.finish();
+                        eprintln!("remotelog: error: {e}");
+                        failed += 1;
+                    }
+                }
+            }
+            out.flush()?;
+            if failed > 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Clone {
+            src,
+            dest,
+            log: one_log,
+            keep_partial,
+            json,
+        } => {
+            let location = resolve_clone_source(&cli.store, &src)?;
+            let src_store = remote::open(&location, false)?;
+            let bar = Bar::new(cli.quiet, format!("clone {src}"));
+            let (_, done) = sync::clone(
+                &src_store,
+                &location,
+                &dest,
+                one_log.as_deref(),
+                keep_partial,
+                &bar,
+            )
+            .inspect_err(|_| bar.finish())?;
+            for t in &done {
+                report_transfer(&mut out, t, json, "from")?;
+            }
+            if !json {
+                writeln!(out, "cloned {} log(s) into {}", done.len(), dest.display())?;
+            }
+        }
+        Command::Status { json } => {
+            let store = FsStore::open(&cli.store)?;
+            let remotes = Remotes::load(&store)?;
+            for s in sync::status(&store, remotes.all())? {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&s)?)?;
+                    continue;
+                }
+                let what = match (s.remote_entries, s.diverged) {
+                    (None, _) => "never pushed or pulled".to_string(),
+                    (_, true) => "diverged (each has entries the other lacks)".to_string(),
+                    _ if s.ahead == 0 && s.behind == 0 => "up to date".to_string(),
+                    _ if s.ahead > 0 => format!("{} entries ahead (push to publish them)", s.ahead),
+                    _ => format!("{} entries behind (pull to get them)", s.behind),
+                };
+                writeln!(out, "{}\t{}\t{}", s.log, s.remote, what)?;
+            }
+        }
         Command::Demo { dir } => {
             drop(out);
             demo(dir)?;
@@ -291,6 +557,100 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn report_transfer(
+    out: &mut impl Write,
+    t: &LogTransfer,
+    json: bool,
+    dir: &str,
+) -> anyhow::Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string(t)?)?;
+    } else {
+        writeln!(
+            out,
+            "{} {dir} {}: {} ({} entries, {} objects, {} bytes copied, {:.2}s)",
+            t.log, t.remote, t.outcome, t.entries, t.copied.objects, t.copied.bytes, t.elapsed
+        )?;
+    }
+    Ok(())
+}
+
+/// A directory that exists is a store path; otherwise SRC must name a remote of --store.
+fn resolve_clone_source(store: &Path, src: &str) -> anyhow::Result<String> {
+    let p = Path::new(src);
+    if p.exists() {
+        return Ok(remote::absolute(p)?.to_string_lossy().into_owned());
+    }
+    if remote::validate_name(src).is_ok() {
+        if let Ok(local) = FsStore::open(store) {
+            if let Some(r) = Remotes::load(&local)?.get(src) {
+                return Ok(r.location.clone());
+            }
+        }
+    }
+    anyhow::bail!(
+        "{src}: no such directory, and not the name of a remote of {}",
+        store.display()
+    )
+}
+
+/// A progress bar on stderr that appears only once an operation has run for a second, and
+/// only when stderr is a terminal and --quiet is not given.
+struct Bar {
+    pb: indicatif::ProgressBar,
+    start: std::time::Instant,
+    enabled: bool,
+    shown: std::sync::atomic::AtomicBool,
+}
+
+impl Bar {
+    fn new(quiet: bool, label: String) -> Bar {
+        use std::io::IsTerminal;
+        let pb = indicatif::ProgressBar::hidden();
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} {msg} [{bar:30}] {pos}/{len} ({eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        pb.set_prefix(label);
+        Bar {
+            pb,
+            start: std::time::Instant::now(),
+            enabled: !quiet && io::stderr().is_terminal(),
+            shown: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn phase(&self, name: &str, total: Option<u64>) {
+        self.pb.set_message(name.to_string());
+        self.pb.set_position(0);
+        if let Some(t) = total {
+            self.pb.set_length(t);
+        }
+    }
+
+    fn advance(&self, n: u64) {
+        use std::sync::atomic::Ordering;
+        self.pb.inc(n);
+        if self.enabled
+            && !self.shown.load(Ordering::Relaxed)
+            && self.start.elapsed() > std::time::Duration::from_secs(1)
+        {
+            self.shown.store(true, Ordering::Relaxed);
+            self.pb
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+    }
+
+    fn finish(&self) {
+        self.pb.finish_and_clear();
+    }
 }
 
 fn log_exists(store: &FsStore, name: &str) -> remotelog::Result<bool> {

@@ -416,7 +416,7 @@ impl Backend for FsStore {
         }
         if tmp > 0 {
             notes.push(format!(
-                "{tmp} temporary file(s) left by interrupted writes; they are never referenced and `remotelog gc` removes them"
+                "{tmp} temporary file(s) left by interrupted writes; they are never referenced and are harmless"
             ));
         }
         let objects = self.root.join("objects");

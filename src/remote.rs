@@ -1,0 +1,196 @@
+//! Remotes: named locations a store exchanges logs with, recorded in the store's `remotes`
+//! file, and the tracking refs `refs/remotes/<remote>/<log>` that remember what each remote
+//! held at the last exchange (format/store-v1.md, section 8).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil;
+use crate::name::{self, RefName};
+use crate::store::FsStore;
+
+/// First line of the `remotes` file.
+pub const MAGIC: &str = "remotelog-remotes";
+/// The folder below `refs/` holding tracking refs.
+pub const REMOTES: &str = "remotes";
+/// The remote `clone` registers, and push/pull use by default.
+pub const ORIGIN: &str = "origin";
+
+/// A named remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// Its name (one name segment).
+    pub name: String,
+    /// Where it is: an absolute directory path.
+    pub location: String,
+}
+
+/// Checks a remote name: a single name segment.
+pub fn validate_name(name: &str) -> Result<()> {
+    name::validate(name)?;
+    if name.contains('/') {
+        return Err(Error::InvalidName {
+            name: name.into(),
+            reason: "a remote name is a single segment (no `/`)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The tracking ref of `log` on `remote`.
+pub fn tracking_ref(remote: &str, log: &str) -> Result<RefName> {
+    validate_name(remote)?;
+    name::validate(log)?;
+    RefName::parse(&format!("{REMOTES}/{remote}/{log}"))
+}
+
+/// The remotes registered in a store.
+#[derive(Debug, Clone, Default)]
+pub struct Remotes {
+    list: Vec<Remote>,
+}
+
+impl Remotes {
+    fn path(store: &FsStore) -> PathBuf {
+        store.root().join("remotes")
+    }
+
+    /// Reads the store's `remotes` file (none yet means no remotes).
+    pub fn load(store: &FsStore) -> Result<Remotes> {
+        let path = Self::path(store);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Remotes::default()),
+            Err(e) => return Err(e).at(&path),
+        };
+        let bad = |reason: String| Error::NotAStore {
+            path: path.clone(),
+            reason,
+        };
+        let mut lines = text.lines();
+        if lines.next() != Some(MAGIC) {
+            return Err(bad(format!("first line is not {MAGIC:?}")));
+        }
+        let mut list = Vec::new();
+        for line in lines.filter(|l| !l.trim().is_empty()) {
+            let (n, loc) = line
+                .split_once(" = ")
+                .ok_or_else(|| bad(format!("line {line:?} is not `name = location`")))?;
+            validate_name(n).map_err(|e| bad(e.to_string()))?;
+            list.push(Remote {
+                name: n.to_string(),
+                location: loc.to_string(),
+            });
+        }
+        Ok(Remotes { list })
+    }
+
+    fn save(&self, store: &FsStore) -> Result<()> {
+        let mut text = format!("{MAGIC}\n");
+        for r in &self.list {
+            text.push_str(&format!("{} = {}\n", r.name, r.location));
+        }
+        fsutil::write_atomic(&Self::path(store), text.as_bytes())
+    }
+
+    /// All remotes, in the order they were added.
+    pub fn all(&self) -> &[Remote] {
+        &self.list
+    }
+
+    /// The remote called `name`.
+    pub fn get(&self, name: &str) -> Option<&Remote> {
+        self.list.iter().find(|r| r.name == name)
+    }
+
+    /// The remote used when none is named: `origin`, or the only one.
+    pub fn default_remote(&self) -> Result<&Remote> {
+        if let Some(r) = self.get(ORIGIN) {
+            return Ok(r);
+        }
+        match self.list.as_slice() {
+            [only] => Ok(only),
+            [] => Err(Error::Invalid(
+                "this store has no remotes; add one with `remotelog remote add NAME DIR`".into(),
+            )),
+            _ => Err(Error::Invalid(format!(
+                "this store has several remotes and none is called {ORIGIN}; name one ({})",
+                self.list
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+}
+
+/// Registers remote `name` at `location` (a directory, made absolute).
+pub fn add(store: &FsStore, name: &str, location: &Path) -> Result<Remote> {
+    validate_name(name)?;
+    let mut remotes = Remotes::load(store)?;
+    if let Some(existing) = remotes.get(name) {
+        return Err(Error::Invalid(format!(
+            "remote {name} already exists ({}); remove it first with `remotelog remote remove {name}`",
+            existing.location
+        )));
+    }
+    let location = absolute(location)?;
+    if location == absolute(store.root())? {
+        return Err(Error::Invalid(format!(
+            "{} is this store itself; a remote must be another directory",
+            location.display()
+        )));
+    }
+    let remote = Remote {
+        name: name.to_string(),
+        location: location.to_string_lossy().into_owned(),
+    };
+    remotes.list.push(remote.clone());
+    remotes.save(store)?;
+    Ok(remote)
+}
+
+/// Unregisters remote `name` and deletes its tracking refs.
+pub fn remove(store: &FsStore, name: &str) -> Result<()> {
+    let mut remotes = Remotes::load(store)?;
+    let before = remotes.list.len();
+    remotes.list.retain(|r| r.name != name);
+    if remotes.list.len() == before {
+        return Err(Error::Invalid(format!(
+            "no remote named {name:?}; `remotelog remote list` shows them"
+        )));
+    }
+    for r in store.list_refs(&format!("{REMOTES}/{name}"))? {
+        let current = store.read_ref(&r)?;
+        store.update_ref(&r, current, None)?;
+    }
+    remotes.save(store)
+}
+
+/// The directory path as an absolute path (it need not exist).
+pub fn absolute(p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).at(p)
+}
+
+/// Opens the store at a remote location; `create` makes an empty store there if there is
+/// none yet (a push to a new directory).
+pub fn open(location: &str, create: bool) -> Result<FsStore> {
+    let dir = Path::new(location);
+    match FsStore::open(dir) {
+        Err(Error::NotAStore { .. }) if create && !dir.join("config").exists() => {
+            if dir.is_dir() && fs::read_dir(dir).at(dir)?.next().is_some() {
+                return Err(Error::NotAStore {
+                    path: dir.to_path_buf(),
+                    reason: "exists, is not empty and is not a remotelog store; give an empty or new directory".into(),
+                });
+            }
+            FsStore::init(dir, Config::default())
+        }
+        other => other,
+    }
+}

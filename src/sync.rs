@@ -1,0 +1,532 @@
+//! Moving logs between two backends: the writer's flow (CAS first, NS second) for push and
+//! the reader's flow (NS first, CAS second) for pull and clone.
+//!
+//! Everything here reads and writes through [`Backend`], so a directory remote and (later)
+//! an HTTP remote behave alike. Objects are verified as they are read (id, kind, H1) and
+//! written durably before any ref names them.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::log::{pages, read_message, read_page, Pages};
+use crate::name::RefName;
+use crate::object::{Object, Page};
+use crate::progress::Progress;
+
+/// Message objects are written to the destination in batches of about this many bytes,
+/// so memory stays bounded however long the log.
+const BATCH_BYTES: usize = 32 << 20;
+
+/// How one log relates to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    /// Same entries.
+    Equal,
+    /// The first has these many more entries; the second is a prefix of it.
+    Ahead(u64),
+    /// The second has these many more entries; the first is a prefix of it.
+    Behind(u64),
+    /// Neither is a prefix of the other.
+    Diverged,
+}
+
+/// Walks a page chain entry by entry, newest first, remembering page starts.
+struct Cursor<'a> {
+    pages: Pages<'a>,
+    page: Option<(Id, Page)>,
+    idx: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(b: &'a dyn Backend, head: Id) -> Result<Cursor<'a>> {
+        let mut pages = pages(b, Some(head));
+        let page = pages.next().transpose()?;
+        Ok(Cursor {
+            pages,
+            page,
+            idx: 0,
+        })
+    }
+
+    /// Position (from the oldest, 0-based) of the current entry.
+    fn pos(&self) -> Option<u64> {
+        let (_, p) = self.page.as_ref()?;
+        Some(p.count - 1 - self.idx as u64)
+    }
+
+    fn entry(&self) -> Option<&crate::object::Entry> {
+        self.page.as_ref().map(|(_, p)| &p.entries[self.idx])
+    }
+
+    /// The current page's id when the cursor is at its newest entry.
+    fn page_start(&self) -> Option<Id> {
+        match &self.page {
+            Some((id, _)) if self.idx == 0 => Some(*id),
+            _ => None,
+        }
+    }
+
+    fn advance(&mut self) -> Result<()> {
+        let Some((_, p)) = &self.page else {
+            return Ok(());
+        };
+        self.idx += 1;
+        if self.idx == p.entries.len() {
+            self.page = self.pages.next().transpose()?;
+            self.idx = 0;
+        }
+        Ok(())
+    }
+}
+
+fn count_of(b: &dyn Backend, head: Option<Id>) -> Result<u64> {
+    match head {
+        Some(id) => Ok(read_page(b, &id)?.count),
+        None => Ok(0),
+    }
+}
+
+/// How log `a` (in backend `ab`) relates to log `b` (in backend `bb`). Reads only the
+/// entries the longer log has beyond the shorter one, plus entries down to the first page
+/// both chains share.
+pub fn relate(
+    ab: &dyn Backend,
+    a: Option<Id>,
+    bb: &dyn Backend,
+    b: Option<Id>,
+) -> Result<Relation> {
+    if a == b {
+        return Ok(Relation::Equal);
+    }
+    let (ca, cb) = (count_of(ab, a)?, count_of(bb, b)?);
+    let (Some(a), Some(b)) = (a, b) else {
+        return Ok(if ca > cb {
+            Relation::Ahead(ca - cb)
+        } else {
+            Relation::Behind(cb - ca)
+        });
+    };
+    let mut x = Cursor::new(ab, a)?;
+    let mut y = Cursor::new(bb, b)?;
+    let common = ca.min(cb);
+    while x.pos().is_some_and(|p| p >= common) {
+        x.advance()?;
+    }
+    while y.pos().is_some_and(|p| p >= common) {
+        y.advance()?;
+    }
+    loop {
+        match (x.entry(), y.entry()) {
+            (None, None) => break,
+            (Some(e), Some(f)) => {
+                if let (Some(p), Some(q)) = (x.page_start(), y.page_start()) {
+                    if p == q {
+                        break;
+                    }
+                }
+                if e.h2 != f.h2 || e.h1 != f.h1 {
+                    return Ok(Relation::Diverged);
+                }
+            }
+            _ => return Ok(Relation::Diverged),
+        }
+        x.advance()?;
+        y.advance()?;
+    }
+    Ok(match ca.cmp(&cb) {
+        std::cmp::Ordering::Equal => Relation::Equal,
+        std::cmp::Ordering::Greater => Relation::Ahead(ca - cb),
+        std::cmp::Ordering::Less => Relation::Behind(cb - ca),
+    })
+}
+
+/// What a transfer moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Copied {
+    /// Objects written to the destination.
+    pub objects: u64,
+    /// Uncompressed bytes of those objects.
+    pub bytes: u64,
+    /// Pages read from the source.
+    pub pages_read: u64,
+    /// Objects read from the source (pages and messages).
+    pub objects_read: u64,
+}
+
+impl std::ops::AddAssign for Copied {
+    fn add_assign(&mut self, o: Copied) {
+        self.objects += o.objects;
+        self.bytes += o.bytes;
+        self.pages_read += o.pages_read;
+        self.objects_read += o.objects_read;
+    }
+}
+
+/// Copies every object of the chain at `head` that `dst` lacks, verifying each, and makes
+/// them durable in `dst`: messages first, then pages oldest first. Stops walking at the
+/// first page `dst` already has (everything older is there too: a page is only ever
+/// written after its messages and its previous page).
+pub fn copy_log(
+    src: &dyn Backend,
+    dst: &dyn Backend,
+    head: Id,
+    progress: &dyn Progress,
+) -> Result<Copied> {
+    let mut stats = Copied::default();
+    let mut new_pages: Vec<(Id, Vec<u8>)> = Vec::new();
+    let mut wanted: HashSet<Id> = HashSet::new();
+    let mut batch: Vec<(Id, Vec<u8>)> = Vec::new();
+    let mut batch_bytes = 0usize;
+    let head_count = count_of(src, Some(head))?;
+    progress.phase("copying entries", Some(head_count));
+    let mut next = Some(head);
+    let mut expect_count: Option<u64> = None;
+    while let Some(id) = next {
+        if dst.has_object(&id)? {
+            break;
+        }
+        let bytes = src.get_object(&id)?;
+        stats.pages_read += 1;
+        stats.objects_read += 1;
+        let page = match Object::decode(&bytes) {
+            Ok(Object::Page(p)) => p,
+            Ok(other) => {
+                return Err(corrupt(
+                    src,
+                    &id,
+                    format!("it is a {}, expected a page", other.kind().name()),
+                ))
+            }
+            Err(reason) => return Err(corrupt(src, &id, reason)),
+        };
+        if expect_count.is_some_and(|c| c != page.count) {
+            return Err(corrupt(src, &id, "page count does not chain".into()));
+        }
+        for entry in &page.entries {
+            if !wanted.insert(entry.h2) || dst.has_object(&entry.h2)? {
+                continue;
+            }
+            // An embedded copy saves a read; read_message verifies it either way.
+            let m = match read_message(src, entry) {
+                Ok(m) => m,
+                Err(e) => {
+                    return Err(Error::Invalid(format!(
+                        "page {id} entry with H1 {}: {e}",
+                        entry.h1
+                    )))
+                }
+            };
+            if entry.embedded.is_none() {
+                stats.objects_read += 1;
+            }
+            let obj = Object::Message(m).encode();
+            batch_bytes += obj.len();
+            batch.push((entry.h2, obj));
+            if batch_bytes >= BATCH_BYTES {
+                stats += flush(dst, &mut batch)?;
+                batch_bytes = 0;
+            }
+        }
+        progress.advance(page.entries.len() as u64);
+        let rest = page.count - page.entries.len() as u64;
+        expect_count = Some(rest);
+        next = if rest > 0 { page.prev } else { None };
+        if rest > 0 && page.prev.is_none() {
+            return Err(corrupt(
+                src,
+                &id,
+                "page count says older pages exist but it has no prev".into(),
+            ));
+        }
+        new_pages.push((id, bytes));
+    }
+    stats += flush(dst, &mut batch)?;
+    new_pages.reverse();
+    stats += flush(dst, &mut new_pages)?;
+    Ok(stats)
+}
+
+fn corrupt(b: &dyn Backend, id: &Id, reason: String) -> Error {
+    Error::ObjectCorrupt {
+        id: *id,
+        location: b.object_location(id),
+        reason,
+    }
+}
+
+fn flush(dst: &dyn Backend, batch: &mut Vec<(Id, Vec<u8>)>) -> Result<Copied> {
+    if batch.is_empty() {
+        return Ok(Copied::default());
+    }
+    let refs: Vec<(Id, &[u8])> = batch.iter().map(|(id, b)| (*id, &b[..])).collect();
+    let written = dst.put_objects(&refs)?;
+    let bytes = batch.iter().map(|(_, b)| b.len() as u64).sum();
+    batch.clear();
+    Ok(Copied {
+        objects: written as u64,
+        bytes,
+        ..Copied::default()
+    })
+}
+
+/// The outcome of pushing or pulling one log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LogTransfer {
+    /// The log.
+    pub log: String,
+    /// The remote.
+    pub remote: String,
+    /// `up-to-date`, `fast-forward`, `forced`, `created`, `ahead`.
+    pub outcome: &'static str,
+    /// Entries the receiving side gained (or lost, when forced).
+    pub entries: u64,
+    /// What moved.
+    pub copied: Copied,
+    /// Seconds taken.
+    pub elapsed: f64,
+}
+
+/// Pushes log `log` of `local` to `remote_store` (registered as `remote`): copies the
+/// objects the remote lacks, then moves the remote ref by compare-and-swap from the value
+/// read at the start, then records it in the tracking ref.
+pub fn push(
+    local: &dyn Backend,
+    remote: &str,
+    remote_store: &dyn Backend,
+    log: &str,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<LogTransfer> {
+    let start = Instant::now();
+    let refname = RefName::log(log)?;
+    let ours = local.read_ref(&refname)?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "there is no log {log:?} here to push; `remotelog logs` lists them"
+        ))
+    })?;
+    let theirs = remote_store.read_ref(&refname)?;
+    let relation = relate(local, Some(ours), remote_store, theirs)?;
+    let (outcome, entries) = match relation {
+        Relation::Equal => ("up-to-date", 0),
+        Relation::Ahead(n) if theirs.is_none() => ("created", n),
+        Relation::Ahead(n) => ("fast-forward", n),
+        Relation::Behind(_) | Relation::Diverged if !force => {
+            return Err(Error::Invalid(format!(
+                "push of log {log} to {remote} refused: the remote has entries this log lacks ({}); pull first, or push --force to overwrite them",
+                match relation {
+                    Relation::Behind(n) => format!("it is {n} entries ahead"),
+                    _ => "the logs have diverged".to_string(),
+                }
+            )))
+        }
+        Relation::Behind(n) => ("forced", n),
+        Relation::Diverged => ("forced", 0),
+    };
+    let mut copied = Copied::default();
+    if relation != Relation::Equal {
+        copied = copy_log(local, remote_store, ours, progress)?;
+        remote_store.update_ref(&refname, theirs, Some(ours)).map_err(|e| match e {
+            Error::RefConflict { .. } => Error::Invalid(format!(
+                "push of log {log} to {remote} refused: another writer moved the remote log while we pushed; nothing was lost; pull, then push again"
+            )),
+            other => other,
+        })?;
+    }
+    set_tracking(local, remote, log, ours)?;
+    progress.finish();
+    Ok(LogTransfer {
+        log: log.into(),
+        remote: remote.into(),
+        outcome,
+        entries,
+        copied,
+        elapsed: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Pulls log `log` from `remote_store` into `local`: fetches what is new and fast-forwards
+/// the local log. A local log with entries the remote lacks is never rewound.
+pub fn pull(
+    local: &dyn Backend,
+    remote: &str,
+    remote_store: &dyn Backend,
+    log: &str,
+    progress: &dyn Progress,
+) -> Result<LogTransfer> {
+    let start = Instant::now();
+    let refname = RefName::log(log)?;
+    let theirs = remote_store
+        .read_ref(&refname)?
+        .ok_or_else(|| Error::Invalid(format!("remote {remote} has no log {log:?}")))?;
+    let ours = local.read_ref(&refname)?;
+    let relation = relate(local, ours, remote_store, Some(theirs))?;
+    let mut copied = Copied::default();
+    let (outcome, entries) = match relation {
+        Relation::Equal => ("up-to-date", 0),
+        Relation::Behind(n) => {
+            copied = copy_log(remote_store, local, theirs, progress)?;
+            local.update_ref(&refname, ours, Some(theirs))?;
+            (if ours.is_none() { "created" } else { "fast-forward" }, n)
+        }
+        Relation::Ahead(_) => {
+            // Nothing to take; remember what the remote holds.
+            copied = copy_log(remote_store, local, theirs, progress)?;
+            ("ahead", 0)
+        }
+        Relation::Diverged => {
+            return Err(Error::Invalid(format!(
+                "pull of log {log} from {remote} refused: the local log and the remote's have diverged (each has entries the other lacks); the local log was left as it is"
+            )))
+        }
+    };
+    set_tracking(local, remote, log, theirs)?;
+    progress.finish();
+    Ok(LogTransfer {
+        log: log.into(),
+        remote: remote.into(),
+        outcome,
+        entries,
+        copied,
+        elapsed: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Records in `local` that `remote` holds `head` for `log`.
+pub fn set_tracking(local: &dyn Backend, remote: &str, log: &str, head: Id) -> Result<()> {
+    let r = crate::remote::tracking_ref(remote, log)?;
+    for _ in 0..8 {
+        let current = local.read_ref(&r)?;
+        if current == Some(head) {
+            return Ok(());
+        }
+        match local.update_ref(&r, current, Some(head)) {
+            Err(Error::RefConflict { .. }) => continue,
+            other => return other,
+        }
+    }
+    Err(Error::Invalid(format!(
+        "tracking ref {r} keeps changing; try again"
+    )))
+}
+
+/// Creates a store at `dest` with the logs of `src` (all of them, or only `only_log`),
+/// registering `src_location` as remote `origin`. Every object is verified on the way. On
+/// failure nothing is left at `dest` unless `keep_partial`.
+pub fn clone(
+    src: &dyn Backend,
+    src_location: &str,
+    dest: &std::path::Path,
+    only_log: Option<&str>,
+    keep_partial: bool,
+    progress: &dyn Progress,
+) -> Result<(crate::store::FsStore, Vec<LogTransfer>)> {
+    use crate::error::IoContext;
+    let existed = dest.exists();
+    if existed && (!dest.is_dir() || std::fs::read_dir(dest).at(dest)?.next().is_some()) {
+        return Err(Error::Invalid(format!(
+            "{}: already exists and is not an empty directory; clone into a new directory",
+            dest.display()
+        )));
+    }
+    let result = (|| {
+        let store = crate::store::FsStore::init(dest, crate::config::Config::default())?;
+        crate::remote::add(
+            &store,
+            crate::remote::ORIGIN,
+            std::path::Path::new(src_location),
+        )?;
+        let logs: Vec<String> = match only_log {
+            Some(l) => vec![l.to_string()],
+            None => crate::log::list(src)?.into_iter().map(|i| i.name).collect(),
+        };
+        let mut done = Vec::new();
+        for log in logs {
+            done.push(pull(&store, crate::remote::ORIGIN, src, &log, progress)?);
+        }
+        Ok((store, done))
+    })();
+    if result.is_err() && !keep_partial {
+        if existed {
+            for entry in std::fs::read_dir(dest).at(dest)? {
+                let p = entry.at(dest)?.path();
+                let _ = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(dest);
+        }
+    }
+    result
+}
+
+/// What `status` says about one log and one remote, from the tracking refs (no remote is
+/// contacted).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    /// The log.
+    pub log: String,
+    /// The remote.
+    pub remote: String,
+    /// Local entries.
+    pub local: u64,
+    /// Entries the remote had at the last exchange (`None`: never exchanged).
+    pub remote_entries: Option<u64>,
+    /// Entries the local log has beyond the remote's.
+    pub ahead: u64,
+    /// Entries the remote had beyond the local log.
+    pub behind: u64,
+    /// Neither is a prefix of the other.
+    pub diverged: bool,
+}
+
+/// Compares each local log (and each log known from tracking refs) with what each remote
+/// held at the last exchange.
+pub fn status(local: &dyn Backend, remotes: &[crate::remote::Remote]) -> Result<Vec<Status>> {
+    let mut logs: Vec<String> = crate::log::list(local)?
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    for r in remotes {
+        let prefix = format!("{}/{}/", crate::remote::REMOTES, r.name);
+        for t in local.list_refs(&format!("{}/{}", crate::remote::REMOTES, r.name))? {
+            if let Some(l) = t.as_str().strip_prefix(&prefix) {
+                logs.push(l.to_string());
+            }
+        }
+    }
+    logs.sort();
+    logs.dedup();
+    let mut out = Vec::new();
+    for log in &logs {
+        let ours = local.read_ref(&RefName::log(log)?)?;
+        for r in remotes {
+            let theirs = local.read_ref(&crate::remote::tracking_ref(&r.name, log)?)?;
+            let rel = relate(local, ours, local, theirs)?;
+            let (ahead, behind, diverged) = match rel {
+                Relation::Equal => (0, 0, false),
+                Relation::Ahead(n) => (n, 0, false),
+                Relation::Behind(n) => (0, n, false),
+                Relation::Diverged => (0, 0, true),
+            };
+            out.push(Status {
+                log: log.clone(),
+                remote: r.name.clone(),
+                local: count_of(local, ours)?,
+                remote_entries: match theirs {
+                    Some(_) => Some(count_of(local, theirs)?),
+                    None => None,
+                },
+                ahead,
+                behind,
+                diverged,
+            });
+        }
+    }
+    Ok(out)
+}
