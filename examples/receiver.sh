@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# A receiving node: pulls from the shared remote in a loop and prints what is new.
+# It reads the NS (the remote's ref) first, then fetches from the CAS what it lacks.
+#   usage: receiver.sh STORE REMOTE_DIR [ROUNDS] [SECONDS_BETWEEN]
+# Set REMOTELOG to the binary to use (default: remotelog on PATH).
+set -euo pipefail
+store=$1 remote=$2 rounds=${3:-10} pause=${4:-1}
+rl=${REMOTELOG:-remotelog}
+name=$(basename "$store")
+seen=0
+for _ in $(seq 1 "$rounds"); do
+  if [ ! -f "$store/config" ]; then
+    if [ -f "$remote/config" ]; then
+      "$rl" clone --quiet "$remote" "$store" >/dev/null
+    else
+      echo "$name: remote not there yet"; sleep "$pause"; continue
+    fi
+  else
+    "$rl" --store "$store" pull --quiet >/dev/null
+  fi
+  # `log` is newest first: print the entries beyond those already seen, oldest first.
+  total=$("$rl" --store "$store" log | wc -l)
+  if [ "$total" -gt "$seen" ]; then
+    "$rl" --store "$store" log | head -n $((total - seen)) | tac | while read -r h1 _; do
+      echo "$name: new ${h1:0:12} $("$rl" --store "$store" cat "$h1")"
+    done
+    seen=$total
+  fi
+  sleep "$pause"
+done

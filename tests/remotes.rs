@@ -1,0 +1,548 @@
+//! Remotes end to end: push, pull, clone and status between directory stores, through the
+//! library and through the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use remotelog::backend::Backend;
+use remotelog::config::Config;
+use remotelog::log::{self, SettingsChange};
+use remotelog::name::RefName;
+use remotelog::progress::Silent;
+use remotelog::{check, sync, Error, FsStore, Id, Message};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_remotelog"))
+}
+
+fn run(store: &Path, args: &[&str]) -> Output {
+    bin().arg("--store").arg(store).args(args).output().unwrap()
+}
+
+fn ok(store: &Path, args: &[&str]) -> String {
+    let out = run(store, args);
+    assert!(
+        out.status.success(),
+        "remotelog {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(store: &Path, args: &[&str]) -> String {
+    let out = run(store, args);
+    assert_eq!(out.status.code(), Some(1), "remotelog {args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn msgs(tag: &str, n: usize) -> Vec<Message> {
+    (0..n)
+        .map(|i| Message {
+            group_id: b"g".to_vec(),
+            timestamp: i as i64,
+            body: format!("{tag} message {i} {}", "x".repeat(i % 50)).into_bytes(),
+        })
+        .collect()
+}
+
+fn store(dir: &Path) -> FsStore {
+    FsStore::init(dir, Config::default()).unwrap()
+}
+
+fn append(s: &FsStore, n: usize, tag: &str) {
+    log::append(s, "main", &msgs(tag, n), SettingsChange::default()).unwrap();
+}
+
+fn append_with(s: &FsStore, n: usize, tag: &str, capacity: u64) {
+    let c = SettingsChange {
+        capacity: Some(capacity),
+        embed: None,
+    };
+    log::append(s, "main", &msgs(tag, n), c).unwrap();
+}
+
+fn entries(s: &dyn Backend, name: &str) -> Vec<(Id, Id)> {
+    log::entries(s, name)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.h1, e.h2))
+        .collect()
+}
+
+fn sound(s: &dyn Backend) {
+    let r = check::check(s, true);
+    assert!(r.is_sound(), "{:?}", r.problems);
+}
+
+/// Counts object reads, to prove that transfers are incremental.
+struct Counting<'a> {
+    inner: &'a dyn Backend,
+    reads: AtomicU64,
+}
+
+impl Backend for Counting<'_> {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn object_location(&self, id: &Id) -> String {
+        self.inner.object_location(id)
+    }
+    fn get_object(&self, id: &Id) -> remotelog::Result<Vec<u8>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.get_object(id)
+    }
+    fn has_object(&self, id: &Id) -> remotelog::Result<bool> {
+        self.inner.has_object(id)
+    }
+    fn put_objects(&self, objects: &[(Id, &[u8])]) -> remotelog::Result<usize> {
+        self.inner.put_objects(objects)
+    }
+    fn list_objects(&self) -> remotelog::Result<Vec<Id>> {
+        self.inner.list_objects()
+    }
+    fn objects_with_prefix(&self, prefix: &str) -> remotelog::Result<Vec<Id>> {
+        self.inner.objects_with_prefix(prefix)
+    }
+    fn read_ref(&self, name: &RefName) -> remotelog::Result<Option<Id>> {
+        self.inner.read_ref(name)
+    }
+    fn update_ref(&self, name: &RefName, e: Option<Id>, n: Option<Id>) -> remotelog::Result<()> {
+        self.inner.update_ref(name, e, n)
+    }
+    fn list_refs(&self, prefix: &str) -> remotelog::Result<Vec<RefName>> {
+        self.inner.list_refs(prefix)
+    }
+}
+
+#[test]
+fn push_to_two_remotes_and_clone_from_each() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    ok(&a, &["init"]);
+    let files: Vec<PathBuf> = (0..30)
+        .map(|i| {
+            let p = t.path().join(format!("m{i:02}"));
+            std::fs::write(&p, format!("body {i}")).unwrap();
+            p
+        })
+        .collect();
+    let mut args = vec!["append", "--group", "chat", "--timestamp", "7"];
+    let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    args.extend(names.iter().map(String::as_str));
+    ok(&a, &args);
+    ok(
+        &a,
+        &[
+            "append",
+            "--log",
+            "other",
+            "--group",
+            "x",
+            "--page-size",
+            "1",
+            &names[0],
+        ],
+    );
+    let r1 = t.path().join("r1").display().to_string();
+    let r2 = t.path().join("r2").display().to_string();
+    ok(&a, &["remote", "add", "origin", &r1]);
+    ok(&a, &["remote", "add", "backup", &r2]);
+    ok(&a, &["push", "--all", "--all-logs"]);
+    let status = ok(&a, &["status"]);
+    assert_eq!(status.matches("up to date").count(), 4, "{status}");
+    let before_main = ok(&a, &["log", "--json"]);
+    let before_other = ok(&a, &["log", "--log", "other", "--json"]);
+    for (i, remote) in [&r1, &r2].iter().enumerate() {
+        ok(Path::new(remote), &["check", "--read-data"]);
+        let dest = t.path().join(format!("clone{i}"));
+        ok(t.path(), &["clone", remote, dest.to_str().unwrap()]);
+        assert_eq!(ok(&dest, &["log", "--json"]), before_main);
+        assert_eq!(
+            ok(&dest, &["log", "--log", "other", "--json"]),
+            before_other
+        );
+        let list = ok(&dest, &["remote", "list"]);
+        assert!(list.starts_with("origin\t"), "{list}");
+    }
+    // Restore after loss: delete the local store and clone it back by remote name.
+    std::fs::remove_dir_all(&a).unwrap();
+    let b = t.path().join("b");
+    ok(&b, &["init"]);
+    ok(&b, &["remote", "add", "backup", &r2]);
+    let restored = t.path().join("restored");
+    ok(&b, &["clone", "backup", restored.to_str().unwrap()]);
+    assert_eq!(ok(&restored, &["log", "--json"]), before_main);
+}
+
+#[test]
+fn pull_after_more_appends_and_json_summary() {
+    let t = tempfile::tempdir().unwrap();
+    let (w, r) = (t.path().join("w"), t.path().join("r"));
+    let remote = t.path().join("remote").display().to_string();
+    ok(&w, &["init"]);
+    for i in 0..3 {
+        let out = bin()
+            .args(["--store", w.to_str().unwrap(), "append", "--group", "g"])
+            .arg("--timestamp")
+            .arg(i.to_string())
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin
+                    .take()
+                    .unwrap()
+                    .write_all(format!("m{i}").as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(out.status.success());
+    }
+    ok(&w, &["remote", "add", "origin", &remote]);
+    ok(&w, &["push"]);
+    ok(t.path(), &["clone", &remote, r.to_str().unwrap()]);
+    let f = t.path().join("more");
+    std::fs::write(&f, "more").unwrap();
+    ok(&w, &["append", "--group", "g", f.to_str().unwrap()]);
+    assert!(ok(&w, &["status"]).contains("1 entries ahead"));
+    ok(&w, &["push"]);
+    let summary = ok(&r, &["pull", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(summary.trim()).unwrap();
+    assert_eq!(v["outcome"], "fast-forward");
+    assert_eq!(v["entries"], 1);
+    assert_eq!(v["copied"]["objects"], 2, "one message and one page");
+    assert!(v["elapsed"].as_f64().is_some());
+    assert_eq!(ok(&r, &["log", "--json"]), ok(&w, &["log", "--json"]));
+    let again: serde_json::Value =
+        serde_json::from_str(ok(&r, &["pull", "--json"]).trim()).unwrap();
+    assert_eq!(again["outcome"], "up-to-date");
+}
+
+#[test]
+fn pull_reads_grow_with_new_entries_not_with_the_log() {
+    let mut reads = Vec::new();
+    // Both lengths leave the same partly filled head page, so the new pages are alike.
+    for len in [200usize, 2008] {
+        let t = tempfile::tempdir().unwrap();
+        let w = store(&t.path().join("w"));
+        let remote = store(&t.path().join("remote"));
+        append_with(&w, len, "old", 16);
+        sync::push(&w, "origin", &remote, "main", false, &Silent).unwrap();
+        let r = store(&t.path().join("r"));
+        sync::pull(&r, "origin", &remote, "main", &Silent).unwrap();
+        append(&w, 10, "new");
+        sync::push(&w, "origin", &remote, "main", false, &Silent).unwrap();
+        let counting = Counting {
+            inner: &remote,
+            reads: AtomicU64::new(0),
+        };
+        let done = sync::pull(&r, "origin", &counting, "main", &Silent).unwrap();
+        assert_eq!(done.entries, 10);
+        assert_eq!(entries(&r, "main"), entries(&w, "main"));
+        reads.push(counting.reads.load(Ordering::Relaxed));
+    }
+    assert_eq!(
+        reads[0], reads[1],
+        "reads must not depend on the log's length: {reads:?}"
+    );
+    assert!(
+        reads[0] <= 10 + 8,
+        "10 new messages and a few pages, got {}",
+        reads[0]
+    );
+}
+
+#[test]
+fn push_copies_only_what_is_new() {
+    let t = tempfile::tempdir().unwrap();
+    let w = store(&t.path().join("w"));
+    let remote = store(&t.path().join("remote"));
+    append(&w, 1000, "a");
+    let first = sync::push(&w, "origin", &remote, "main", false, &Silent).unwrap();
+    assert_eq!(first.outcome, "created");
+    append(&w, 5, "b");
+    let counting = Counting {
+        inner: &w,
+        reads: AtomicU64::new(0),
+    };
+    let second = sync::push(&counting, "origin", &remote, "main", false, &Silent).unwrap();
+    assert_eq!(second.outcome, "fast-forward");
+    assert_eq!(second.entries, 5);
+    assert!(second.copied.objects <= 5 + 2, "{:?}", second.copied);
+    assert!(counting.reads.load(Ordering::Relaxed) <= 5 + 6);
+    assert_eq!(entries(&remote, "main"), entries(&w, "main"));
+    sound(&remote);
+}
+
+#[test]
+fn push_refuses_to_drop_remote_entries_unless_forced() {
+    let t = tempfile::tempdir().unwrap();
+    let a = store(&t.path().join("a"));
+    let b = store(&t.path().join("b"));
+    let remote = store(&t.path().join("remote"));
+    append(&a, 3, "a");
+    sync::push(&a, "origin", &remote, "main", false, &Silent).unwrap();
+    append(&b, 4, "b");
+    let e = sync::push(&b, "origin", &remote, "main", false, &Silent).unwrap_err();
+    assert!(e.to_string().contains("--force"), "{e}");
+    assert_eq!(entries(&remote, "main"), entries(&a, "main"));
+    // Pull into b refuses too, and leaves b alone.
+    let before = entries(&b, "main");
+    let e = sync::pull(&b, "origin", &remote, "main", &Silent).unwrap_err();
+    assert!(e.to_string().contains("diverged"), "{e}");
+    assert_eq!(entries(&b, "main"), before);
+    let forced = sync::push(&b, "origin", &remote, "main", true, &Silent).unwrap();
+    assert_eq!(forced.outcome, "forced");
+    assert_eq!(entries(&remote, "main"), entries(&b, "main"));
+    sound(&remote);
+}
+
+#[test]
+fn racing_pushes_exactly_one_wins() {
+    for round in 0..6 {
+        let t = tempfile::tempdir().unwrap();
+        let remote_dir = t.path().join("remote");
+        let base = store(&t.path().join("base"));
+        append(&base, 50, "base");
+        let remote = store(&remote_dir);
+        sync::push(&base, "origin", &remote, "main", false, &Silent).unwrap();
+        let writers: Vec<FsStore> = (0..2)
+            .map(|i| {
+                let dest = t.path().join(format!("w{i}"));
+                let (s, _) = sync::clone(
+                    &remote,
+                    remote_dir.to_str().unwrap(),
+                    &dest,
+                    None,
+                    false,
+                    &Silent,
+                )
+                .unwrap();
+                append(&s, 20 + round, &format!("writer{i}"));
+                s
+            })
+            .collect();
+        let results: Vec<remotelog::Result<sync::LogTransfer>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = writers
+                .iter()
+                .map(|w| {
+                    let remote = FsStore::open(&remote_dir).unwrap();
+                    sc.spawn(move || sync::push(w, "origin", &remote, "main", false, &Silent))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let winners: Vec<usize> = (0..2).filter(|i| results[*i].is_ok()).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        let loser = 1 - winners[0];
+        let msg = results[loser].as_ref().unwrap_err().to_string();
+        assert!(msg.contains("refused"), "{msg}");
+        let remote = FsStore::open(&remote_dir).unwrap();
+        assert_eq!(
+            entries(&remote, "main"),
+            entries(&writers[winners[0]], "main")
+        );
+        assert_eq!(
+            entries(&writers[loser], "main").len(),
+            70 + round,
+            "loser keeps its log"
+        );
+        sound(&remote);
+    }
+}
+
+#[test]
+fn clone_of_a_corrupt_remote_fails_naming_the_object_and_leaves_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let w = store(&t.path().join("w"));
+    let remote_dir = t.path().join("remote");
+    let remote = store(&remote_dir);
+    append(&w, 20, "a");
+    sync::push(&w, "origin", &remote, "main", false, &Silent).unwrap();
+    let victim = log::entries(&remote, "main").unwrap()[7].h2;
+    let path = remote.object_path(&victim);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap();
+    let dest = t.path().join("dest");
+    let err = fails(
+        t.path(),
+        &[
+            "clone",
+            remote_dir.to_str().unwrap(),
+            dest.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains(&victim.to_hex()), "{err}");
+    assert!(err.lines().count() == 1, "one line: {err}");
+    assert!(!dest.exists(), "no half-made clone is left");
+    let err = fails(
+        t.path(),
+        &[
+            "clone",
+            "--keep-partial",
+            remote_dir.to_str().unwrap(),
+            dest.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains(&victim.to_hex()));
+    assert!(dest.join("config").exists(), "--keep-partial keeps it");
+    // The library names it too.
+    let r = store(&t.path().join("lib"));
+    match sync::pull(&r, "origin", &remote, "main", &Silent) {
+        Err(e) => assert!(e.to_string().contains(&victim.to_hex()), "{e}"),
+        Ok(_) => panic!("pull of a corrupt remote succeeded"),
+    }
+    assert_eq!(r.read_ref(&RefName::log("main").unwrap()).unwrap(), None);
+}
+
+#[test]
+fn remote_created_by_the_v1_fixture_clones_and_accepts_pushes() {
+    let t = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v1");
+    let remote_dir = t.path().join("remote");
+    for entry in walkdir::WalkDir::new(&fixture) {
+        let entry = entry.unwrap();
+        let dest = remote_dir.join(entry.path().strip_prefix(&fixture).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+    let remote = FsStore::open(&remote_dir).unwrap();
+    let dest = t.path().join("clone");
+    let (local, done) = sync::clone(
+        &remote,
+        remote_dir.to_str().unwrap(),
+        &dest,
+        None,
+        false,
+        &Silent,
+    )
+    .unwrap();
+    assert_eq!(done.len(), 4);
+    for info in log::list(&remote).unwrap() {
+        assert_eq!(entries(&local, &info.name), entries(&remote, &info.name));
+    }
+    log::append(
+        &local,
+        "team/replicated",
+        &msgs("new", 2),
+        SettingsChange::default(),
+    )
+    .unwrap();
+    let pushed = sync::push(&local, "origin", &remote, "team/replicated", false, &Silent).unwrap();
+    assert_eq!(pushed.entries, 2);
+    sound(&remote);
+    sound(&local);
+}
+
+#[test]
+fn bad_remotes_give_clear_errors() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    ok(&a, &["init"]);
+    let err = fails(&a, &["push"]);
+    assert!(err.contains("no remotes"), "{err}");
+    let missing = t.path().join("missing").display().to_string();
+    ok(&a, &["remote", "add", "origin", &missing]);
+    let err = fails(&a, &["pull"]);
+    assert!(
+        err.contains("missing") && err.contains("no such store"),
+        "{err}"
+    );
+    let err = fails(&a, &["remote", "add", "origin", &missing]);
+    assert!(err.contains("already exists"), "{err}");
+    let err = fails(&a, &["remote", "add", "../x", &missing]);
+    assert!(err.contains("invalid name"), "{err}");
+    // A non-empty directory that is not a store is not overwritten by a push.
+    let junk = t.path().join("junk");
+    std::fs::create_dir(&junk).unwrap();
+    std::fs::write(junk.join("keep.txt"), "mine").unwrap();
+    ok(&a, &["remote", "add", "junk", junk.to_str().unwrap()]);
+    let f = t.path().join("m");
+    std::fs::write(&f, "m").unwrap();
+    ok(&a, &["append", "--group", "g", f.to_str().unwrap()]);
+    let err = fails(&a, &["push", "junk"]);
+    assert!(err.contains("not a remotelog store"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(junk.join("keep.txt")).unwrap(),
+        "mine"
+    );
+    // A store of a newer format version is refused.
+    let newer = t.path().join("newer");
+    ok(&newer, &["init"]);
+    let cfg = newer.join("config");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("format-version = 1", "format-version = 9");
+    std::fs::write(&cfg, text).unwrap();
+    let err = fails(
+        t.path(),
+        &[
+            "clone",
+            newer.to_str().unwrap(),
+            t.path().join("c").to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("upgrade remotelog"), "{err}");
+    // Removing a remote drops its tracking refs.
+    ok(&a, &["remote", "remove", "junk"]);
+    let err = fails(&a, &["remote", "remove", "junk"]);
+    assert!(err.contains("no remote named"), "{err}");
+}
+
+#[test]
+fn kill_9_during_push_leaves_the_remote_sound_and_push_completes() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    let s = store(&a);
+    log::append(&s, "main", &msgs("bulk", 4000), SettingsChange::default()).unwrap();
+    let remote = t.path().join("remote").display().to_string();
+    ok(&a, &["remote", "add", "origin", &remote]);
+    let want = ok(&a, &["log", "--json"]);
+    for (i, delay_ms) in [5u64, 20, 40, 80, 150, 300].iter().enumerate() {
+        if i % 2 == 0 {
+            let _ = std::fs::remove_dir_all(&remote);
+        }
+        let mut child = bin()
+            .args(["--store", a.to_str().unwrap(), "push", "--quiet"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(*delay_ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+        if Path::new(&remote).join("config").exists() {
+            let out = run(Path::new(&remote), &["check", "--read-data"]);
+            assert!(
+                out.status.success(),
+                "after kill at {delay_ms} ms: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            let r = FsStore::open(Path::new(&remote)).unwrap();
+            let n = entries(&r, "main").len();
+            assert!(
+                n == 0 || n == 4000,
+                "the remote log is all or nothing, got {n}"
+            );
+        }
+        ok(&a, &["push", "--quiet"]);
+        assert_eq!(ok(Path::new(&remote), &["log", "--json"]), want);
+    }
+}
+
+#[test]
+fn library_errors_are_typed() {
+    let t = tempfile::tempdir().unwrap();
+    let a = store(&t.path().join("a"));
+    let remote = store(&t.path().join("r"));
+    match sync::push(&a, "origin", &remote, "main", false, &Silent) {
+        Err(Error::Invalid(m)) => assert!(m.contains("no log"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
