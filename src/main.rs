@@ -9,7 +9,7 @@ use remotelog::backend::Backend;
 use remotelog::config::Config;
 use remotelog::error::IoContext;
 use remotelog::log::{self, SettingsChange, DEFAULT_LOG};
-use remotelog::progress::Progress;
+use remotelog::progress::{Progress, Silent};
 use remotelog::remote::{self, Remotes};
 use remotelog::sync::{self, LogTransfer};
 use remotelog::{Error, FsStore, Message};
@@ -791,18 +791,57 @@ fn demo(dir: Option<PathBuf>) -> anyhow::Result<()> {
             }
         );
     }
-    let report = remotelog::check::check(&store, true);
+    let backup = dir.join("backup");
+    remote::add(&store, "backup", &backup)?;
+    let backup_store = remote::open(&backup.to_string_lossy(), true)?;
+    for name in ["audit", "main"] {
+        let t = sync::push(&store, "backup", &backup_store, name, false, &Silent)?;
+        println!(
+            "== pushed log {name} to directory remote {} ({}: {} objects)",
+            backup.display(),
+            t.outcome,
+            t.copied.objects
+        );
+    }
+    let restored = dir.join("restored");
+    let (restored_store, _) = sync::clone(
+        &backup_store,
+        &backup.to_string_lossy(),
+        &restored,
+        None,
+        false,
+        &Silent,
+    )?;
+    let same = ["audit", "main"].iter().try_fold(true, |acc, name| {
+        Ok::<_, remotelog::Error>(
+            acc && log::entries(&store, name)? == log::entries(&restored_store, name)?,
+        )
+    })?;
     println!(
-        "== check --read-data: {} ({} objects read and hashed)",
-        if report.is_sound() { "ok" } else { "FAILED" },
-        report.objects_read
+        "== cloned the remote into {}: logs identical to the original: {}",
+        restored.display(),
+        if same { "yes" } else { "NO" }
     );
+    let mut sound = true;
+    for (what, s) in [
+        ("node", &store),
+        ("backup", &backup_store),
+        ("restored", &restored_store),
+    ] {
+        let report = remotelog::check::check(s, true);
+        println!(
+            "== check --read-data {what}: {} ({} objects read and hashed)",
+            if report.is_sound() { "ok" } else { "FAILED" },
+            report.objects_read
+        );
+        sound &= report.is_sound();
+    }
     println!(
-        "== try it yourself: remotelog --store {} log",
+        "== try it yourself: remotelog --store {} status",
         store_dir.display()
     );
-    if !report.is_sound() {
-        anyhow::bail!("demo store failed its check: {:?}", report.problems);
+    if !sound || !same {
+        anyhow::bail!("the demo did not end as expected; see above");
     }
     Ok(())
 }
