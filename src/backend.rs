@@ -34,6 +34,16 @@ pub trait Backend {
     /// when this returns.
     fn put_objects(&self, objects: &[(Id, &[u8])]) -> Result<usize>;
 
+    /// Starts a batch of objects written as one unit (a pack, where the backend has packs).
+    fn batch(&self) -> Result<Box<dyn Batch + '_>>;
+
+    /// Offers the sink every stored compressed block, so a transfer can copy whole blocks
+    /// without decompressing them. Backends without packs offer nothing.
+    fn raw_blocks(&self, sink: &mut dyn BlockSink) -> Result<()> {
+        let _ = sink;
+        Ok(())
+    }
+
     /// Every object id present, sorted.
     fn list_objects(&self) -> Result<Vec<Id>>;
 
@@ -63,6 +73,89 @@ pub struct Layout {
     pub problems: Vec<String>,
     /// Harmless leftovers worth mentioning (temporary files, locks of crashed writers).
     pub notes: Vec<String>,
+}
+
+/// Objects written together. Nothing is guaranteed to be stored before `commit` returns;
+/// everything is durable after it.
+pub trait Batch {
+    /// Adds an encoded object with its id (`Id::of(bytes)`); duplicates are skipped.
+    fn add(&mut self, id: Id, bytes: &[u8]) -> Result<()>;
+    /// Adds a compressed block copied whole from another store.
+    fn add_raw_block(&mut self, block: &RawBlock) -> Result<()>;
+    /// Makes everything added durable; returns how many objects were new.
+    fn commit(self: Box<Self>) -> Result<usize>;
+}
+
+/// A zstd frame holding whole objects, as found in a pack.
+#[derive(Debug, Clone)]
+pub struct RawBlock {
+    /// The compressed frame.
+    pub frame: Vec<u8>,
+    /// Its decompressed length.
+    pub ulen: u32,
+    /// The objects in it: (id, offset, length) in the decompressed bytes.
+    pub objects: Vec<(Id, u32, u32)>,
+}
+
+impl RawBlock {
+    /// Decompresses the block and checks every object against its id.
+    pub fn objects_verified(&self) -> Result<Vec<(Id, Vec<u8>)>> {
+        let data = zstd::bulk::decompress(&self.frame, self.ulen as usize)
+            .map_err(|e| Error::Invalid(format!("a copied block does not decompress: {e}")))?;
+        let mut out = Vec::with_capacity(self.objects.len());
+        for (id, offset, len) in &self.objects {
+            let bytes = data
+                .get(*offset as usize..(*offset + *len) as usize)
+                .ok_or_else(|| {
+                    Error::Invalid(format!("object {id} lies outside its copied block"))
+                })?;
+            verify_id(id, bytes, || "a copied block".into())?;
+            out.push((*id, bytes.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+/// Receives the blocks a backend offers in [`Backend::raw_blocks`].
+pub trait BlockSink {
+    /// Whether the block holding these objects should be copied whole.
+    fn wants(&mut self, objects: &[(Id, u32, u32)]) -> bool;
+    /// A block it wanted.
+    fn take(&mut self, block: RawBlock) -> Result<()>;
+}
+
+/// A batch that collects objects in memory and stores them with `put_objects` at commit;
+/// for backends without a streaming format of their own.
+pub struct BufferedBatch<'a> {
+    backend: &'a dyn Backend,
+    objects: Vec<(Id, Vec<u8>)>,
+}
+
+impl<'a> BufferedBatch<'a> {
+    /// An empty batch for `backend`.
+    pub fn new(backend: &'a dyn Backend) -> BufferedBatch<'a> {
+        BufferedBatch {
+            backend,
+            objects: Vec::new(),
+        }
+    }
+}
+
+impl Batch for BufferedBatch<'_> {
+    fn add(&mut self, id: Id, bytes: &[u8]) -> Result<()> {
+        self.objects.push((id, bytes.to_vec()));
+        Ok(())
+    }
+
+    fn add_raw_block(&mut self, block: &RawBlock) -> Result<()> {
+        self.objects.extend(block.objects_verified()?);
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<usize> {
+        let refs: Vec<(Id, &[u8])> = self.objects.iter().map(|(id, b)| (*id, &b[..])).collect();
+        self.backend.put_objects(&refs)
+    }
 }
 
 /// Checks that `bytes` hash to `id`.
@@ -137,6 +230,10 @@ impl Backend for MemStore {
             }
         }
         Ok(written)
+    }
+
+    fn batch(&self) -> Result<Box<dyn Batch + '_>> {
+        Ok(Box::new(BufferedBatch::new(self)))
     }
 
     fn list_objects(&self) -> Result<Vec<Id>> {

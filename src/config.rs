@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 /// First line of every config file.
 pub const MAGIC: &str = "remotelog-store";
 /// The store format version this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// zstd level used when none is configured.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
@@ -101,7 +101,7 @@ mod tests {
         assert_eq!(Config::parse(&c.render(), p).unwrap(), c);
         let newer = c
             .render()
-            .replace("format-version = 1", "format-version = 2");
+            .replace("format-version = 2", "format-version = 3");
         let e = Config::parse(&newer, p).unwrap_err().to_string();
         assert!(e.contains("newer") && e.contains("upgrade"), "{e}");
         assert!(Config::parse("hello\n", p).is_err());
@@ -110,5 +110,7 @@ mod tests {
             p
         )
         .is_err());
+        let v1 = Config::parse(&format!("{MAGIC}\nformat-version = 1\n"), p).unwrap();
+        assert_eq!(v1.format_version, 1, "version-1 stores stay readable");
     }
 }

@@ -99,6 +99,14 @@ pub enum Error {
         /// How many matched.
         count: usize,
     },
+    /// A pack file that is truncated, damaged or of an unknown version.
+    #[error("pack {path}: {reason}; `remotelog check` lists every damaged pack, and a clone from another remote restores them")]
+    BadPack {
+        /// The pack file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// Bad arguments or input that is not about a file.
     #[error("{0}")]
     Invalid(String),

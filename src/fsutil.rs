@@ -72,6 +72,7 @@ impl Staged {
 pub fn stage(dir: &Path, bytes: &[u8]) -> Result<Staged> {
     let mut tmp = tempfile::Builder::new()
         .prefix(TMP_PREFIX)
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(dir)
         .at(dir)?;
     tmp.write_all(bytes).at(tmp.path())?;

@@ -6,7 +6,7 @@
 //! [`object`] (typed objects) → [`log`] (pages and logs) → [`check`]. The binary in
 //! `src/main.rs` is a thin CLI over these. See `ARCHITECTURE.md`.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod backend;
@@ -19,6 +19,7 @@ pub mod lock;
 pub mod log;
 pub mod name;
 pub mod object;
+pub mod pack;
 pub mod progress;
 pub mod remote;
 pub mod store;

@@ -105,9 +105,15 @@ pub fn append(
             }
         })
         .collect();
-    let objs: Vec<(Id, &[u8])> = encoded.iter().map(|e| (e.h2, &e.bytes[..])).collect();
-    let mut written = b.put_objects(&objs)?;
-    let fresh: HashMap<Id, &[u8]> = objs.into_iter().collect();
+    let fresh: HashMap<Id, &[u8]> = encoded.iter().map(|e| (e.h2, &e.bytes[..])).collect();
+    // Messages and pages go into one batch (one pack for a bulk append); a retry after a
+    // concurrent writer only needs new pages.
+    let mut first = b.batch()?;
+    for e in &encoded {
+        first.add(e.h2, &e.bytes)?;
+    }
+    let mut pending = Some(first);
+    let mut written = 0;
 
     let mut last_conflict = None;
     for _ in 0..APPEND_ATTEMPTS {
@@ -121,8 +127,14 @@ pub fn append(
             .map_or_else(Settings::default, |(_, p)| p.settings());
         let settings = change.apply(base);
         let pages = build_pages(b, head.as_ref(), &encoded, settings, &fresh)?;
-        let page_objs: Vec<(Id, &[u8])> = pages.iter().map(|(id, p)| (*id, &p[..])).collect();
-        written += b.put_objects(&page_objs)?;
+        let mut batch = match pending.take() {
+            Some(batch) => batch,
+            None => b.batch()?,
+        };
+        for (id, bytes) in &pages {
+            batch.add(*id, bytes)?;
+        }
+        written += batch.commit()?;
         let (new_head, _) = pages
             .last()
             .ok_or_else(|| Error::Invalid("no page built".into()))?;

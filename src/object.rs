@@ -156,6 +156,16 @@ impl Object {
     }
 }
 
+/// The kind of an encoded object from its first bytes, without decoding it
+/// (`[version, kind, ...]` with both small integers: bytes 1 and 2).
+pub fn peek_kind(bytes: &[u8]) -> Option<Kind> {
+    match bytes.get(..3)? {
+        [_, 0x01, 0x01] => Some(Kind::Message),
+        [_, 0x01, 0x02] => Some(Kind::Page),
+        _ => None,
+    }
+}
+
 /// Decodes a message object.
 pub fn decode_message(bytes: &[u8]) -> Result<Message, String> {
     match Object::decode_as(bytes, Kind::Message)? {

@@ -5,13 +5,16 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::backend::{verify_id, Backend, Layout};
+use std::sync::{Arc, Mutex};
+
+use crate::backend::{verify_id, Backend, Batch, BlockSink, Layout, RawBlock};
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, is_tmp_name};
 use crate::id::{is_lower_hex, Id};
 use crate::lock::{self, LockFile};
 use crate::name::RefName;
+use crate::pack::{self, Pack};
 
 /// Largest object (uncompressed) a reader accepts, so a corrupt or hostile frame cannot
 /// make it allocate without bound.
@@ -20,11 +23,42 @@ pub const MAX_OBJECT_SIZE: u64 = 256 << 20;
 /// Batches up to this size are fsynced file by file; larger ones with one `syncfs`.
 const SMALL_BATCH: usize = 8;
 
+/// Batches of more objects than this go into a pack; smaller ones stay loose files.
+pub const LOOSE_MAX: usize = 64;
+
+/// Wait this long for another process committing a pack.
+const PACK_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+type MappedPack = Pack<memmap2::Mmap>;
+
+/// The packs on the chain, newest first, as last loaded.
+#[derive(Default)]
+struct PackSet {
+    head: Option<Id>,
+    packs: Vec<(Id, PathBuf, Arc<MappedPack>)>,
+}
+
 /// A store directory.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FsStore {
     root: PathBuf,
-    config: Config,
+    config: Arc<Mutex<Config>>,
+    packs: Arc<Mutex<PackSet>>,
+}
+
+impl std::fmt::Debug for FsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsStore").field("root", &self.root).finish()
+    }
+}
+
+fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The ref naming the newest pack.
+pub fn packs_ref() -> RefName {
+    RefName::parse("packs").unwrap_or_else(|_| unreachable!("\"packs\" is a valid name"))
 }
 
 impl FsStore {
@@ -44,10 +78,15 @@ impl FsStore {
         fsutil::create_dir_durable(&root.join("refs").join(crate::name::LOGS))?;
         // The config goes last: its presence is what makes the directory a store.
         fsutil::write_atomic(&cfg_path, config.render().as_bytes())?;
-        Ok(FsStore {
+        Ok(FsStore::new(root, config))
+    }
+
+    fn new(root: &Path, config: Config) -> FsStore {
+        FsStore {
             root: root.to_path_buf(),
-            config,
-        })
+            config: Arc::new(Mutex::new(config)),
+            packs: Arc::new(Mutex::new(PackSet::default())),
+        }
     }
 
     /// Opens the store in `root`.
@@ -69,10 +108,9 @@ impl FsStore {
             Err(e) => return Err(e).at(&cfg_path),
         };
         let config = Config::parse(&text, &cfg_path)?;
-        Ok(FsStore {
-            root: root.to_path_buf(),
-            config,
-        })
+        let store = FsStore::new(root, config);
+        store.reload_packs()?;
+        Ok(store)
     }
 
     /// The store directory.
@@ -81,8 +119,251 @@ impl FsStore {
     }
 
     /// The store's settings.
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn config(&self) -> Config {
+        guard(&self.config).clone()
+    }
+
+    fn packs_dir(&self) -> PathBuf {
+        self.root.join("packs")
+    }
+
+    /// Where pack `id` lives.
+    pub fn pack_path(&self, id: &Id) -> PathBuf {
+        self.packs_dir().join(format!("{id}.pack"))
+    }
+
+    /// Opens and validates pack `id` (structure only; the checksum is checked by `check`).
+    pub fn open_pack(&self, id: &Id) -> Result<MappedPack> {
+        let path = self.pack_path(id);
+        if !path.exists() {
+            return Err(pack::bad_pack(
+                &path,
+                "is missing but the pack chain names it".into(),
+            ));
+        }
+        let map = pack::map(&path)?;
+        let p = Pack::parse(map).map_err(|r| pack::bad_pack(&path, r))?;
+        if p.recorded_id() != *id {
+            return Err(pack::bad_pack(
+                &path,
+                format!("its trailer says it is {}", p.recorded_id()),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Re-reads the pack chain from `refs/packs` if it moved.
+    pub fn reload_packs(&self) -> Result<()> {
+        let head = self.read_ref(&packs_ref())?;
+        let mut set = guard(&self.packs);
+        if set.head == head && (head.is_none() || !set.packs.is_empty()) {
+            return Ok(());
+        }
+        let mut known: std::collections::HashMap<Id, (PathBuf, Arc<MappedPack>)> = set
+            .packs
+            .drain(..)
+            .map(|(id, path, p)| (id, (path, p)))
+            .collect();
+        let mut packs = Vec::new();
+        let mut next = head;
+        let mut seen = std::collections::HashSet::new();
+        while let Some(id) = next {
+            if !seen.insert(id) {
+                return Err(pack::bad_pack(
+                    &self.pack_path(&id),
+                    "the pack chain loops".into(),
+                ));
+            }
+            let (path, p) = match known.remove(&id) {
+                Some(x) => x,
+                None => (self.pack_path(&id), Arc::new(self.open_pack(&id)?)),
+            };
+            next = p.prev();
+            packs.push((id, path, p));
+        }
+        *set = PackSet { head, packs };
+        Ok(())
+    }
+
+    fn packs_snapshot(&self) -> Vec<(Id, PathBuf, Arc<MappedPack>)> {
+        guard(&self.packs).packs.clone()
+    }
+
+    fn find_packed(&self, id: &Id) -> Option<(PathBuf, Arc<MappedPack>, pack::Location)> {
+        let set = guard(&self.packs);
+        set.packs
+            .iter()
+            .find_map(|(_, path, p)| p.lookup(id).map(|loc| (path.clone(), p.clone(), loc)))
+    }
+
+    fn read_packed(&self, id: &Id) -> Result<Option<Vec<u8>>> {
+        let Some((path, p, loc)) = self.find_packed(id) else {
+            return Ok(None);
+        };
+        let bytes = p.read(loc).map_err(|reason| Error::ObjectCorrupt {
+            id: *id,
+            location: path.display().to_string(),
+            reason,
+        })?;
+        verify_id(id, &bytes, || path.display().to_string())?;
+        Ok(Some(bytes))
+    }
+
+    /// Makes a finished pack part of the store: chains it after the current head (under
+    /// the pack commit lock), renames it into place and moves `refs/packs`.
+    pub fn commit_pack(&self, mut done: pack::Finished) -> Result<Id> {
+        let dir = self.packs_dir();
+        let _lock = LockFile::acquire(&dir.join("commit.lock"), PACK_LOCK_WAIT)?;
+        let head = self.read_ref(&packs_ref())?;
+        done.repoint(head)?;
+        self.require_version(2)?;
+        let dest = self.pack_path(&done.id);
+        let id = done.id;
+        if !dest.exists() {
+            done.tmp.persist(&dest).map_err(|e| Error::Io {
+                path: dest.clone(),
+                source: e.error,
+            })?;
+        }
+        fsutil::fsync_dir(&dir)?;
+        self.update_ref(&packs_ref(), head, Some(id))?;
+        self.reload_packs()?;
+        Ok(id)
+    }
+
+    /// Raises the store's format version (never lowers it), before writing what needs it.
+    fn require_version(&self, v: u32) -> Result<()> {
+        let mut cfg = guard(&self.config);
+        if cfg.format_version >= v {
+            return Ok(());
+        }
+        let mut new = cfg.clone();
+        new.format_version = v;
+        fsutil::write_atomic(&self.root.join("config"), new.render().as_bytes())?;
+        *cfg = new;
+        Ok(())
+    }
+
+    /// Starts a pack in this store, chained after the current head.
+    pub fn pack_writer(&self) -> Result<pack::PackWriter> {
+        let dir = self.packs_dir();
+        fsutil::create_dir_durable(&dir)?;
+        let head = self.read_ref(&packs_ref())?;
+        pack::PackWriter::create(&dir, head, self.config().zstd_level)
+    }
+
+    /// The packs on the chain, newest first: (id, path, objects).
+    pub fn packs(&self) -> Result<Vec<(Id, PathBuf, usize)>> {
+        self.reload_packs()?;
+        Ok(self
+            .packs_snapshot()
+            .into_iter()
+            .map(|(id, path, p)| (id, path, p.len()))
+            .collect())
+    }
+
+    /// Checks every pack on the chain (structure and checksum) and notes pack files that
+    /// are not on it.
+    fn pack_layout(&self, problems: &mut Vec<String>, notes: &mut Vec<String>) -> Result<()> {
+        let mut chained = std::collections::HashSet::new();
+        let mut next = match self.read_ref(&packs_ref()) {
+            Ok(h) => h,
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        };
+        while let Some(id) = next {
+            if !chained.insert(id) {
+                problems.push(format!("the pack chain loops at {id}"));
+                break;
+            }
+            match self.open_pack(&id) {
+                Ok(p) => {
+                    if let Err(r) = p.verify_checksum() {
+                        problems.push(pack::bad_pack(&self.pack_path(&id), r).to_string());
+                    }
+                    next = p.prev();
+                }
+                Err(e) => {
+                    problems.push(e.to_string());
+                    break;
+                }
+            }
+        }
+        let dir = self.packs_dir();
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).at(&dir),
+        };
+        let mut orphans = 0;
+        for entry in rd {
+            let entry = entry.at(&dir)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_tmp_name(&name) || name == "commit.lock" {
+                continue;
+            }
+            match name
+                .strip_suffix(".pack")
+                .and_then(|h| h.parse::<Id>().ok())
+            {
+                Some(id) if chained.contains(&id) => {}
+                Some(_) => orphans += 1,
+                None => problems.push(format!(
+                    "{}: not a pack file name; move it out of the store",
+                    entry.path().display()
+                )),
+            }
+        }
+        if orphans > 0 {
+            notes.push(format!(
+                "{orphans} pack file(s) in {} are not on the pack chain (left by an interrupted write or a repack); they are ignored and harmless",
+                dir.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes loose objects (the caller filtered out those present).
+    fn put_loose(&self, todo: &[(Id, &[u8])]) -> Result<usize> {
+        let small = todo.len() <= SMALL_BATCH;
+        let mut dirs: Vec<PathBuf> = todo
+            .iter()
+            .map(|(id, _)| self.object_path(id).parent().map(Path::to_path_buf))
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default();
+        dirs.sort();
+        dirs.dedup();
+        for d in &dirs {
+            fsutil::create_dir_durable(d)?;
+        }
+        let level = self.config().zstd_level;
+        let mut staged = Vec::with_capacity(todo.len());
+        for (id, bytes) in todo {
+            let path = self.object_path(id);
+            let frame = zstd::bulk::compress(bytes, level).at(&path)?;
+            let dir = path.parent().unwrap_or(&self.root);
+            staged.push((fsutil::stage(dir, &frame)?, path));
+        }
+        let mut written = 0;
+        if small {
+            for (tmp, path) in staged {
+                tmp.sync()?;
+                written += usize::from(tmp.persist_noclobber(&path)?);
+            }
+            for d in &dirs {
+                fsutil::fsync_dir(d)?;
+            }
+        } else {
+            // Contents durable before any name appears, names durable before returning.
+            fsutil::sync_filesystem(&self.root)?;
+            for (tmp, path) in staged {
+                written += usize::from(tmp.persist_noclobber(&path)?);
+            }
+            fsutil::sync_filesystem(&self.root)?;
+        }
+        Ok(written)
     }
 
     /// Where object `id` lives.
@@ -93,10 +374,6 @@ impl FsStore {
 
     fn ref_path(&self, name: &RefName) -> PathBuf {
         self.root.join("refs").join(name.as_str())
-    }
-
-    fn compress(&self, bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
-        zstd::bulk::compress(bytes, self.config.zstd_level).at(path)
     }
 
     /// Makes sure no ancestor of a ref is itself a ref and the ref is not a folder, so
@@ -180,14 +457,22 @@ impl Backend for FsStore {
     }
 
     fn get_object(&self, id: &Id) -> Result<Vec<u8>> {
+        if let Some(bytes) = self.read_packed(id)? {
+            return Ok(bytes);
+        }
         let path = self.object_path(id);
         let compressed = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Another process may have packed it since we loaded the chain.
+                self.reload_packs()?;
+                if let Some(bytes) = self.read_packed(id)? {
+                    return Ok(bytes);
+                }
                 return Err(Error::ObjectMissing {
                     id: *id,
                     location: path.display().to_string(),
-                })
+                });
             }
             Err(e) => return Err(e).at(&path),
         };
@@ -201,6 +486,9 @@ impl Backend for FsStore {
     }
 
     fn has_object(&self, id: &Id) -> Result<bool> {
+        if self.find_packed(id).is_some() {
+            return Ok(true);
+        }
         let path = self.object_path(id);
         match fs::symlink_metadata(&path) {
             Ok(m) => Ok(m.is_file()),
@@ -210,75 +498,54 @@ impl Backend for FsStore {
     }
 
     fn put_objects(&self, objects: &[(Id, &[u8])]) -> Result<usize> {
-        let mut todo = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut batch = self.batch()?;
         for (id, bytes) in objects {
-            if seen.insert(*id) && !self.has_object(id)? {
-                todo.push((*id, *bytes));
+            batch.add(*id, bytes)?;
+        }
+        batch.commit()
+    }
+
+    fn batch(&self) -> Result<Box<dyn Batch + '_>> {
+        Ok(Box::new(FsBatch {
+            store: self,
+            small: Vec::new(),
+            seen: Default::default(),
+            writer: None,
+        }))
+    }
+
+    fn raw_blocks(&self, sink: &mut dyn BlockSink) -> Result<()> {
+        self.reload_packs()?;
+        for (_, path, p) in self.packs_snapshot() {
+            let mut by_block: Vec<Vec<(Id, u32, u32)>> = vec![Vec::new(); p.block_count()];
+            for i in 0..p.len() {
+                let (id, loc) = p.entry(i);
+                by_block[loc.block as usize].push((id, loc.offset, loc.len));
             }
-        }
-        if todo.is_empty() {
-            return Ok(0);
-        }
-        let small = todo.len() <= SMALL_BATCH;
-        let mut dirs: Vec<PathBuf> = todo
-            .iter()
-            .map(|(id, _)| self.object_path(id).parent().map(Path::to_path_buf))
-            .collect::<Option<Vec<_>>>()
-            .unwrap_or_default();
-        dirs.sort();
-        dirs.dedup();
-        for d in &dirs {
-            fsutil::create_dir_durable(d)?;
-        }
-        // Compress and stage on every core; compression is most of the work.
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8);
-        let chunk = todo.len().div_ceil(threads);
-        let staged: Vec<(fsutil::Staged, PathBuf)> = std::thread::scope(|s| {
-            let handles: Vec<_> = todo
-                .chunks(chunk)
-                .map(|part| {
-                    s.spawn(move || -> Result<Vec<(fsutil::Staged, PathBuf)>> {
-                        let mut out = Vec::with_capacity(part.len());
-                        for (id, bytes) in part {
-                            let path = self.object_path(id);
-                            let frame = self.compress(bytes, &path)?;
-                            let dir = path.parent().unwrap_or(&self.root);
-                            out.push((fsutil::stage(dir, &frame)?, path));
-                        }
-                        Ok(out)
-                    })
-                })
-                .collect();
-            let mut all = Vec::with_capacity(todo.len());
-            for h in handles {
-                match h.join() {
-                    Ok(part) => all.extend(part?),
-                    Err(_) => return Err(Error::Invalid("a compression thread panicked".into())),
+            for (n, mut objects) in by_block.into_iter().enumerate() {
+                if objects.is_empty() {
+                    continue;
                 }
+                objects.sort_by_key(|o| o.1);
+                if !sink.wants(&objects) {
+                    continue;
+                }
+                let frame = p.block_bytes(n as u32);
+                let b = p.block(n as u32);
+                if blake3::hash(frame).as_bytes()[..8] != b.checksum {
+                    return Err(pack::bad_pack(
+                        &path,
+                        format!("block {n} fails its checksum"),
+                    ));
+                }
+                sink.take(RawBlock {
+                    frame: frame.to_vec(),
+                    ulen: b.ulen,
+                    objects,
+                })?;
             }
-            Ok(all)
-        })?;
-        let mut written = 0;
-        if small {
-            for (tmp, path) in staged {
-                tmp.sync()?;
-                written += usize::from(tmp.persist_noclobber(&path)?);
-            }
-            for d in &dirs {
-                fsutil::fsync_dir(d)?;
-            }
-        } else {
-            // Contents durable before any name appears, names durable before returning.
-            fsutil::sync_filesystem(&self.root)?;
-            for (tmp, path) in staged {
-                written += usize::from(tmp.persist_noclobber(&path)?);
-            }
-            fsutil::sync_filesystem(&self.root)?;
         }
-        Ok(written)
+        Ok(())
     }
 
     fn list_objects(&self) -> Result<Vec<Id>> {
@@ -299,7 +566,12 @@ impl Backend for FsStore {
                 }
             }
         }
+        self.reload_packs()?;
+        for (_, _, p) in self.packs_snapshot() {
+            ids.extend(p.ids());
+        }
         ids.sort();
+        ids.dedup();
         Ok(ids)
     }
 
@@ -308,10 +580,18 @@ impl Backend for FsStore {
             return Ok(Vec::new());
         }
         let spath = self.root.join("objects").join(&prefix[..2]);
-        let mut ids = Vec::new();
+        let mut ids: Vec<Id> = Vec::new();
+        self.reload_packs()?;
+        for (_, _, p) in self.packs_snapshot() {
+            ids.extend(p.ids().filter(|id| id.to_hex().starts_with(prefix)));
+        }
         let rd = match fs::read_dir(&spath) {
             Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ids),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                ids.sort();
+                ids.dedup();
+                return Ok(ids);
+            }
             Err(e) => return Err(e).at(&spath),
         };
         for obj in rd {
@@ -324,6 +604,7 @@ impl Backend for FsStore {
             }
         }
         ids.sort();
+        ids.dedup();
         Ok(ids)
     }
 
@@ -445,6 +726,7 @@ impl Backend for FsStore {
                 }
             }
         }
+        self.pack_layout(&mut problems, &mut notes)?;
         let refs = self.root.join("refs");
         for entry in walkdir::WalkDir::new(&refs).min_depth(1) {
             let entry = entry.map_err(|e| walk_error(e, &refs))?;
@@ -458,5 +740,82 @@ impl Backend for FsStore {
             }
         }
         Ok(Layout { problems, notes })
+    }
+}
+
+/// A batch for a store: up to [`LOOSE_MAX`] objects become loose files, more become one pack.
+struct FsBatch<'a> {
+    store: &'a FsStore,
+    small: Vec<(Id, Vec<u8>)>,
+    seen: std::collections::HashSet<Id>,
+    writer: Option<pack::PackWriter>,
+}
+
+impl FsBatch<'_> {
+    fn writer(&mut self) -> Result<&mut pack::PackWriter> {
+        if self.writer.is_none() {
+            let mut w = self.store.pack_writer()?;
+            for (id, bytes) in self.small.drain(..) {
+                w.add(id, &bytes)?;
+            }
+            self.writer = Some(w);
+        }
+        self.writer
+            .as_mut()
+            .ok_or_else(|| Error::Invalid("pack writer vanished".into()))
+    }
+}
+
+impl Batch for FsBatch<'_> {
+    fn add(&mut self, id: Id, bytes: &[u8]) -> Result<()> {
+        if !self.seen.insert(id) || self.store.has_object(&id)? {
+            return Ok(());
+        }
+        if self.writer.is_some() || self.small.len() >= LOOSE_MAX {
+            self.writer()?.add(id, bytes)
+        } else {
+            self.small.push((id, bytes.to_vec()));
+            Ok(())
+        }
+    }
+
+    fn add_raw_block(&mut self, block: &RawBlock) -> Result<()> {
+        for (id, _, _) in &block.objects {
+            self.seen.insert(*id);
+        }
+        let b = pack::Block {
+            offset: 0,
+            clen: block.frame.len() as u32,
+            ulen: block.ulen,
+            checksum: {
+                let mut c = [0u8; 8];
+                c.copy_from_slice(&blake3::hash(&block.frame).as_bytes()[..8]);
+                c
+            },
+        };
+        self.writer()?
+            .add_raw_block(&block.frame, b, &block.objects)
+    }
+
+    fn commit(self: Box<Self>) -> Result<usize> {
+        let FsBatch {
+            store,
+            small,
+            writer,
+            ..
+        } = *self;
+        match writer {
+            Some(w) if w.is_empty() => Ok(0),
+            Some(w) => {
+                let done = w.finish()?;
+                let n = done.objects;
+                store.commit_pack(done)?;
+                Ok(n)
+            }
+            None => {
+                let refs: Vec<(Id, &[u8])> = small.iter().map(|(id, b)| (*id, &b[..])).collect();
+                store.put_loose(&refs)
+            }
+        }
     }
 }

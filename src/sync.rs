@@ -5,20 +5,16 @@
 //! an HTTP remote behave alike. Objects are verified as they are read (id, kind, H1) and
 //! written durably before any ref names them.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Batch, BlockSink, RawBlock};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::log::{pages, read_message, read_page, Pages};
 use crate::name::RefName;
 use crate::object::{Object, Page};
 use crate::progress::Progress;
-
-/// Message objects are written to the destination in batches of about this many bytes,
-/// so memory stays bounded however long the log.
-const BATCH_BYTES: usize = 32 << 20;
 
 /// How one log relates to another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,9 +162,11 @@ impl std::ops::AddAssign for Copied {
 }
 
 /// Copies every object of the chain at `head` that `dst` lacks, verifying each, and makes
-/// them durable in `dst`: messages first, then pages oldest first. Stops walking at the
-/// first page `dst` already has (everything older is there too: a page is only ever
-/// written after its messages and its previous page).
+/// them durable in `dst` as one batch (one pack on a store). The walk stops at the first
+/// page `dst` already has: everything older is there too, since a page is only ever stored
+/// after its messages and its previous page. Whole compressed blocks are copied without
+/// recompression when every object in them is wanted (checked by the block checksum);
+/// the rest is read object by object and checked against its id, kind and H1.
 pub fn copy_log(
     src: &dyn Backend,
     dst: &dyn Backend,
@@ -176,12 +174,14 @@ pub fn copy_log(
     progress: &dyn Progress,
 ) -> Result<Copied> {
     let mut stats = Copied::default();
-    let mut new_pages: Vec<(Id, Vec<u8>)> = Vec::new();
-    let mut wanted: HashSet<Id> = HashSet::new();
-    let mut batch: Vec<(Id, Vec<u8>)> = Vec::new();
-    let mut batch_bytes = 0usize;
+    // Wanted messages, with the H1 their page gives them.
+    let mut wanted: HashMap<Id, Id> = HashMap::new();
+    // The walk's order, which follows the source's storage order closely: reading in it
+    // keeps the source's block cache warm.
+    let mut order: Vec<Id> = Vec::new();
     let head_count = count_of(src, Some(head))?;
-    progress.phase("copying entries", Some(head_count));
+    progress.phase("reading pages", Some(head_count));
+    let mut batch = dst.batch()?;
     let mut next = Some(head);
     let mut expect_count: Option<u64> = None;
     while let Some(id) = next {
@@ -205,35 +205,23 @@ pub fn copy_log(
         if expect_count.is_some_and(|c| c != page.count) {
             return Err(corrupt(src, &id, "page count does not chain".into()));
         }
+        // Pages go straight into the batch: they were just read and checked.
+        stats.bytes += bytes.len() as u64;
+        batch.add(id, &bytes)?;
         for entry in &page.entries {
-            if !wanted.insert(entry.h2) || dst.has_object(&entry.h2)? {
-                continue;
+            if entry.embedded.is_some() {
+                // Check the embedded copy now: it travels inside the page.
+                read_message(src, entry).map_err(|e| {
+                    Error::Invalid(format!("page {id} entry with H1 {}: {e}", entry.h1))
+                })?;
             }
-            // An embedded copy saves a read; read_message verifies it either way.
-            let m = match read_message(src, entry) {
-                Ok(m) => m,
-                Err(e) => {
-                    return Err(Error::Invalid(format!(
-                        "page {id} entry with H1 {}: {e}",
-                        entry.h1
-                    )))
-                }
-            };
-            if entry.embedded.is_none() {
-                stats.objects_read += 1;
-            }
-            let obj = Object::Message(m).encode();
-            batch_bytes += obj.len();
-            batch.push((entry.h2, obj));
-            if batch_bytes >= BATCH_BYTES {
-                stats += flush(dst, &mut batch)?;
-                batch_bytes = 0;
+            if !wanted.contains_key(&entry.h2) && !dst.has_object(&entry.h2)? {
+                wanted.insert(entry.h2, entry.h1);
+                order.push(entry.h2);
             }
         }
         progress.advance(page.entries.len() as u64);
         let rest = page.count - page.entries.len() as u64;
-        expect_count = Some(rest);
-        next = if rest > 0 { page.prev } else { None };
         if rest > 0 && page.prev.is_none() {
             return Err(corrupt(
                 src,
@@ -241,11 +229,57 @@ pub fn copy_log(
                 "page count says older pages exist but it has no prev".into(),
             ));
         }
-        new_pages.push((id, bytes));
+        expect_count = Some(rest);
+        next = if rest > 0 { page.prev } else { None };
     }
-    stats += flush(dst, &mut batch)?;
-    new_pages.reverse();
-    stats += flush(dst, &mut new_pages)?;
+    progress.phase("copying objects", Some(wanted.len() as u64));
+    struct Sink<'a, 'b> {
+        wanted: &'a mut HashMap<Id, Id>,
+        batch: &'a mut Box<dyn Batch + 'b>,
+        stats: &'a mut Copied,
+        progress: &'a dyn Progress,
+    }
+    impl BlockSink for Sink<'_, '_> {
+        fn wants(&mut self, objects: &[(Id, u32, u32)]) -> bool {
+            objects
+                .iter()
+                .all(|(id, _, _)| self.wanted.contains_key(id))
+        }
+        fn take(&mut self, block: RawBlock) -> Result<()> {
+            for (id, _, len) in &block.objects {
+                self.wanted.remove(id);
+                self.stats.bytes += u64::from(*len);
+            }
+            self.stats.objects_read += block.objects.len() as u64;
+            self.progress.advance(block.objects.len() as u64);
+            self.batch.add_raw_block(&block)
+        }
+    }
+    src.raw_blocks(&mut Sink {
+        wanted: &mut wanted,
+        batch: &mut batch,
+        stats: &mut stats,
+        progress,
+    })?;
+    for id in order {
+        let Some(h1) = wanted.remove(&id) else {
+            continue;
+        };
+        let bytes = src.get_object(&id)?;
+        stats.objects_read += 1;
+        let m = crate::object::decode_message(&bytes).map_err(|r| corrupt(src, &id, r))?;
+        if m.h1() != h1 {
+            return Err(corrupt(
+                src,
+                &id,
+                format!("its H1 is {}, its page says {h1}", m.h1()),
+            ));
+        }
+        stats.bytes += bytes.len() as u64;
+        batch.add(id, &bytes)?;
+        progress.advance(1);
+    }
+    stats.objects = batch.commit()? as u64;
     Ok(stats)
 }
 
@@ -255,21 +289,6 @@ fn corrupt(b: &dyn Backend, id: &Id, reason: String) -> Error {
         location: b.object_location(id),
         reason,
     }
-}
-
-fn flush(dst: &dyn Backend, batch: &mut Vec<(Id, Vec<u8>)>) -> Result<Copied> {
-    if batch.is_empty() {
-        return Ok(Copied::default());
-    }
-    let refs: Vec<(Id, &[u8])> = batch.iter().map(|(id, b)| (*id, &b[..])).collect();
-    let written = dst.put_objects(&refs)?;
-    let bytes = batch.iter().map(|(_, b)| b.len() as u64).sum();
-    batch.clear();
-    Ok(Copied {
-        objects: written as u64,
-        bytes,
-        ..Copied::default()
-    })
 }
 
 /// The outcome of pushing or pulling one log.

@@ -30,7 +30,12 @@ fn change(capacity: Option<u64>, embed: Option<u64>) -> SettingsChange {
 
 /// Builds the golden store and returns its expected-ids listing.
 fn build(root: &Path) -> String {
-    let store = FsStore::init(root, Config::default()).unwrap();
+    // A version-1 store: no packs (every append here is small enough to stay loose).
+    let v1 = Config {
+        format_version: 1,
+        ..Config::default()
+    };
+    let store = FsStore::init(root, v1).unwrap();
     let mut ids = String::new();
     let mut append = |log: &str, msgs: Vec<Message>, c: SettingsChange| {
         let done = log::append(&store, log, &msgs, c).unwrap();

@@ -98,6 +98,9 @@ impl Backend for Counting<'_> {
     fn put_objects(&self, objects: &[(Id, &[u8])]) -> remotelog::Result<usize> {
         self.inner.put_objects(objects)
     }
+    fn batch(&self) -> remotelog::Result<Box<dyn remotelog::backend::Batch + '_>> {
+        self.inner.batch()
+    }
     fn list_objects(&self) -> remotelog::Result<Vec<Id>> {
         self.inner.list_objects()
     }
@@ -478,7 +481,7 @@ fn bad_remotes_give_clear_errors() {
     let cfg = newer.join("config");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
-        .replace("format-version = 1", "format-version = 9");
+        .replace("format-version = 2", "format-version = 9");
     std::fs::write(&cfg, text).unwrap();
     let err = fails(
         t.path(),

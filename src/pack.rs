@@ -1,0 +1,593 @@
+//! Pack files: many objects in one file, found through a sorted index
+//! (format/pack-v1.md). The parser is generic over its bytes, so production reads a
+//! memory map and tests or fuzzers a `&[u8]`; every structural check happens once, at
+//! open, so lookups stay simple.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::TMP_PREFIX;
+use crate::id::Id;
+
+/// First bytes of every pack.
+pub const MAGIC: &[u8; 8] = b"RLOGPACK";
+/// Magic in the trailer.
+pub const END_MAGIC: &[u8; 8] = b"RLOGPEND";
+/// The pack version this code reads and writes.
+pub const VERSION: u32 = 1;
+/// Header size.
+pub const HEADER_LEN: usize = 48;
+/// Trailer size.
+pub const TRAILER_LEN: usize = 56;
+const BLOCK_ENTRY: usize = 24;
+const OBJECT_ENTRY: usize = 44;
+/// Writers close a block once it holds this many uncompressed bytes.
+pub const BLOCK_TARGET: usize = 256 << 10;
+/// Largest decompressed block a reader accepts.
+pub const MAX_BLOCK: u32 = 64 << 20;
+
+/// One block of a pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    /// File offset of its zstd frame.
+    pub offset: u64,
+    /// Compressed length.
+    pub clen: u32,
+    /// Decompressed length.
+    pub ulen: u32,
+    /// First 8 bytes of BLAKE3 of the compressed frame.
+    pub checksum: [u8; 8],
+}
+
+/// Where an object is inside a pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// Block number.
+    pub block: u32,
+    /// Offset inside the decompressed block.
+    pub offset: u32,
+    /// Length of the object's bytes.
+    pub len: u32,
+}
+
+/// A validated pack over some bytes.
+pub struct Pack<D> {
+    data: D,
+    index_offset: usize,
+    block_count: usize,
+    object_count: usize,
+    objects_at: usize,
+    /// The last decompressed block, since objects are mostly read in order.
+    cache: Mutex<Option<(u32, std::sync::Arc<Vec<u8>>)>>,
+}
+
+fn u32_at(d: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&d[at..at + 4]);
+    u32::from_le_bytes(b)
+}
+
+fn u64_at(d: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+impl<D: Deref<Target = [u8]>> Pack<D> {
+    /// Validates the structure of a pack (not its checksum; see [`Pack::verify_checksum`]).
+    pub fn parse(data: D) -> std::result::Result<Pack<D>, String> {
+        let d: &[u8] = &data;
+        let len = d.len();
+        if len < HEADER_LEN + TRAILER_LEN {
+            return Err(format!("{len} bytes is too short for a pack (truncated?)"));
+        }
+        if &d[..8] != MAGIC {
+            return Err("not a pack (bad magic)".into());
+        }
+        let version = u32_at(d, 8);
+        if version != VERSION {
+            return Err(format!(
+                "pack version {version} is not supported (this remotelog reads {VERSION}); upgrade remotelog"
+            ));
+        }
+        let t = len - TRAILER_LEN;
+        if &d[t + 16..t + 24] != END_MAGIC {
+            return Err("bad trailer magic (truncated or damaged)".into());
+        }
+        let index_offset = u64_at(d, t) as usize;
+        let index_len = u64_at(d, t + 8) as usize;
+        if index_offset < HEADER_LEN || index_offset.checked_add(index_len) != Some(t) {
+            return Err("index position does not match the file length (truncated?)".into());
+        }
+        if index_len < 12 {
+            return Err("index too short".into());
+        }
+        let block_count = u32_at(d, index_offset) as usize;
+        let after_blocks = index_offset
+            + 4
+            + block_count
+                .checked_mul(BLOCK_ENTRY)
+                .ok_or("block count overflows")?;
+        if after_blocks + 8 > t {
+            return Err(format!(
+                "index claims {block_count} blocks, more than it holds"
+            ));
+        }
+        let object_count = u64_at(d, after_blocks) as usize;
+        let objects_at = after_blocks + 8;
+        let expect_len = object_count
+            .checked_mul(OBJECT_ENTRY)
+            .and_then(|n| n.checked_add(objects_at - index_offset))
+            .ok_or("object count overflows")?;
+        if expect_len != index_len {
+            return Err(format!(
+                "index length {index_len} does not fit {block_count} blocks and {object_count} objects"
+            ));
+        }
+        let pack = Pack {
+            data,
+            index_offset,
+            block_count,
+            object_count,
+            objects_at,
+            cache: Mutex::new(None),
+        };
+        for i in 0..block_count {
+            let b = pack.block(i as u32);
+            let end = b.offset.checked_add(u64::from(b.clen));
+            if b.offset < HEADER_LEN as u64 || end.is_none_or(|e| e > index_offset as u64) {
+                return Err(format!("block {i} lies outside the block area"));
+            }
+            if b.ulen > MAX_BLOCK {
+                return Err(format!("block {i} claims {} bytes decompressed", b.ulen));
+            }
+        }
+        let mut last: Option<Id> = None;
+        for i in 0..object_count {
+            let (id, loc) = pack.entry(i);
+            if last.is_some_and(|l| l >= id) {
+                return Err(format!("index entry {i} is out of order"));
+            }
+            last = Some(id);
+            if loc.block as usize >= block_count {
+                return Err(format!(
+                    "object {id} names block {} of {block_count}",
+                    loc.block
+                ));
+            }
+            let ulen = pack.block(loc.block).ulen as u64;
+            if u64::from(loc.offset) + u64::from(loc.len) > ulen {
+                return Err(format!("object {id} lies outside its block"));
+            }
+        }
+        Ok(pack)
+    }
+
+    /// The previous pack in the chain.
+    pub fn prev(&self) -> Option<Id> {
+        let p = Id::from_slice(&self.data[16..48])?;
+        (p.0 != [0u8; 32]).then_some(p)
+    }
+
+    /// The checksum recorded in the trailer, which is the pack's id.
+    pub fn recorded_id(&self) -> Id {
+        let t = self.data.len() - 32;
+        Id::from_slice(&self.data[t..]).unwrap_or(Id([0; 32]))
+    }
+
+    /// Recomputes the checksum over the whole file and compares it with the trailer.
+    pub fn verify_checksum(&self) -> std::result::Result<(), String> {
+        let t = self.data.len() - 32;
+        let actual = Id(*blake3::hash(&self.data[..t]).as_bytes());
+        if actual != self.recorded_id() {
+            return Err(format!(
+                "checksum mismatch: the file hashes to {actual}, its trailer says {}",
+                self.recorded_id()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        self.object_count
+    }
+
+    /// True when the pack holds no object.
+    pub fn is_empty(&self) -> bool {
+        self.object_count == 0
+    }
+
+    /// Number of blocks.
+    pub fn block_count(&self) -> usize {
+        self.block_count
+    }
+
+    /// Block `i` (must be < block_count).
+    pub fn block(&self, i: u32) -> Block {
+        let at = self.index_offset + 4 + i as usize * BLOCK_ENTRY;
+        let d = &self.data;
+        let mut checksum = [0u8; 8];
+        checksum.copy_from_slice(&d[at + 16..at + 24]);
+        Block {
+            offset: u64_at(d, at),
+            clen: u32_at(d, at + 8),
+            ulen: u32_at(d, at + 12),
+            checksum,
+        }
+    }
+
+    /// The compressed bytes of block `i`.
+    pub fn block_bytes(&self, i: u32) -> &[u8] {
+        let b = self.block(i);
+        &self.data[b.offset as usize..(b.offset + u64::from(b.clen)) as usize]
+    }
+
+    /// Index entry `i` (must be < len).
+    pub fn entry(&self, i: usize) -> (Id, Location) {
+        let at = self.objects_at + i * OBJECT_ENTRY;
+        let d = &self.data;
+        let id = Id::from_slice(&d[at..at + 32]).unwrap_or(Id([0; 32]));
+        (
+            id,
+            Location {
+                block: u32_at(d, at + 32),
+                offset: u32_at(d, at + 36),
+                len: u32_at(d, at + 40),
+            },
+        )
+    }
+
+    /// Finds an object by binary search over the index.
+    pub fn lookup(&self, id: &Id) -> Option<Location> {
+        let (mut lo, mut hi) = (0usize, self.object_count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (mid_id, loc) = self.entry(mid);
+            match mid_id.cmp(id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(loc),
+            }
+        }
+        None
+    }
+
+    /// All ids, ascending.
+    pub fn ids(&self) -> impl Iterator<Item = Id> + '_ {
+        (0..self.object_count).map(|i| self.entry(i).0)
+    }
+
+    /// Decompresses block `i`, checking its length.
+    pub fn decompress_block(&self, i: u32) -> std::result::Result<std::sync::Arc<Vec<u8>>, String> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((n, bytes)) = cache.as_ref() {
+            if *n == i {
+                return Ok(bytes.clone());
+            }
+        }
+        let b = self.block(i);
+        let out = zstd::bulk::decompress(self.block_bytes(i), b.ulen as usize)
+            .map_err(|e| format!("block {i} does not decompress: {e}"))?;
+        if out.len() != b.ulen as usize {
+            return Err(format!(
+                "block {i} decompresses to {} bytes, index says {}",
+                out.len(),
+                b.ulen
+            ));
+        }
+        let out = std::sync::Arc::new(out);
+        *cache = Some((i, out.clone()));
+        Ok(out)
+    }
+
+    /// The bytes of the object at `loc` (not checked against its id: callers do that).
+    pub fn read(&self, loc: Location) -> std::result::Result<Vec<u8>, String> {
+        let block = self.decompress_block(loc.block)?;
+        let start = loc.offset as usize;
+        Ok(block[start..start + loc.len as usize].to_vec())
+    }
+}
+
+/// Maps a pack file into memory.
+///
+/// This is the crate's only `unsafe` code. SAFETY: pack files are written under a
+/// temporary name and renamed into place complete; remotelog never writes to a file after
+/// renaming it, and deletes packs only by unlinking (the mapping stays valid). Another
+/// program truncating the file while it is mapped could fault the process; stores are not
+/// to be edited by hand.
+#[allow(unsafe_code)]
+pub fn map(path: &Path) -> Result<memmap2::Mmap> {
+    let f = File::open(path).at(path)?;
+    unsafe { memmap2::Mmap::map(&f) }.at(path)
+}
+
+/// Which stream an object goes to inside a pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Meta,
+    Data,
+}
+
+/// The objects of one block being written: (id, offset, length).
+type BlockObjects = Vec<(Id, u32, u32)>;
+
+/// A pack being written to a temporary file.
+pub struct PackWriter {
+    file: File,
+    tmp: tempfile::TempPath,
+    hasher: blake3::Hasher,
+    written: u64,
+    prev: Option<Id>,
+    level: i32,
+    blocks: Vec<Block>,
+    entries: Vec<(Id, Location)>,
+    pending: [Vec<u8>; 2],
+    pending_objs: [BlockObjects; 2],
+    /// Closed blocks waiting to be compressed together (for parallelism).
+    queue: Vec<(Vec<u8>, BlockObjects)>,
+    seen: std::collections::HashSet<Id>,
+}
+
+impl PackWriter {
+    /// Starts a pack in directory `dir` chained after `prev`.
+    pub fn create(dir: &Path, prev: Option<Id>, level: i32) -> Result<PackWriter> {
+        let named = tempfile::Builder::new()
+            .prefix(TMP_PREFIX)
+            .suffix(".pack")
+            // Readers of a shared remote need not be its writer.
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .tempfile_in(dir)
+            .at(dir)?;
+        let (file, tmp) = named.into_parts();
+        let mut w = PackWriter {
+            file,
+            tmp,
+            hasher: blake3::Hasher::new(),
+            written: 0,
+            prev,
+            level,
+            blocks: Vec::new(),
+            entries: Vec::new(),
+            pending: [Vec::new(), Vec::new()],
+            pending_objs: [Vec::new(), Vec::new()],
+            queue: Vec::new(),
+            seen: Default::default(),
+        };
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        header.extend_from_slice(&prev.map_or([0u8; 32], |p| p.0));
+        w.write(&header)?;
+        Ok(w)
+    }
+
+    /// Number of distinct objects added so far.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// True when nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// The prev this pack is chained after.
+    pub fn prev(&self) -> Option<Id> {
+        self.prev
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file.write_all(bytes).at(&self.tmp)?;
+        self.hasher.update(bytes);
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Adds an object (its encoded bytes, id = BLAKE3 of them). Duplicates are skipped.
+    pub fn add(&mut self, id: Id, bytes: &[u8]) -> Result<()> {
+        if !self.seen.insert(id) {
+            return Ok(());
+        }
+        let stream = if crate::object::peek_kind(bytes) == Some(crate::object::Kind::Page) {
+            Stream::Meta
+        } else {
+            Stream::Data
+        };
+        let s = stream as usize;
+        let offset = self.pending[s].len() as u32;
+        self.pending[s].extend_from_slice(bytes);
+        self.pending_objs[s].push((id, offset, bytes.len() as u32));
+        if self.pending[s].len() >= BLOCK_TARGET {
+            self.close_block(s)?;
+        }
+        Ok(())
+    }
+
+    fn close_block(&mut self, s: usize) -> Result<()> {
+        if self.pending[s].is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::take(&mut self.pending[s]);
+        let objs = std::mem::take(&mut self.pending_objs[s]);
+        self.queue.push((data, objs));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if self.queue.len() >= threads * 2 {
+            self.flush_queue()?;
+        }
+        Ok(())
+    }
+
+    /// Compresses queued blocks on all cores and writes them in order.
+    fn flush_queue(&mut self) -> Result<()> {
+        let queue = std::mem::take(&mut self.queue);
+        let level = self.level;
+        let frames: Vec<io::Result<Vec<u8>>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = queue
+                .iter()
+                .map(|(data, _)| sc.spawn(move || zstd::bulk::compress(data, level)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("compression thread panicked")))
+                })
+                .collect()
+        });
+        for ((data, objs), frame) in queue.into_iter().zip(frames) {
+            let frame = frame.at(&self.tmp)?;
+            let n = self.blocks.len() as u32;
+            let mut checksum = [0u8; 8];
+            checksum.copy_from_slice(&blake3::hash(&frame).as_bytes()[..8]);
+            self.blocks.push(Block {
+                offset: self.written,
+                clen: frame.len() as u32,
+                ulen: data.len() as u32,
+                checksum,
+            });
+            self.write(&frame)?;
+            for (id, offset, len) in objs {
+                self.entries.push((
+                    id,
+                    Location {
+                        block: n,
+                        offset,
+                        len,
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds an already compressed block from another pack (checked against its checksum)
+    /// with the objects it holds, without recompressing it.
+    pub fn add_raw_block(
+        &mut self,
+        frame: &[u8],
+        block: Block,
+        objects: &[(Id, u32, u32)],
+    ) -> Result<()> {
+        self.flush_queue()?;
+        let n = self.blocks.len() as u32;
+        self.blocks.push(Block {
+            offset: self.written,
+            ..block
+        });
+        self.write(frame)?;
+        for (id, offset, len) in objects {
+            if self.seen.insert(*id) {
+                self.entries.push((
+                    *id,
+                    Location {
+                        block: n,
+                        offset: *offset,
+                        len: *len,
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far (compressed).
+    pub fn size(&self) -> u64 {
+        self.written + self.pending.iter().map(|p| p.len() as u64).sum::<u64>() / 3
+    }
+
+    /// Writes the index and trailer and fsyncs the file. The pack is not in any store yet.
+    pub fn finish(mut self) -> Result<Finished> {
+        self.close_block(0)?;
+        self.close_block(1)?;
+        self.flush_queue()?;
+        self.entries.sort_by_key(|e| e.0);
+        let index_offset = self.written;
+        let mut index = Vec::with_capacity(
+            12 + self.blocks.len() * BLOCK_ENTRY + self.entries.len() * OBJECT_ENTRY,
+        );
+        index.extend_from_slice(&(self.blocks.len() as u32).to_le_bytes());
+        for b in &self.blocks {
+            index.extend_from_slice(&b.offset.to_le_bytes());
+            index.extend_from_slice(&b.clen.to_le_bytes());
+            index.extend_from_slice(&b.ulen.to_le_bytes());
+            index.extend_from_slice(&b.checksum);
+        }
+        index.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
+        for (id, loc) in &self.entries {
+            index.extend_from_slice(&id.0);
+            index.extend_from_slice(&loc.block.to_le_bytes());
+            index.extend_from_slice(&loc.offset.to_le_bytes());
+            index.extend_from_slice(&loc.len.to_le_bytes());
+        }
+        self.write(&index)?;
+        let mut trailer = Vec::with_capacity(24);
+        trailer.extend_from_slice(&index_offset.to_le_bytes());
+        trailer.extend_from_slice(&(index.len() as u64).to_le_bytes());
+        trailer.extend_from_slice(END_MAGIC);
+        self.write(&trailer)?;
+        let id = Id(*self.hasher.finalize().as_bytes());
+        self.file.write_all(&id.0).at(&self.tmp)?;
+        self.file.sync_all().at(&self.tmp)?;
+        Ok(Finished {
+            tmp: self.tmp,
+            id,
+            prev: self.prev,
+            objects: self.entries.len(),
+        })
+    }
+}
+
+/// A complete, fsynced pack under a temporary name.
+pub struct Finished {
+    /// The temporary file (removed if dropped).
+    pub tmp: tempfile::TempPath,
+    /// Its id (checksum).
+    pub id: Id,
+    /// The pack it is chained after.
+    pub prev: Option<Id>,
+    /// Objects in it.
+    pub objects: usize,
+}
+
+impl Finished {
+    /// Rechains the pack after `prev`: rewrites the header field and the checksum.
+    pub fn repoint(&mut self, prev: Option<Id>) -> Result<()> {
+        if prev == self.prev {
+            return Ok(());
+        }
+        let path: PathBuf = self.tmp.to_path_buf();
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
+        f.seek(SeekFrom::Start(16)).at(&path)?;
+        f.write_all(&prev.map_or([0u8; 32], |p| p.0)).at(&path)?;
+        let len = f.metadata().at(&path)?.len();
+        f.seek(SeekFrom::Start(0)).at(&path)?;
+        let mut hasher = blake3::Hasher::new();
+        let mut body = (&mut f).take(len - 32);
+        io::copy(&mut body, &mut hasher).at(&path)?;
+        let id = Id(*hasher.finalize().as_bytes());
+        f.seek(SeekFrom::Start(len - 32)).at(&path)?;
+        f.write_all(&id.0).at(&path)?;
+        f.sync_all().at(&path)?;
+        self.id = id;
+        self.prev = prev;
+        Ok(())
+    }
+}
+
+/// Turns a pack parse error into an error naming the file.
+pub fn bad_pack(path: &Path, reason: String) -> Error {
+    Error::BadPack {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
