@@ -48,6 +48,11 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<bool> {
 pub struct Staged(TempPath);
 
 impl Staged {
+    /// Where the staged file is.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
     /// fsyncs the staged file's content.
     pub fn sync(&self) -> Result<()> {
         File::open(&self.0).and_then(|f| f.sync_all()).at(&self.0)

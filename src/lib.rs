@@ -22,6 +22,7 @@ pub mod object;
 pub mod pack;
 pub mod progress;
 pub mod remote;
+pub mod repack;
 pub mod store;
 pub mod sync;
 

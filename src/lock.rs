@@ -2,14 +2,14 @@
 //! sections 5 and 6). A lock records its holder so that a lock left by a crashed process
 //! on this host can be cleared safely; any other lock is reported, never broken.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::TMP_PREFIX;
+use crate::fsutil::{self, TMP_PREFIX};
 
 /// How long to wait for a lock held by a live process before giving up.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(3);
@@ -97,24 +97,29 @@ impl LockFile {
     pub fn acquire(path: &Path, wait: Duration) -> Result<LockFile> {
         let deadline = Instant::now() + wait;
         let mut pause = Duration::from_millis(1);
+        let dir = path.parent().unwrap_or(Path::new("."));
         loop {
-            match OpenOptions::new().write(true).create_new(true).open(path) {
-                Ok(mut f) => {
-                    let lock = LockFile {
+            // The lock appears with its content in one step (a hard link of a finished
+            // file fails if the lock exists, like O_EXCL), so a crash can never leave an
+            // empty lock that nobody can attribute.
+            let tmp = fsutil::stage(dir, Holder::me().render().as_bytes())?;
+            match fs::hard_link(tmp.path(), path) {
+                Ok(()) => {
+                    return Ok(LockFile {
                         path: path.to_path_buf(),
-                    };
-                    f.write_all(Holder::me().render().as_bytes()).at(path)?;
-                    return Ok(lock);
+                    })
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e).at(path),
             }
+            drop(tmp);
             let text = match fs::read_to_string(path) {
                 Ok(t) => t,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e).at(path),
             };
-            if Holder::parse(&text).is_some_and(|h| h.is_provably_gone()) {
+            if Holder::parse(&text).is_some_and(|h| h.is_provably_gone()) || from_before_boot(path)
+            {
                 if clear_stale(path, &text)? {
                     eprintln!(
                         "remotelog: removed stale lock {} ({})",
@@ -173,6 +178,27 @@ fn clear_stale(path: &Path, judged: &str) -> Result<bool> {
     }
     fs::remove_file(&aside).at(&aside)?;
     Ok(true)
+}
+
+/// True when the file was last modified before this machine booted: no process that
+/// could hold it is still running (a lock left by a power loss may even be empty).
+fn from_before_boot(path: &Path) -> bool {
+    let Some(boot) = boot_time() else {
+        return false;
+    };
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .is_some_and(|t| t.as_secs() < boot)
+}
+
+/// When this machine booted (unix seconds), from /proc/stat.
+fn boot_time() -> Option<u64> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// This machine's host name.
@@ -242,6 +268,18 @@ mod tests {
         );
         drop(lock);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn empty_lock_from_before_boot_is_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.lock");
+        let f = fs::File::create(&p).unwrap();
+        f.set_modified(UNIX_EPOCH + Duration::from_secs(1)).unwrap();
+        drop(f);
+        let lock = LockFile::acquire(&p, Duration::from_millis(20)).unwrap();
+        drop(lock);
+        assert!(!p.exists());
     }
 
     #[test]

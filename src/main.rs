@@ -162,6 +162,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Merge loose objects and packs into packs of a target size.
+    ///
+    /// Blocks of existing packs are copied without recompression. The new packs are durable
+    /// and in force before the old files are deleted, so an interruption loses nothing.
+    Repack {
+        /// Start a new pack once one reaches this many MiB.
+        #[arg(long, default_value_t = 64, value_name = "MIB")]
+        target_size: u64,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a short end-to-end demonstration in a throwaway directory.
     Demo {
         /// Where to put the demo store (default: a new directory under the system temp dir).
@@ -547,6 +559,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     _ => format!("{} entries behind (pull to get them)", s.behind),
                 };
                 writeln!(out, "{}\t{}\t{}", s.log, s.remote, what)?;
+            }
+        }
+        Command::Repack { target_size, json } => {
+            let store = FsStore::open(&cli.store)?;
+            let bar = Bar::new(cli.quiet, "repack".into());
+            let r = remotelog::repack::repack(&store, target_size.max(1) << 20, &bar)
+                .inspect_err(|_| bar.finish())?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+            } else if r.packs_after == 0 {
+                writeln!(
+                    out,
+                    "nothing to repack ({} pack, no loose objects)",
+                    r.packs_before
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "repacked {} objects from {} packs and {} loose objects into {} pack(s) ({} blocks copied as they were); removed {} files",
+                    r.objects, r.packs_before, r.loose_before, r.packs_after, r.blocks_copied, r.files_removed
+                )?;
             }
         }
         Command::Demo { dir } => {

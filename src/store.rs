@@ -325,6 +325,28 @@ impl FsStore {
         Ok(())
     }
 
+    /// The ids of the loose objects (not those in packs).
+    pub fn loose_objects(&self) -> Result<Vec<Id>> {
+        let mut ids = Vec::new();
+        let objects = self.root.join("objects");
+        for shard in fs::read_dir(&objects).at(&objects)? {
+            let shard = shard.at(&objects)?;
+            let sname = shard.file_name().to_string_lossy().into_owned();
+            if sname.len() != 2 || !is_lower_hex(&sname) || !shard.path().is_dir() {
+                continue;
+            }
+            let spath = shard.path();
+            for obj in fs::read_dir(&spath).at(&spath)? {
+                let oname = obj.at(&spath)?.file_name().to_string_lossy().into_owned();
+                if let Ok(id) = format!("{sname}{oname}").parse::<Id>() {
+                    ids.push(id);
+                }
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
     /// Writes loose objects (the caller filtered out those present).
     fn put_loose(&self, todo: &[(Id, &[u8])]) -> Result<usize> {
         let small = todo.len() <= SMALL_BATCH;
@@ -549,23 +571,7 @@ impl Backend for FsStore {
     }
 
     fn list_objects(&self) -> Result<Vec<Id>> {
-        let mut ids = Vec::new();
-        let objects = self.root.join("objects");
-        for shard in fs::read_dir(&objects).at(&objects)? {
-            let shard = shard.at(&objects)?;
-            let sname = shard.file_name().to_string_lossy().into_owned();
-            if sname.len() != 2 || !is_lower_hex(&sname) || !shard.path().is_dir() {
-                continue;
-            }
-            let spath = shard.path();
-            for obj in fs::read_dir(&spath).at(&spath)? {
-                let obj = obj.at(&spath)?;
-                let oname = obj.file_name().to_string_lossy().into_owned();
-                if let Ok(id) = format!("{sname}{oname}").parse::<Id>() {
-                    ids.push(id);
-                }
-            }
-        }
+        let mut ids = self.loose_objects()?;
         self.reload_packs()?;
         for (_, _, p) in self.packs_snapshot() {
             ids.extend(p.ids());

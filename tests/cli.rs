@@ -1,0 +1,936 @@
+//! End-to-end tests of the `remotelog` binary on temporary directories.
+//!
+//! Ids are checked against independent computations: H1 with the `sha2` crate from the
+//! formula of format/store-v1.md section 3.1, H2 with `blake3` over a CBOR encoding written
+//! out by hand below (section 3).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_remotelog"));
+    c.env_remove("REMOTELOG_STORE");
+    c.env("RUST_BACKTRACE", "0");
+    c
+}
+
+/// Runs `remotelog --store STORE ARGS...` with `stdin` (empty when `None`).
+fn run_in(store: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut c = bin();
+    c.arg("--store").arg(store).args(args);
+    run_cmd(c, stdin)
+}
+
+fn run_cmd(mut c: Command, stdin: Option<&[u8]>) -> Output {
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn remotelog");
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(bytes) = stdin {
+            // The command may exit before reading its input (e.g. on a bad argument).
+            let _ = input.write_all(bytes);
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("stdout is UTF-8")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "command failed ({:?})\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
+    o
+}
+
+/// Asserts exit status 1 and a single-line stderr message containing every needle.
+#[track_caller]
+fn fails_with(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected exit 1\nstdout: {}\nstderr: {err}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let line = err.strip_suffix('\n').unwrap_or(&err);
+    assert!(!line.is_empty(), "no message on stderr");
+    assert!(!line.contains('\n'), "stderr is not one line:\n{err}");
+    assert!(
+        !line.contains("panicked") && !line.contains("backtrace"),
+        "looks like a panic: {err}"
+    );
+    for n in needles {
+        assert!(line.contains(n), "stderr does not mention {n:?}: {err}");
+    }
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    store: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        let o = ok(bin().arg("init").arg(&store).output().unwrap());
+        assert!(store.join("config").is_file(), "{}", stdout(&o));
+        Env { dir, store }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        run_in(&self.store, args, None)
+    }
+
+    fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        run_in(&self.store, args, Some(input))
+    }
+
+    /// Writes `content` to `rel` below the temp dir (creating folders) and returns its path.
+    fn file(&self, rel: &str, content: &[u8]) -> PathBuf {
+        let p = self.dir.path().join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, content).unwrap();
+        p
+    }
+
+    fn log_json(&self, log: &str) -> Vec<Value> {
+        let o = ok(self.run(&["log", "--log", log, "--json"]));
+        stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect()
+    }
+
+    fn logs_json(&self) -> BTreeMap<String, Value> {
+        let o = ok(self.run(&["logs", "--json"]));
+        stdout(&o)
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"));
+                (v["name"].as_str().expect("name").to_string(), v)
+            })
+            .collect()
+    }
+
+    fn check_ok(&self) {
+        let o = ok(self.run(&["check", "--read-data"]));
+        assert!(stdout(&o).contains("ok"), "{}", stdout(&o));
+    }
+}
+
+/// H1 = SHA-256("MESSAGE_ID" ‖ group ‖ le64(ts) ‖ body), computed independently.
+fn h1(group: &[u8], ts: i64, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"MESSAGE_ID");
+    h.update(group);
+    h.update(ts.to_le_bytes());
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
+fn cbor_head(major: u8, n: u64, out: &mut Vec<u8>) {
+    let m = major << 5;
+    if n < 24 {
+        out.push(m | n as u8);
+    } else if n <= 0xff {
+        out.push(m | 24);
+        out.push(n as u8);
+    } else if n <= 0xffff {
+        out.push(m | 25);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else if n <= 0xffff_ffff {
+        out.push(m | 26);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    } else {
+        out.push(m | 27);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+/// H2 = BLAKE3 of `[1, 1, group: bstr, ts: int, body: bstr]`, encoded here by hand.
+fn h2(group: &[u8], ts: i64, body: &[u8]) -> String {
+    let mut o = Vec::new();
+    cbor_head(4, 5, &mut o);
+    cbor_head(0, 1, &mut o);
+    cbor_head(0, 1, &mut o);
+    cbor_head(2, group.len() as u64, &mut o);
+    o.extend_from_slice(group);
+    if ts >= 0 {
+        cbor_head(0, ts as u64, &mut o);
+    } else {
+        cbor_head(1, !ts as u64, &mut o);
+    }
+    cbor_head(2, body.len() as u64, &mut o);
+    o.extend_from_slice(body);
+    blake3::hash(&o).to_hex().to_string()
+}
+
+/// Parses `append` output: one `H1 H2` line per message.
+fn id_lines(o: &Output) -> Vec<(String, String)> {
+    stdout(o)
+        .lines()
+        .map(|l| {
+            let parts: Vec<&str> = l.split(' ').collect();
+            assert_eq!(parts.len(), 2, "not `H1 H2`: {l:?}");
+            for p in &parts {
+                assert!(
+                    p.len() == 64
+                        && p.bytes()
+                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                    "not 64 lowercase hex digits: {p:?}"
+                );
+            }
+            (parts[0].to_string(), parts[1].to_string())
+        })
+        .collect()
+}
+
+/// Every file below `dir` with its content and modification time.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            let md = e.metadata().unwrap();
+            let content = if md.is_file() {
+                fs::read(e.path()).unwrap()
+            } else {
+                Vec::new()
+            };
+            (e.path().to_path_buf(), (content, md.modified().unwrap()))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// init
+
+#[test]
+fn init_creates_a_store_and_a_second_init_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let o = ok(bin().arg("init").arg(&store).output().unwrap());
+    assert!(
+        stdout(&o).contains(&store.display().to_string()),
+        "{}",
+        stdout(&o)
+    );
+    let config = fs::read_to_string(store.join("config")).unwrap();
+    assert!(config.starts_with("remotelog-store\n"), "{config}");
+    let version = config
+        .lines()
+        .find_map(|l| l.strip_prefix("format-version = "))
+        .and_then(|v| v.parse::<u32>().ok());
+    assert!(version.is_some_and(|v| v >= 1), "{config}");
+    assert!(store.join("objects").is_dir());
+    assert!(store.join("refs").is_dir());
+
+    // Give the store some content, so "changes nothing" covers objects and refs too.
+    ok(run_in(
+        &store,
+        &["append", "--group", "g", "--timestamp", "1"],
+        Some(b"x"),
+    ));
+    let before = snapshot(&store);
+    for o in [
+        bin().arg("init").arg(&store).output().unwrap(),
+        bin()
+            .arg("--store")
+            .arg(&store)
+            .arg("init")
+            .output()
+            .unwrap(),
+        bin()
+            .arg("init")
+            .arg(&store)
+            .args(["--zstd-level", "19"])
+            .output()
+            .unwrap(),
+    ] {
+        let text = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(text.contains("already"), "{text}");
+        assert!(!text.contains("panicked"), "{text}");
+        assert_eq!(snapshot(&store), before, "second init changed the store");
+    }
+}
+
+#[test]
+fn init_with_global_store_option_env_and_default_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    ok(bin().arg("--store").arg(&a).arg("init").output().unwrap());
+    assert!(a.join("config").is_file());
+
+    let b = dir.path().join("b");
+    ok(bin()
+        .env("REMOTELOG_STORE", &b)
+        .arg("init")
+        .output()
+        .unwrap());
+    assert!(b.join("config").is_file());
+    // The env var selects the store for other commands too.
+    ok(run_cmd(
+        {
+            let mut c = bin();
+            c.env("REMOTELOG_STORE", &b)
+                .args(["append", "--group", "g", "--timestamp", "5"]);
+            c
+        },
+        Some(b"via env"),
+    ));
+    let o = ok(bin()
+        .env("REMOTELOG_STORE", &b)
+        .args(["cat", &h1(b"g", 5, b"via env")])
+        .output()
+        .unwrap());
+    assert_eq!(o.stdout, b"via env");
+
+    let cwd = dir.path().join("cwd");
+    fs::create_dir(&cwd).unwrap();
+    ok(bin().current_dir(&cwd).arg("init").output().unwrap());
+    assert!(cwd.join(".remotelog").join("config").is_file());
+}
+
+#[test]
+fn init_on_a_file_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("file");
+    fs::write(&f, "x").unwrap();
+    let o = bin().arg("init").arg(&f).output().unwrap();
+    fails_with(&o, &["file"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// append
+
+#[test]
+fn append_files_prints_h1_h2_matching_the_formulas() {
+    let env = Env::new();
+    let bodies: [&[u8]; 3] = [b"first", b"", b"\x00\xff binary \n body"];
+    let files: Vec<PathBuf> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| env.file(&format!("in/{i}"), b))
+        .collect();
+    let mut args = vec!["append", "--group", "chat", "--timestamp", "1700000000"];
+    let paths: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    args.extend(paths.iter().map(String::as_str));
+    let o = ok(env.run(&args));
+    let ids = id_lines(&o);
+    assert_eq!(ids.len(), 3);
+    for (i, body) in bodies.iter().enumerate() {
+        assert_eq!(
+            ids[i].0,
+            h1(b"chat", 1_700_000_000, body),
+            "H1 of message {i}"
+        );
+        assert_eq!(
+            ids[i].1,
+            h2(b"chat", 1_700_000_000, body),
+            "H2 of message {i}"
+        );
+    }
+    // The last file is the newest: `log` lists them in reverse.
+    let log = env.log_json("main");
+    let got: Vec<(&str, &str)> = log
+        .iter()
+        .map(|v| (v["h1"].as_str().unwrap(), v["h2"].as_str().unwrap()))
+        .collect();
+    let want: Vec<(&str, &str)> = ids
+        .iter()
+        .rev()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    assert_eq!(got, want);
+    env.check_ok();
+}
+
+#[test]
+fn append_negative_timestamp_and_group_hex() {
+    let env = Env::new();
+    let group = [0x00u8, 0xde, 0xad, 0xbe, 0xef, 0xff];
+    let o = ok(env.run_stdin(
+        &[
+            "append",
+            "--group-hex",
+            "00deadbeefff",
+            "--timestamp",
+            "-42",
+        ],
+        b"neg",
+    ));
+    let ids = id_lines(&o);
+    assert_eq!(
+        ids,
+        vec![(h1(&group, -42, b"neg"), h2(&group, -42, b"neg"))]
+    );
+    let log = env.log_json("main");
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["group"], "00deadbeefff");
+    assert_eq!(log[0]["timestamp"], -42);
+    assert_eq!(log[0]["size"], 3);
+
+    // Extreme timestamps survive the round trip too.
+    for ts in [i64::MIN, i64::MAX, 0] {
+        let t = ts.to_string();
+        let o = ok(env.run_stdin(&["append", "--group", "x", "--timestamp", &t], b"edge"));
+        assert_eq!(
+            id_lines(&o),
+            vec![(h1(b"x", ts, b"edge"), h2(b"x", ts, b"edge"))]
+        );
+        assert_eq!(env.log_json("main")[0]["timestamp"], ts);
+    }
+}
+
+#[test]
+fn append_dir_takes_files_in_sorted_path_order() {
+    let env = Env::new();
+    // Created out of order, nested, with an empty sub-folder.
+    let layout: [(&str, &[u8]); 5] = [
+        ("inbox/c", b"C"),
+        ("inbox/a", b"A"),
+        ("inbox/b/2", b"B2"),
+        ("inbox/b/1", b"B1"),
+        ("inbox/0", b"ZERO"),
+    ];
+    for (rel, body) in layout {
+        env.file(rel, body);
+    }
+    fs::create_dir_all(env.dir.path().join("inbox/empty")).unwrap();
+    let inbox = env.dir.path().join("inbox");
+    let o = ok(env.run(&[
+        "append",
+        "--group",
+        "g",
+        "--timestamp",
+        "7",
+        "--dir",
+        inbox.to_str().unwrap(),
+    ]));
+    let ids = id_lines(&o);
+    let order: [&[u8]; 5] = [b"ZERO", b"A", b"B1", b"B2", b"C"];
+    let want: Vec<(String, String)> = order
+        .iter()
+        .map(|b| (h1(b"g", 7, b), h2(b"g", 7, b)))
+        .collect();
+    assert_eq!(ids, want, "appended in sorted path order");
+    // Newest first: C is the newest.
+    let log = env.log_json("main");
+    let sizes: Vec<u64> = log.iter().map(|v| v["size"].as_u64().unwrap()).collect();
+    assert_eq!(sizes, vec![1, 2, 2, 1, 4]);
+    assert_eq!(log[0]["h1"].as_str().unwrap(), h1(b"g", 7, b"C"));
+    assert_eq!(log[4]["h1"].as_str().unwrap(), h1(b"g", 7, b"ZERO"));
+    env.check_ok();
+}
+
+#[test]
+fn append_from_stdin() {
+    let env = Env::new();
+    let body = b"hello from stdin\n\x00\x01";
+    let o = ok(env.run_stdin(&["append", "--group", "room", "--timestamp", "99"], body));
+    assert_eq!(
+        id_lines(&o),
+        vec![(h1(b"room", 99, body), h2(b"room", 99, body))]
+    );
+    let o = ok(env.run(&["cat", &h1(b"room", 99, body)]));
+    assert_eq!(o.stdout, body);
+}
+
+#[test]
+fn append_without_timestamp_uses_now() {
+    let env = Env::new();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    ok(env.run_stdin(&["append", "--group", "g"], b"now"));
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let ts = env.log_json("main")[0]["timestamp"].as_i64().unwrap();
+    assert!(before <= ts && ts <= after, "{before} <= {ts} <= {after}");
+}
+
+#[test]
+fn append_with_an_unreadable_file_appends_nothing() {
+    let env = Env::new();
+    ok(env.run_stdin(&["append", "--group", "g", "--timestamp", "1"], b"one"));
+    let good = env.file("good", b"good");
+    let missing = env.dir.path().join("no-such-file");
+    let o = env.run(&[
+        "append",
+        "--group",
+        "g",
+        good.to_str().unwrap(),
+        missing.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["no-such-file"]);
+    assert_eq!(
+        env.log_json("main").len(),
+        1,
+        "a failed append changed the log"
+    );
+}
+
+#[test]
+fn appends_accumulate_and_logs_lists_counts() {
+    let env = Env::new();
+    for i in 0..3 {
+        ok(env.run_stdin(
+            &["append", "--group", "g", "--timestamp", &i.to_string()],
+            format!("main {i}").as_bytes(),
+        ));
+    }
+    for i in 0..2 {
+        ok(env.run_stdin(
+            &[
+                "append",
+                "--log",
+                "team/chat",
+                "--group",
+                "g",
+                "--timestamp",
+                &i.to_string(),
+            ],
+            format!("chat {i}").as_bytes(),
+        ));
+    }
+    let o = ok(env.run(&["logs"]));
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let main = lines.iter().find(|l| l.starts_with("main")).expect(&text);
+    let chat = lines
+        .iter()
+        .find(|l| l.starts_with("team/chat"))
+        .expect(&text);
+    assert!(main.contains('3'), "{main}");
+    assert!(chat.contains('2'), "{chat}");
+
+    let logs = env.logs_json();
+    assert_eq!(logs.len(), 2);
+    assert_eq!(logs["main"]["entries"], 3);
+    assert_eq!(logs["team/chat"]["entries"], 2);
+    assert_eq!(env.log_json("main").len(), 3);
+    assert_eq!(env.log_json("team/chat").len(), 2);
+    env.check_ok();
+}
+
+#[test]
+fn logs_of_an_empty_store_is_empty() {
+    let env = Env::new();
+    let o = ok(env.run(&["logs"]));
+    assert_eq!(stdout(&o).trim(), "");
+    let o = ok(env.run(&["check"]));
+    assert!(stdout(&o).contains("ok"), "{}", stdout(&o));
+}
+
+// ---------------------------------------------------------------------------------------
+// log, cat
+
+#[test]
+fn log_json_has_the_documented_fields() {
+    let env = Env::new();
+    let a = env.file("a", &[7u8; 300]);
+    ok(env.run(&[
+        "append",
+        "--group",
+        "grp",
+        "--timestamp",
+        "12345",
+        a.to_str().unwrap(),
+    ]));
+    let log = env.log_json("main");
+    assert_eq!(log.len(), 1);
+    let v = &log[0];
+    assert_eq!(v["h1"].as_str().unwrap(), h1(b"grp", 12345, &[7u8; 300]));
+    assert_eq!(v["h2"].as_str().unwrap(), h2(b"grp", 12345, &[7u8; 300]));
+    assert_eq!(v["group"].as_str().unwrap(), hex::encode(b"grp"));
+    assert_eq!(v["timestamp"].as_i64().unwrap(), 12345);
+    assert_eq!(v["size"].as_u64().unwrap(), 300);
+
+    // The plain form names both ids on one line per entry.
+    let o = ok(env.run(&["log"]));
+    let text = stdout(&o);
+    assert_eq!(text.lines().count(), 1);
+    assert!(text.contains(v["h1"].as_str().unwrap()) && text.contains(v["h2"].as_str().unwrap()));
+}
+
+#[test]
+fn cat_by_h1_h2_and_prefix() {
+    let env = Env::new();
+    let bodies: [&[u8]; 3] = [b"alpha", b"beta \xff\x00", b"gamma"];
+    for (i, b) in bodies.iter().enumerate() {
+        ok(env.run_stdin(
+            &["append", "--group", "g", "--timestamp", &i.to_string()],
+            b,
+        ));
+    }
+    for (i, b) in bodies.iter().enumerate() {
+        let a = h1(b"g", i as i64, b);
+        let z = h2(b"g", i as i64, b);
+        for id in [
+            &a[..],
+            &z[..],
+            &a[..8],
+            &z[..8],
+            &a[..20],
+            &a.to_uppercase()[..],
+        ] {
+            let o = env.run(&["cat", id]);
+            if id.bytes().any(|c| c.is_ascii_uppercase()) {
+                // Upper-case hex is optional; if accepted it must be the same message.
+                if o.status.success() {
+                    assert_eq!(o.stdout, *b);
+                }
+                continue;
+            }
+            let o = ok(o);
+            assert_eq!(o.stdout, *b, "cat {id}");
+        }
+    }
+}
+
+#[test]
+fn cat_finds_messages_in_any_log() {
+    let env = Env::new();
+    ok(env.run_stdin(
+        &["append", "--log", "x/y", "--group", "g", "--timestamp", "3"],
+        b"deep",
+    ));
+    let o = ok(env.run(&["cat", &h1(b"g", 3, b"deep")[..10]]));
+    assert_eq!(o.stdout, b"deep");
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors: exit 1, one line on stderr naming the thing
+
+#[test]
+fn missing_store_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = dir.path().join("nowhere");
+    for args in [
+        &["log"][..],
+        &["logs"],
+        &["check"],
+        &["cat", "0123456789abcdef"],
+    ] {
+        let o = run_in(&nowhere, args, None);
+        fails_with(&o, &["nowhere"]);
+    }
+    let o = run_in(&nowhere, &["append", "--group", "g"], Some(b"x"));
+    fails_with(&o, &["nowhere"]);
+    assert!(
+        !nowhere.exists(),
+        "a failing command created the store directory"
+    );
+
+    // A directory that exists but is not a store.
+    let plain = dir.path().join("plain");
+    fs::create_dir(&plain).unwrap();
+    let o = run_in(&plain, &["log"], None);
+    fails_with(&o, &["plain"]);
+    assert_eq!(fs::read_dir(&plain).unwrap().count(), 0);
+}
+
+#[test]
+fn bad_log_names_are_refused() {
+    let env = Env::new();
+    for name in [
+        "..",
+        "../escape",
+        "a/../b",
+        "/abs",
+        "a//b",
+        ".hidden",
+        "x.lock",
+        "sp ace",
+    ] {
+        let o = env.run_stdin(&["append", "--log", name, "--group", "g"], b"x");
+        fails_with(&o, &[name]);
+        let o = env.run(&["log", "--log", name]);
+        fails_with(&o, &[name]);
+    }
+    assert!(!env.dir.path().join("escape").exists());
+    assert!(!env.store.join("escape").exists());
+    let o = ok(env.run(&["logs"]));
+    assert_eq!(stdout(&o).trim(), "", "a refused name created a log");
+}
+
+#[test]
+fn unknown_log_and_unknown_id_are_named() {
+    let env = Env::new();
+    ok(env.run_stdin(&["append", "--group", "g", "--timestamp", "1"], b"x"));
+    let o = env.run(&["log", "--log", "nosuchlog"]);
+    fails_with(&o, &["nosuchlog"]);
+    let o = env.run(&["cat", "0123456789abcdef"]);
+    fails_with(&o, &["0123456789abcdef"]);
+    let full = "ab".repeat(32);
+    let o = env.run(&["cat", &full]);
+    fails_with(&o, &[&full]);
+    // Too short or not hex: refused, naming what was given.
+    let o = env.run(&["cat", "abc"]);
+    fails_with(&o, &["abc"]);
+    let o = env.run(&["cat", "not-hex-at-all"]);
+    fails_with(&o, &["not-hex-at-all"]);
+}
+
+#[test]
+fn group_hex_that_is_not_hex_is_refused() {
+    let env = Env::new();
+    for bad in ["zz", "abc", "0x12"] {
+        let o = env.run_stdin(&["append", "--group-hex", bad, "--timestamp", "1"], b"x");
+        fails_with(&o, &["--group-hex", bad]);
+    }
+    let o = ok(env.run(&["logs"]));
+    assert_eq!(stdout(&o).trim(), "");
+}
+
+#[test]
+fn missing_dir_for_append_is_named() {
+    let env = Env::new();
+    let nodir = env.dir.path().join("nodir");
+    let o = env.run(&["append", "--group", "g", "--dir", nodir.to_str().unwrap()]);
+    fails_with(&o, &["nodir"]);
+    let empty = env.dir.path().join("emptydir");
+    fs::create_dir(&empty).unwrap();
+    let o = env.run(&["append", "--group", "g", "--dir", empty.to_str().unwrap()]);
+    fails_with(&o, &["emptydir"]);
+}
+
+#[test]
+fn malformed_command_lines_exit_2() {
+    let env = Env::new();
+    for args in [
+        &["append"][..],                                    // no group
+        &["append", "--group", "a", "--group-hex", "00"],   // both groups
+        &["append", "--group", "a", "--timestamp", "soon"], // not a number
+        &["frobnicate"],
+    ] {
+        let o = env.run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// check
+
+#[test]
+fn check_passes_on_a_sound_store() {
+    let env = Env::new();
+    for (log, n) in [("main", 5), ("other", 12)] {
+        for i in 0..n {
+            env.file(
+                &format!("{log}/{i:03}"),
+                format!("{log} message {i}").as_bytes(),
+            );
+        }
+        let d = env.dir.path().join(log);
+        ok(env.run(&[
+            "append",
+            "--log",
+            log,
+            "--group",
+            "g",
+            "--page-size",
+            "4",
+            "--embed",
+            "2",
+            "--dir",
+            d.to_str().unwrap(),
+        ]));
+    }
+    let o = ok(env.run(&["check"]));
+    assert!(stdout(&o).contains("ok"), "{}", stdout(&o));
+    let o = ok(env.run(&["check", "--read-data"]));
+    assert!(stdout(&o).contains("ok"), "{}", stdout(&o));
+    let o = ok(env.run(&["check", "--json"]));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["logs"], 2);
+    assert_eq!(v["entries"], 17);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// --help
+
+#[test]
+fn every_help_exits_0_and_mentions_its_options() {
+    let cases: [(&[&str], &[&str]); 9] = [
+        (
+            &["--help"],
+            &["--store", "init", "append", "log", "cat", "logs", "check"],
+        ),
+        (&["help"], &["init", "append"]),
+        (&["init", "--help"], &["--zstd-level", "DIR"]),
+        (
+            &["append", "--help"],
+            &[
+                "--log",
+                "--group",
+                "--group-hex",
+                "--timestamp",
+                "--dir",
+                "--page-size",
+                "--embed",
+                "FILE",
+            ],
+        ),
+        (&["log", "--help"], &["--log", "--json"]),
+        (&["cat", "--help"], &["ID", "H1", "H2"]),
+        (&["logs", "--help"], &["--json"]),
+        (&["check", "--help"], &["--read-data"]),
+        (&["demo", "--help"], &["demo"]),
+    ];
+    for (args, needles) in cases {
+        let o = bin().args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?} exit {:?}", o.status);
+        let text = stdout(&o);
+        for n in needles {
+            assert!(
+                text.contains(n),
+                "`remotelog {}` does not mention {n}:\n{text}",
+                args.join(" ")
+            );
+        }
+        // Every subcommand's help also says where the store is.
+        if args.len() == 2 {
+            assert!(text.contains("--store"), "{args:?}:\n{text}");
+        }
+    }
+    let o = bin().arg("--version").output().unwrap();
+    assert!(o.status.success());
+    assert!(stdout(&o).contains(env!("CARGO_PKG_VERSION")));
+}
+
+// ---------------------------------------------------------------------------------------
+// Page settings
+
+#[test]
+fn page_size_and_embed_show_in_logs_json_and_persist() {
+    let env = Env::new();
+    let append = |log: &str, extra: &[&str], body: &str| {
+        let mut args = vec!["append", "--log", log, "--group", "g", "--timestamp", "1"];
+        args.extend_from_slice(extra);
+        ok(env.run_stdin(&args, body.as_bytes()));
+    };
+    append("linked", &["--page-size", "1"], "l1");
+    append("linked", &[], "l2");
+    append("linked", &[], "l3");
+    append("full", &["--page-size", "0", "--embed", "3"], "f1");
+    for i in 2..=5 {
+        append("full", &[], &format!("f{i}"));
+    }
+    append("dflt", &[], "d1");
+
+    let logs = env.logs_json();
+    assert_eq!(logs["linked"]["page_size"], 1);
+    assert_eq!(logs["linked"]["embed"], 0);
+    assert_eq!(logs["linked"]["entries"], 3);
+    assert_eq!(logs["full"]["page_size"], 0);
+    assert_eq!(logs["full"]["embed"], 3);
+    assert_eq!(logs["full"]["entries"], 5);
+    assert_eq!(
+        logs["dflt"]["page_size"], 256,
+        "documented default capacity"
+    );
+    assert_eq!(logs["dflt"]["embed"], 0);
+    for v in logs.values() {
+        let head = v["head"].as_str().expect("head");
+        assert_eq!(head.len(), 64);
+    }
+
+    // Embedding shows in `log --json` when the field is there: newest 3 of "full".
+    let full = env.log_json("full");
+    if full[0].get("embedded").is_some() {
+        let emb: Vec<bool> = full
+            .iter()
+            .map(|v| v["embedded"].as_bool().unwrap())
+            .collect();
+        assert_eq!(emb, vec![true, true, true, false, false]);
+    }
+
+    // Changing the settings affects the pages written from then on.
+    append("linked", &["--page-size", "3", "--embed", "1"], "l4");
+    append("full", &["--page-size", "2", "--embed", "0"], "f6");
+    let logs = env.logs_json();
+    assert_eq!(
+        (
+            logs["linked"]["page_size"].as_u64(),
+            logs["linked"]["embed"].as_u64()
+        ),
+        (Some(3), Some(1))
+    );
+    assert_eq!(
+        (
+            logs["full"]["page_size"].as_u64(),
+            logs["full"]["embed"].as_u64()
+        ),
+        (Some(2), Some(0))
+    );
+    assert_eq!(logs["linked"]["entries"], 4);
+    assert_eq!(logs["full"]["entries"], 6);
+    let linked: Vec<u64> = env
+        .log_json("linked")
+        .iter()
+        .map(|v| v["size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(linked.len(), 4);
+    env.check_ok();
+}
+
+#[test]
+fn page_size_1_writes_one_page_per_message() {
+    let env = Env::new();
+    for i in 0..4 {
+        env.file(&format!("d/{i}"), format!("m{i}").as_bytes());
+    }
+    let d = env.dir.path().join("d");
+    ok(env.run(&[
+        "append",
+        "--group",
+        "g",
+        "--timestamp",
+        "1",
+        "--page-size",
+        "1",
+        "--dir",
+        d.to_str().unwrap(),
+    ]));
+    let o = ok(env.run(&["check", "--json"]));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["pages"], 4, "{v}");
+    assert_eq!(v["messages"], 4, "{v}");
+    // 4 message objects + 4 page objects, nothing else.
+    let objects = walkdir::WalkDir::new(env.store.join("objects"))
+        .into_iter()
+        .filter(|e| e.as_ref().unwrap().file_type().is_file())
+        .count();
+    assert_eq!(objects, 8);
+}
