@@ -29,6 +29,17 @@ pub trait Backend {
     /// Whether object `id` is present (its content is not checked).
     fn has_object(&self, id: &Id) -> Result<bool>;
 
+    /// Which of `ids` are present; a remote backend answers in one round trip.
+    fn present_objects(&self, ids: &[Id]) -> Result<std::collections::HashSet<Id>> {
+        let mut out = std::collections::HashSet::new();
+        for id in ids {
+            if self.has_object(id)? {
+                out.insert(*id);
+            }
+        }
+        Ok(out)
+    }
+
     /// Stores encoded objects under their ids (the caller computed `Id::of(bytes)`).
     /// Objects already present are skipped. Returns how many were written; all are durable
     /// when this returns.
@@ -41,6 +52,16 @@ pub trait Backend {
     /// without decompressing them. Backends without packs offer nothing.
     fn raw_blocks(&self, sink: &mut dyn BlockSink) -> Result<()> {
         let _ = sink;
+        Ok(())
+    }
+
+    /// Reads every stored object once, checked against its id, in the order cheapest for
+    /// the backend (packs block by block), and hands each to `f` with its bytes or the
+    /// error that reading it gave.
+    fn scan_objects(&self, f: &mut dyn FnMut(Id, Result<Vec<u8>>)) -> Result<()> {
+        for id in self.list_objects()? {
+            f(id, self.get_object(&id));
+        }
         Ok(())
     }
 

@@ -379,8 +379,8 @@ pub fn list(b: &dyn Backend) -> Result<Vec<LogInfo>> {
     Ok(out)
 }
 
-/// Finds the message whose H1 or H2 starts with `prefix` (at least 8 hex digits) in any log
-/// or among the stored objects, and returns it with its entry.
+/// Finds the message whose H1 or H2 starts with `prefix` (at least 8 hex digits) in any log,
+/// and returns it with its entry.
 pub fn find(b: &dyn Backend, prefix: &str) -> Result<(Entry, Message)> {
     let prefix = prefix.to_ascii_lowercase();
     if prefix.len() < 8 || prefix.len() > 64 || !crate::id::is_lower_hex(&prefix) {
@@ -397,19 +397,14 @@ pub fn find(b: &dyn Backend, prefix: &str) -> Result<(Entry, Message)> {
         }
     }
     if hits.is_empty() {
+        // Say why a stored message is not shown: it is in no log any more.
         for id in b.objects_with_prefix(&prefix)? {
-            let bytes = b.get_object(&id)?;
-            if let Ok(m) = decode_message(&bytes) {
-                let e = Entry {
-                    h1: m.h1(),
-                    h2: id,
-                    embedded: None,
-                };
-                hits.insert(id, e);
-            } else if prefix.len() == 64 {
-                return Err(Error::Invalid(format!(
-                    "object {id} is not a message (it is a page)"
-                )));
+            if let Ok(bytes) = b.get_object(&id) {
+                if decode_message(&bytes).is_ok() {
+                    return Err(Error::Invalid(format!(
+                        "message {id} is in no log (it was forgotten, or left by an interrupted append); `remotelog gc` deletes it"
+                    )));
+                }
             }
         }
     }

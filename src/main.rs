@@ -117,8 +117,12 @@ enum Command {
         #[arg(long)]
         all_logs: bool,
         /// Overwrite the remote log even if that drops entries it has.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "force_with_lease")]
         force: bool,
+        /// Overwrite the remote log (e.g. after `forget`) only if it still holds what this
+        /// store last saw there.
+        #[arg(long)]
+        force_with_lease: bool,
         /// Print a JSON summary per log and remote.
         #[arg(long)]
         json: bool,
@@ -137,12 +141,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Create a new store from a remote directory (or a remote's name), verifying every object.
+    /// Create a new store from a remote directory or URL (or a remote's name), verifying every object.
     ///
     /// SRC becomes remote `origin` of the new store. On failure DEST is removed again
     /// unless --keep-partial.
     Clone {
-        /// A store directory, or the name of a remote of --store.
+        /// A store directory, an http://HOST:PORT URL, or the name of a remote of --store.
         src: String,
         /// The new store's directory.
         dest: PathBuf,
@@ -159,6 +163,40 @@ enum Command {
     /// Per log and remote: how far the local log is ahead or behind, as of the last push/pull.
     Status {
         /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete objects no ref reaches (alias: scrub).
+    ///
+    /// Marks everything reachable from every log and tracking ref, deletes unreferenced
+    /// loose objects and rewrites packs without their unreferenced entries. Objects younger
+    /// than the grace period are kept, so a concurrent writer's new objects survive.
+    #[command(alias = "scrub")]
+    Gc {
+        /// Collect in this remote's directory instead of --store.
+        remote: Option<String>,
+        /// Keep unreferenced objects younger than this: `now`, or a number with s, m, h or d.
+        #[arg(long, default_value = "1h", value_name = "AGE")]
+        prune: String,
+        /// Only list what would be deleted and the bytes it would free.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove messages from a log (by H1 or H2, or a unique 8+ digit prefix).
+    ///
+    /// Rewrites the pages that held them; the bytes stay in the store until `gc`, and in
+    /// remotes until you push (--force-with-lease) and gc there.
+    Forget {
+        /// H1 or H2 of each message to remove.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// The log.
+        #[arg(long, default_value = DEFAULT_LOG)]
+        log: String,
+        /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -179,6 +217,38 @@ enum Command {
         /// Where to put the demo store (default: a new directory under the system temp dir).
         dir: Option<PathBuf>,
     },
+    /// Serve the store over HTTP: a REST API (CAS, NS, packs) and the 3/REMOTE-LOG Twirp
+    /// services, so `http://HOST:PORT` works as a remote (format/http-api.md).
+    ///
+    /// Logs one line per request on stderr; stops on SIGTERM/SIGINT after finishing the
+    /// requests in flight.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address and port to listen on (port 0 picks a free one).
+    #[arg(long, default_value = remotelog::server::DEFAULT_LISTEN)]
+    listen: String,
+    /// Require `Authorization: Bearer <token>` for writes; the file holds the token
+    /// (surrounding whitespace is trimmed).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Refuse every write (403).
+    #[arg(long)]
+    read_only: bool,
+    /// Require the token for reads too.
+    #[arg(long, requires = "token_file")]
+    private: bool,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = remotelog::server::DEFAULT_MAX_BODY, value_name = "BYTES")]
+    max_body: u64,
+    /// Longest a request may take, in seconds (uploads included).
+    #[arg(long, default_value_t = remotelog::server::DEFAULT_TIMEOUT.as_secs(), value_name = "SECS")]
+    timeout: u64,
+    /// Requests served at once; more wait for a slot.
+    #[arg(long, default_value_t = remotelog::server::DEFAULT_MAX_CONCURRENCY)]
+    max_concurrency: usize,
 }
 
 #[derive(Subcommand)]
@@ -187,7 +257,8 @@ enum RemoteCommand {
     Add {
         /// The remote's name, e.g. origin or backup.
         name: String,
-        /// The remote store's directory.
+        /// The remote store's directory, or the URL of a `remotelog serve`
+        /// (http://HOST:PORT; its token comes from REMOTELOG_TOKEN or REMOTELOG_TOKEN_FILE).
         dir: PathBuf,
     },
     /// List remotes and, per log, what each held at the last push or pull.
@@ -424,8 +495,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             log: one_log,
             all_logs,
             force,
+            force_with_lease,
             json,
         } => {
+            let force = match (force, force_with_lease) {
+                (true, _) => sync::Force::Yes,
+                (_, true) => sync::Force::WithLease,
+                _ => sync::Force::No,
+            };
             let store = FsStore::open(&cli.store)?;
             let registered = Remotes::load(&store)?;
             let targets: Vec<remote::Remote> = if all {
@@ -466,7 +543,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 for name in &logs {
                     let bar = Bar::new(cli.quiet, format!("push {name} → {}", target.name));
-                    match sync::push(&store, &target.name, &dst, name, force, &bar) {
+                    match sync::push(&store, &target.name, &*dst, name, force, &bar) {
                         Ok(t) => report_transfer(&mut out, &t, json, "to")?,
                         Err(e) => {
                             bar.finish();
@@ -498,12 +575,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("remote {}: {e}", target.name))?;
             let logs: Vec<String> = match one_log {
                 Some(l) => vec![l],
-                None => log::list(&src)?.into_iter().map(|i| i.name).collect(),
+                None => log::list(&*src)?.into_iter().map(|i| i.name).collect(),
             };
             let mut failed = 0;
             for name in &logs {
                 let bar = Bar::new(cli.quiet, format!("pull {name} ← {}", target.name));
-                match sync::pull(&store, &target.name, &src, name, &bar) {
+                match sync::pull(&store, &target.name, &*src, name, &bar) {
                     Ok(t) => report_transfer(&mut out, &t, json, "from")?,
                     Err(e) => {
                         bar.finish();
@@ -528,7 +605,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let src_store = remote::open(&location, false)?;
             let bar = Bar::new(cli.quiet, format!("clone {src}"));
             let (_, done) = sync::clone(
-                &src_store,
+                &*src_store,
                 &location,
                 &dest,
                 one_log.as_deref(),
@@ -561,6 +638,82 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 writeln!(out, "{}\t{}\t{}", s.log, s.remote, what)?;
             }
         }
+        Command::Gc {
+            remote: which,
+            prune,
+            dry_run,
+            json,
+        } => {
+            let grace = parse_age(&prune)?;
+            let bar = Bar::new(cli.quiet, "gc".into());
+            let c = match &which {
+                None => remotelog::gc::gc(&FsStore::open(&cli.store)?, grace, dry_run, &bar),
+                Some(name) => {
+                    let local = FsStore::open(&cli.store)?;
+                    let r = Remotes::load(&local)?.get(name).cloned().ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "no remote named {name:?}; `remotelog remote list` shows them"
+                        )
+                    })?;
+                    if remotelog::http_client::is_url(&r.location) {
+                        let token = remotelog::http_client::token_from_env()?;
+                        remotelog::http_client::HttpBackend::open(&r.location, token)?
+                            .gc(grace, dry_run)
+                    } else {
+                        remotelog::gc::gc(
+                            &remote::open_dir(&r.location, false)?,
+                            grace,
+                            dry_run,
+                            &bar,
+                        )
+                    }
+                }
+            }
+            .inspect_err(|_| bar.finish())?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&c)?)?;
+            } else {
+                if dry_run {
+                    for id in &c.removed_ids {
+                        writeln!(out, "would remove {id}")?;
+                    }
+                }
+                writeln!(
+                    out,
+                    "{} {} unreferenced objects ({} bytes uncompressed); kept {} younger than {prune}; {} reachable{}",
+                    if dry_run { "would remove" } else { "removed" },
+                    c.objects,
+                    c.bytes,
+                    c.kept_young,
+                    c.reachable,
+                    if dry_run {
+                        String::new()
+                    } else {
+                        format!("; disk {} -> {} bytes", c.disk_before, c.disk_after)
+                    }
+                )?;
+            }
+        }
+        Command::Forget {
+            ids,
+            log: name,
+            json,
+        } => {
+            let store = FsStore::open(&cli.store)?;
+            let f = remotelog::forget::forget(&store, &name, &ids)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&f)?)?;
+            } else {
+                for (h1, h2) in &f.removed {
+                    writeln!(out, "forgot {h1} {h2}")?;
+                }
+                writeln!(
+                    out,
+                    "log {}: {} entries left, {} pages rewritten; run `remotelog gc` to delete the bytes, and push --force-with-lease then gc on remotes",
+                    f.log, f.remaining, f.pages_written
+                )?;
+            }
+        }
         Command::Repack { target_size, json } => {
             let store = FsStore::open(&cli.store)?;
             let bar = Bar::new(cli.quiet, "repack".into());
@@ -587,9 +740,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             demo(dir)?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Serve(args) => {
+            drop(out);
+            serve(&cli.store, args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Parses a grace period: `now`, or a number with an optional unit s, m, h, d.
+fn parse_age(text: &str) -> anyhow::Result<std::time::Duration> {
+    if text == "now" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let (num, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--prune {text:?}: give `now` or an age like 30m, 1h, 2d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => anyhow::bail!("--prune {text:?}: the unit must be s, m, h or d"),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 fn report_transfer(
@@ -610,8 +790,40 @@ fn report_transfer(
     Ok(())
 }
 
-/// A directory that exists is a store path; otherwise SRC must name a remote of --store.
+fn serve(store: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    let mut opts = remotelog::server::Options::new(store);
+    opts.listen = args.listen;
+    opts.token = match &args.token_file {
+        Some(f) => Some(remotelog::server::read_token_file(f)?),
+        None => None,
+    };
+    opts.read_only = args.read_only;
+    opts.private = args.private;
+    opts.max_body = args.max_body;
+    opts.timeout = std::time::Duration::from_secs(args.timeout.max(1));
+    opts.max_concurrency = args.max_concurrency;
+    let shown = remote::absolute(store)?;
+    remotelog::server::run(opts, |addr| {
+        eprintln!(
+            "remotelog serve: serving {} on http://{addr}{}{}",
+            shown.display(),
+            if args.read_only { " (read-only)" } else { "" },
+            match (&args.token_file, args.private) {
+                (Some(_), true) => " (token required for reads and writes)",
+                (Some(_), false) => " (token required for writes)",
+                (None, _) => " (no token: anyone who can connect may write)",
+            }
+        );
+    })?;
+    Ok(())
+}
+
+/// A URL, or a directory that exists, is used as it is; otherwise SRC must name a remote
+/// of --store.
 fn resolve_clone_source(store: &Path, src: &str) -> anyhow::Result<String> {
+    if remotelog::http_client::is_url(src) {
+        return Ok(remotelog::http_client::normalize_url(src)?);
+    }
     let p = Path::new(src);
     if p.exists() {
         return Ok(remote::absolute(p)?.to_string_lossy().into_owned());
@@ -826,9 +1038,16 @@ fn demo(dir: Option<PathBuf>) -> anyhow::Result<()> {
     }
     let backup = dir.join("backup");
     remote::add(&store, "backup", &backup)?;
-    let backup_store = remote::open(&backup.to_string_lossy(), true)?;
+    let backup_store = remote::open_dir(&backup.to_string_lossy(), true)?;
     for name in ["audit", "main"] {
-        let t = sync::push(&store, "backup", &backup_store, name, false, &Silent)?;
+        let t = sync::push(
+            &store,
+            "backup",
+            &backup_store,
+            name,
+            sync::Force::No,
+            &Silent,
+        )?;
         println!(
             "== pushed log {name} to directory remote {} ({}: {} objects)",
             backup.display(),

@@ -60,6 +60,9 @@ pub struct RefName(String);
 /// The folder below `refs/` holding the heads of logs.
 pub const LOGS: &str = "logs";
 
+/// The folder below `refs/` holding names written through the 3/REMOTE-LOG NS service.
+pub const SPEC: &str = "spec";
+
 impl RefName {
     /// The head ref of log `name`, after validating the name.
     pub fn log(name: &str) -> Result<RefName> {

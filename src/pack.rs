@@ -323,6 +323,8 @@ pub struct PackWriter {
     hasher: blake3::Hasher,
     written: u64,
     prev: Option<Id>,
+    /// The prev written in the header (set_prev may change `prev` later).
+    header_prev: Option<Id>,
     level: i32,
     blocks: Vec<Block>,
     entries: Vec<(Id, Location)>,
@@ -350,6 +352,7 @@ impl PackWriter {
             hasher: blake3::Hasher::new(),
             written: 0,
             prev,
+            header_prev: prev,
             level,
             blocks: Vec::new(),
             entries: Vec::new(),
@@ -380,6 +383,11 @@ impl PackWriter {
     /// The prev this pack is chained after.
     pub fn prev(&self) -> Option<Id> {
         self.prev
+    }
+
+    /// Chains the pack after `prev` instead (the header is rewritten at `finish`).
+    pub fn set_prev(&mut self, prev: Option<Id>) {
+        self.prev = prev;
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
@@ -503,6 +511,7 @@ impl PackWriter {
 
     /// Writes the index and trailer and fsyncs the file. The pack is not in any store yet.
     pub fn finish(mut self) -> Result<Finished> {
+        let wanted_prev = self.prev;
         self.close_block(0)?;
         self.close_block(1)?;
         self.flush_queue()?;
@@ -534,12 +543,14 @@ impl PackWriter {
         let id = Id(*self.hasher.finalize().as_bytes());
         self.file.write_all(&id.0).at(&self.tmp)?;
         self.file.sync_all().at(&self.tmp)?;
-        Ok(Finished {
+        let mut done = Finished {
             tmp: self.tmp,
             id,
-            prev: self.prev,
+            prev: self.header_prev,
             objects: self.entries.len(),
-        })
+        };
+        done.repoint(wanted_prev)?;
+        Ok(done)
     }
 }
 

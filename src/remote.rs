@@ -25,7 +25,7 @@ pub const ORIGIN: &str = "origin";
 pub struct Remote {
     /// Its name (one name segment).
     pub name: String,
-    /// Where it is: an absolute directory path.
+    /// Where it is: an absolute directory path or an `http://` URL.
     pub location: String,
 }
 
@@ -115,7 +115,7 @@ impl Remotes {
         match self.list.as_slice() {
             [only] => Ok(only),
             [] => Err(Error::Invalid(
-                "this store has no remotes; add one with `remotelog remote add NAME DIR`".into(),
+                "this store has no remotes; add one with `remotelog remote add NAME DIR` (or NAME http://HOST:PORT)".into(),
             )),
             _ => Err(Error::Invalid(format!(
                 "this store has several remotes and none is called {ORIGIN}; name one ({})",
@@ -129,7 +129,8 @@ impl Remotes {
     }
 }
 
-/// Registers remote `name` at `location` (a directory, made absolute).
+/// Registers remote `name` at `location`: an `http://` URL (kept as given, normalized) or
+/// a directory (made absolute).
 pub fn add(store: &FsStore, name: &str, location: &Path) -> Result<Remote> {
     validate_name(name)?;
     let mut remotes = Remotes::load(store)?;
@@ -138,6 +139,15 @@ pub fn add(store: &FsStore, name: &str, location: &Path) -> Result<Remote> {
             "remote {name} already exists ({}); remove it first with `remotelog remote remove {name}`",
             existing.location
         )));
+    }
+    if let Some(url) = location.to_str().filter(|l| crate::http_client::is_url(l)) {
+        let remote = Remote {
+            name: name.to_string(),
+            location: crate::http_client::normalize_url(url)?,
+        };
+        remotes.list.push(remote.clone());
+        remotes.save(store)?;
+        return Ok(remote);
     }
     let location = absolute(location)?;
     if location == absolute(store.root())? {
@@ -177,13 +187,48 @@ pub fn absolute(p: &Path) -> Result<PathBuf> {
     std::path::absolute(p).at(p)
 }
 
-/// Opens the store at a remote location; `create` makes an empty store there if there is
+/// True for an empty directory, or one holding only what an interrupted `init` leaves
+/// (the empty skeleton folders and temporary files), which is safe to initialise over.
+fn is_empty_or_unfinished_init(dir: &Path) -> Result<bool> {
+    for entry in fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if crate::fsutil::is_tmp_name(&name) {
+            continue;
+        }
+        if !matches!(name.as_str(), "objects" | "refs" | "packs") || !entry.path().is_dir() {
+            return Ok(false);
+        }
+        for inner in walkdir::WalkDir::new(entry.path()).min_depth(1) {
+            let inner = inner.map_err(|e| Error::Invalid(format!("{}: {e}", dir.display())))?;
+            let n = inner.file_name().to_string_lossy();
+            if inner.file_type().is_file() && !crate::fsutil::is_tmp_name(&n) {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Opens the remote at `location`: an [`HttpBackend`](crate::http_client::HttpBackend) for
+/// an `http://` URL (with the token from `REMOTELOG_TOKEN` or `REMOTELOG_TOKEN_FILE`), else
+/// the store directory as [`open_dir`] does.
+pub fn open(location: &str, create: bool) -> Result<Box<dyn Backend>> {
+    if crate::http_client::is_url(location) {
+        let token = crate::http_client::token_from_env()?;
+        let remote = crate::http_client::HttpBackend::open(location, token)?;
+        return Ok(Box::new(remote));
+    }
+    Ok(Box::new(open_dir(location, create)?))
+}
+
+/// Opens the store at a remote directory; `create` makes an empty store there if there is
 /// none yet (a push to a new directory).
-pub fn open(location: &str, create: bool) -> Result<FsStore> {
+pub fn open_dir(location: &str, create: bool) -> Result<FsStore> {
     let dir = Path::new(location);
     match FsStore::open(dir) {
         Err(Error::NotAStore { .. }) if create && !dir.join("config").exists() => {
-            if dir.is_dir() && fs::read_dir(dir).at(dir)?.next().is_some() {
+            if dir.is_dir() && !is_empty_or_unfinished_init(dir)? {
                 return Err(Error::NotAStore {
                     path: dir.to_path_buf(),
                     reason: "exists, is not empty and is not a remotelog store; give an empty or new directory".into(),

@@ -1,6 +1,7 @@
 //! `repack`: merges loose objects and packs into packs of a target size
 //! (format/pack-v1.md, section 4). New packs are durable and chained before anything old is
-//! deleted, so an interruption at any point loses nothing.
+//! deleted, so an interruption at any point loses nothing. `gc` uses the same rewrite with
+//! a filter that drops unreferenced objects.
 
 use std::collections::HashSet;
 use std::fs;
@@ -18,6 +19,10 @@ use crate::store::{packs_ref, FsStore};
 /// Default size at which repack starts a new pack.
 pub const DEFAULT_TARGET: u64 = 64 << 20;
 
+/// How long a writer waits for the pack commit lock (repack and gc hold it while they swap
+/// the chain; gc holds it for its whole run).
+pub const COMMIT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What a repack did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Repacked {
@@ -29,32 +34,108 @@ pub struct Repacked {
     pub packs_after: usize,
     /// Objects in the new packs.
     pub objects: usize,
+    /// Objects left out by the filter.
+    pub dropped: usize,
+    /// Uncompressed bytes of the objects left out.
+    pub dropped_bytes: u64,
     /// Compressed blocks copied without recompression.
     pub blocks_copied: usize,
     /// Pack files and loose objects deleted afterwards.
     pub files_removed: usize,
 }
 
+/// How to rewrite the pack chain.
+pub struct Rewrite<'a> {
+    /// Start a new pack at this size.
+    pub target: u64,
+    /// Objects for which this is false are left out (gc). `None` keeps everything.
+    pub keep: Option<&'a dyn Fn(&Id) -> bool>,
+    /// Also move the loose objects into the new packs (and delete their files).
+    pub pack_loose: bool,
+    /// The caller already holds `packs/commit.lock`.
+    pub lock_held: bool,
+}
+
 /// Rewrites every object of `store` into packs of about `target` bytes.
 pub fn repack(store: &FsStore, target: u64, progress: &dyn Progress) -> Result<Repacked> {
+    let packs = store.packs()?;
+    let loose = store.loose_objects()?;
+    if loose.is_empty() && packs.len() <= 1 {
+        return Ok(Repacked {
+            packs_before: packs.len(),
+            ..Repacked::default()
+        });
+    }
+    rewrite(
+        store,
+        &Rewrite {
+            target,
+            keep: None,
+            pack_loose: true,
+            lock_held: false,
+        },
+        progress,
+    )
+}
+
+/// The packs a rewrite produces, each chained after the one before.
+struct Output<'a> {
+    dir: &'a std::path::Path,
+    level: i32,
+    target: u64,
+    current: PackWriter,
+    finished: Vec<pack::Finished>,
+}
+
+impl Output<'_> {
+    /// Finishes the current pack once it reached the target size and starts the next.
+    fn rotate_if_full(&mut self) -> Result<()> {
+        if self.current.size() < self.target {
+            return Ok(());
+        }
+        let next = PackWriter::create(self.dir, None, self.level)?;
+        let done = std::mem::replace(&mut self.current, next).finish()?;
+        self.current.set_prev(Some(done.id));
+        self.finished.push(done);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Vec<pack::Finished>> {
+        let mut finished = self.finished;
+        if !self.current.is_empty() {
+            finished.push(self.current.finish()?);
+        }
+        Ok(finished)
+    }
+}
+
+/// Rewrites the pack chain (and optionally the loose objects) as `how` says.
+pub fn rewrite(store: &FsStore, how: &Rewrite<'_>, progress: &dyn Progress) -> Result<Repacked> {
     let mut out = Repacked::default();
     let old_head = store.read_ref(&packs_ref())?;
     let old_packs = store.packs()?;
-    let loose = store.loose_objects()?;
+    let loose = if how.pack_loose {
+        store.loose_objects()?
+    } else {
+        Vec::new()
+    };
     out.packs_before = old_packs.len();
     out.loose_before = loose.len();
-    if loose.is_empty() && old_packs.len() <= 1 {
-        return Ok(out);
-    }
     let total: u64 = old_packs.iter().map(|p| p.2 as u64).sum::<u64>() + loose.len() as u64;
-    progress.phase("repacking", Some(total));
+    progress.phase("rewriting packs", Some(total));
+    let keep = |id: &Id| how.keep.is_none_or(|k| k(id));
 
     let dir = store.root().join("packs");
     fsutil::create_dir_durable(&dir)?;
     let level = store.config().zstd_level;
-    let mut finished: Vec<pack::Finished> = Vec::new();
     let mut seen: HashSet<Id> = HashSet::new();
-    let mut writer = PackWriter::create(&dir, None, level)?;
+    let mut out_packs = Output {
+        dir: &dir,
+        level,
+        target: how.target,
+        current: PackWriter::create(&dir, None, level)?,
+        finished: Vec::new(),
+    };
     // Oldest pack first, so the new chain keeps roughly the age order.
     for (id, _, _) in old_packs.iter().rev() {
         let p = store.open_pack(id)?;
@@ -65,10 +146,21 @@ pub fn repack(store: &FsStore, target: u64, progress: &dyn Progress) -> Result<R
             by_block[loc.block as usize].push((oid, loc.offset, loc.len));
         }
         for (n, objects) in by_block.into_iter().enumerate() {
-            let fresh: Vec<(Id, u32, u32)> = objects
-                .into_iter()
-                .filter(|o| !seen.contains(&o.0))
-                .collect();
+            let total_in_block = objects.len();
+            let mut fresh = Vec::with_capacity(total_in_block);
+            for o in objects {
+                if seen.contains(&o.0) {
+                    continue;
+                }
+                if keep(&o.0) {
+                    fresh.push(o);
+                } else {
+                    seen.insert(o.0);
+                    out.dropped += 1;
+                    out.dropped_bytes += u64::from(o.2);
+                }
+            }
+            progress.advance(total_in_block as u64);
             if fresh.is_empty() {
                 continue;
             }
@@ -77,47 +169,56 @@ pub fn repack(store: &FsStore, target: u64, progress: &dyn Progress) -> Result<R
             if blake3::hash(frame).as_bytes()[..8] != block.checksum {
                 return Err(pack::bad_pack(
                     &path,
-                    format!(
-                        "block {n} fails its checksum; repack stopped before changing anything"
-                    ),
+                    format!("block {n} fails its checksum; stopped before changing anything"),
                 ));
             }
             seen.extend(fresh.iter().map(|o| o.0));
-            writer.add_raw_block(frame, block, &fresh)?;
-            out.blocks_copied += 1;
-            progress.advance(fresh.len() as u64);
-            if writer.size() >= target {
-                let done = writer.finish()?;
-                let prev = Some(done.id);
-                finished.push(done);
-                writer = PackWriter::create(&dir, prev, level)?;
+            let writer = &mut out_packs.current;
+            if fresh.len() == total_in_block {
+                writer.add_raw_block(frame, block, &fresh)?;
+                out.blocks_copied += 1;
+            } else {
+                // Some objects go: recompress the rest, so the dropped bytes are gone from
+                // every file, not just from the index.
+                for (oid, offset, len) in fresh {
+                    let bytes = p
+                        .read(pack::Location {
+                            block: n as u32,
+                            offset,
+                            len,
+                        })
+                        .map_err(|r| pack::bad_pack(&path, r))?;
+                    crate::backend::verify_id(&oid, &bytes, || path.display().to_string())?;
+                    writer.add(oid, &bytes)?;
+                }
             }
+            out_packs.rotate_if_full()?;
         }
     }
     for id in &loose {
-        if seen.insert(*id) {
+        if seen.insert(*id) && keep(id) {
             let bytes = store.get_object(id)?;
-            writer.add(*id, &bytes)?;
-            if writer.size() >= target {
-                let done = writer.finish()?;
-                let prev = Some(done.id);
-                finished.push(done);
-                writer = PackWriter::create(&dir, prev, level)?;
-            }
+            out_packs.current.add(*id, &bytes)?;
+            out_packs.rotate_if_full()?;
         }
         progress.advance(1);
     }
-    if !writer.is_empty() || finished.is_empty() {
-        finished.push(writer.finish()?);
-    }
-    out.objects = seen.len();
+    let finished = out_packs.finish()?;
+    out.objects = seen.len() - out.dropped;
     out.packs_after = finished.len();
 
     // Swap the chain under the commit lock, then delete what the new chain replaces.
-    let lock = LockFile::acquire(&dir.join("commit.lock"), std::time::Duration::from_secs(60))?;
+    let lock = if how.lock_held {
+        None
+    } else {
+        Some(LockFile::acquire(
+            &dir.join("commit.lock"),
+            COMMIT_LOCK_WAIT,
+        )?)
+    };
     if store.read_ref(&packs_ref())? != old_head {
         return Err(Error::Invalid(
-            "another writer added a pack while repack ran; nothing was changed, run repack again"
+            "another writer added a pack meanwhile; nothing was changed, run the command again"
                 .into(),
         ));
     }
@@ -133,14 +234,14 @@ pub fn repack(store: &FsStore, target: u64, progress: &dyn Progress) -> Result<R
     fsutil::fsync_dir(&dir)?;
     store.update_ref(&packs_ref(), old_head, new_head)?;
     store.reload_packs()?;
-    let keep: HashSet<PathBuf> = store.packs()?.into_iter().map(|p| p.1).collect();
+    let keep_files: HashSet<PathBuf> = store.packs()?.into_iter().map(|p| p.1).collect();
     // Holding the lock, no other writer is between renaming a pack and chaining it, so
-    // every pack file off the chain is garbage.
+    // every complete pack file off the chain is garbage.
     for entry in fs::read_dir(&dir).at(&dir)? {
         let path = entry.at(&dir)?.path();
         if path.extension().is_some_and(|e| e == "pack")
             && !fsutil::is_tmp_name(&path.file_name().unwrap_or_default().to_string_lossy())
-            && !keep.contains(&path)
+            && !keep_files.contains(&path)
         {
             fs::remove_file(&path).at(&path)?;
             out.files_removed += 1;

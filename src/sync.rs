@@ -215,8 +215,8 @@ pub fn copy_log(
                     Error::Invalid(format!("page {id} entry with H1 {}: {e}", entry.h1))
                 })?;
             }
-            if !wanted.contains_key(&entry.h2) && !dst.has_object(&entry.h2)? {
-                wanted.insert(entry.h2, entry.h1);
+            if let std::collections::hash_map::Entry::Vacant(v) = wanted.entry(entry.h2) {
+                v.insert(entry.h1);
                 order.push(entry.h2);
             }
         }
@@ -231,6 +231,11 @@ pub fn copy_log(
         }
         expect_count = Some(rest);
         next = if rest > 0 { page.prev } else { None };
+    }
+    // One presence query for the whole walk: a round trip on HTTP, and on a directory at
+    // most one listing per shard instead of a failed stat per message.
+    for id in dst.present_objects(&order)? {
+        wanted.remove(&id);
     }
     progress.phase("copying objects", Some(wanted.len() as u64));
     struct Sink<'a, 'b> {
@@ -308,6 +313,18 @@ pub struct LogTransfer {
     pub elapsed: f64,
 }
 
+/// When a push may drop entries the remote has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Force {
+    /// Never: only fast-forwards.
+    No,
+    /// Only if the remote still holds what the tracking ref says we last saw there (for
+    /// publishing a rewritten log, e.g. after `forget`, without clobbering others' work).
+    WithLease,
+    /// Always.
+    Yes,
+}
+
 /// Pushes log `log` of `local` to `remote_store` (registered as `remote`): copies the
 /// objects the remote lacks, then moves the remote ref by compare-and-swap from the value
 /// read at the start, then records it in the tracking ref.
@@ -316,7 +333,7 @@ pub fn push(
     remote: &str,
     remote_store: &dyn Backend,
     log: &str,
-    force: bool,
+    force: Force,
     progress: &dyn Progress,
 ) -> Result<LogTransfer> {
     let start = Instant::now();
@@ -327,14 +344,24 @@ pub fn push(
         ))
     })?;
     let theirs = remote_store.read_ref(&refname)?;
+    if force == Force::WithLease {
+        let seen = local.read_ref(&crate::remote::tracking_ref(remote, log)?)?;
+        if seen != theirs {
+            return Err(Error::Invalid(format!(
+                "push of log {log} to {remote} refused: the remote log is no longer what we last saw there (expected {}, found {}); pull first",
+                seen.map_or("no log".into(), |i| i.to_hex()),
+                theirs.map_or("no log".into(), |i| i.to_hex())
+            )));
+        }
+    }
     let relation = relate(local, Some(ours), remote_store, theirs)?;
     let (outcome, entries) = match relation {
         Relation::Equal => ("up-to-date", 0),
         Relation::Ahead(n) if theirs.is_none() => ("created", n),
         Relation::Ahead(n) => ("fast-forward", n),
-        Relation::Behind(_) | Relation::Diverged if !force => {
+        Relation::Behind(_) | Relation::Diverged if force == Force::No => {
             return Err(Error::Invalid(format!(
-                "push of log {log} to {remote} refused: the remote has entries this log lacks ({}); pull first, or push --force to overwrite them",
+                "push of log {log} to {remote} refused: the remote has entries this log lacks ({}); pull first, or push --force-with-lease (or --force) to overwrite them",
                 match relation {
                     Relation::Behind(n) => format!("it is {n} entries ahead"),
                     _ => "the logs have diverged".to_string(),

@@ -207,7 +207,7 @@ fn clone_of_a_remote_mixing_loose_objects_and_several_packs() {
         let msgs: Vec<Message> = (n..n + size).map(|i| msg(i, "mix")).collect();
         n += size;
         log::append(&w, "main", &msgs, SettingsChange::default()).unwrap();
-        sync::push(&w, "origin", &remote, "main", false, &Silent).unwrap();
+        sync::push(&w, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
         let _ = round;
     }
     assert!(remote.packs().unwrap().len() >= 3);

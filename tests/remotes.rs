@@ -231,11 +231,11 @@ fn pull_reads_grow_with_new_entries_not_with_the_log() {
         let w = store(&t.path().join("w"));
         let remote = store(&t.path().join("remote"));
         append_with(&w, len, "old", 16);
-        sync::push(&w, "origin", &remote, "main", false, &Silent).unwrap();
+        sync::push(&w, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
         let r = store(&t.path().join("r"));
         sync::pull(&r, "origin", &remote, "main", &Silent).unwrap();
         append(&w, 10, "new");
-        sync::push(&w, "origin", &remote, "main", false, &Silent).unwrap();
+        sync::push(&w, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
         let counting = Counting {
             inner: &remote,
             reads: AtomicU64::new(0),
@@ -262,14 +262,22 @@ fn push_copies_only_what_is_new() {
     let w = store(&t.path().join("w"));
     let remote = store(&t.path().join("remote"));
     append(&w, 1000, "a");
-    let first = sync::push(&w, "origin", &remote, "main", false, &Silent).unwrap();
+    let first = sync::push(&w, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
     assert_eq!(first.outcome, "created");
     append(&w, 5, "b");
     let counting = Counting {
         inner: &w,
         reads: AtomicU64::new(0),
     };
-    let second = sync::push(&counting, "origin", &remote, "main", false, &Silent).unwrap();
+    let second = sync::push(
+        &counting,
+        "origin",
+        &remote,
+        "main",
+        sync::Force::No,
+        &Silent,
+    )
+    .unwrap();
     assert_eq!(second.outcome, "fast-forward");
     assert_eq!(second.entries, 5);
     assert!(second.copied.objects <= 5 + 2, "{:?}", second.copied);
@@ -285,9 +293,9 @@ fn push_refuses_to_drop_remote_entries_unless_forced() {
     let b = store(&t.path().join("b"));
     let remote = store(&t.path().join("remote"));
     append(&a, 3, "a");
-    sync::push(&a, "origin", &remote, "main", false, &Silent).unwrap();
+    sync::push(&a, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
     append(&b, 4, "b");
-    let e = sync::push(&b, "origin", &remote, "main", false, &Silent).unwrap_err();
+    let e = sync::push(&b, "origin", &remote, "main", sync::Force::No, &Silent).unwrap_err();
     assert!(e.to_string().contains("--force"), "{e}");
     assert_eq!(entries(&remote, "main"), entries(&a, "main"));
     // Pull into b refuses too, and leaves b alone.
@@ -295,7 +303,7 @@ fn push_refuses_to_drop_remote_entries_unless_forced() {
     let e = sync::pull(&b, "origin", &remote, "main", &Silent).unwrap_err();
     assert!(e.to_string().contains("diverged"), "{e}");
     assert_eq!(entries(&b, "main"), before);
-    let forced = sync::push(&b, "origin", &remote, "main", true, &Silent).unwrap();
+    let forced = sync::push(&b, "origin", &remote, "main", sync::Force::Yes, &Silent).unwrap();
     assert_eq!(forced.outcome, "forced");
     assert_eq!(entries(&remote, "main"), entries(&b, "main"));
     sound(&remote);
@@ -309,7 +317,7 @@ fn racing_pushes_exactly_one_wins() {
         let base = store(&t.path().join("base"));
         append(&base, 50, "base");
         let remote = store(&remote_dir);
-        sync::push(&base, "origin", &remote, "main", false, &Silent).unwrap();
+        sync::push(&base, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
         let writers: Vec<FsStore> = (0..2)
             .map(|i| {
                 let dest = t.path().join(format!("w{i}"));
@@ -331,7 +339,9 @@ fn racing_pushes_exactly_one_wins() {
                 .iter()
                 .map(|w| {
                     let remote = FsStore::open(&remote_dir).unwrap();
-                    sc.spawn(move || sync::push(w, "origin", &remote, "main", false, &Silent))
+                    sc.spawn(move || {
+                        sync::push(w, "origin", &remote, "main", sync::Force::No, &Silent)
+                    })
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -362,7 +372,7 @@ fn clone_of_a_corrupt_remote_fails_naming_the_object_and_leaves_nothing() {
     let remote_dir = t.path().join("remote");
     let remote = store(&remote_dir);
     append(&w, 20, "a");
-    sync::push(&w, "origin", &remote, "main", false, &Silent).unwrap();
+    sync::push(&w, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
     let victim = log::entries(&remote, "main").unwrap()[7].h2;
     let path = remote.object_path(&victim);
     let mut bytes = std::fs::read(&path).unwrap();
@@ -437,7 +447,15 @@ fn remote_created_by_the_v1_fixture_clones_and_accepts_pushes() {
         SettingsChange::default(),
     )
     .unwrap();
-    let pushed = sync::push(&local, "origin", &remote, "team/replicated", false, &Silent).unwrap();
+    let pushed = sync::push(
+        &local,
+        "origin",
+        &remote,
+        "team/replicated",
+        sync::Force::No,
+        &Silent,
+    )
+    .unwrap();
     assert_eq!(pushed.entries, 2);
     sound(&remote);
     sound(&local);
@@ -544,7 +562,7 @@ fn library_errors_are_typed() {
     let t = tempfile::tempdir().unwrap();
     let a = store(&t.path().join("a"));
     let remote = store(&t.path().join("r"));
-    match sync::push(&a, "origin", &remote, "main", false, &Silent) {
+    match sync::push(&a, "origin", &remote, "main", sync::Force::No, &Silent) {
         Err(Error::Invalid(m)) => assert!(m.contains("no log"), "{m}"),
         other => panic!("{other:?}"),
     }

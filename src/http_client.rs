@@ -1,0 +1,879 @@
+//! An HTTP remote: [`HttpBackend`] implements [`Backend`] over the REST API of
+//! `remotelog serve` (`format/http-api.md`), so push, pull, clone and status work with a
+//! URL exactly as with a directory.
+//!
+//! Transfers are bulk: a batch is written locally as one pack and uploaded with one
+//! request (split at [`PACK_SPLIT`] bytes); presence checks go in one request per page;
+//! [`Backend::raw_blocks`] reads each remote pack's index and fetches the wanted blocks
+//! whole with range requests, so a clone downloads packs rather than objects. One
+//! keep-alive connection is reused; idempotent requests are retried with backoff when the
+//! connection fails, writes that are not are never retried blindly.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ureq::http::{self, Method};
+
+use crate::backend::{verify_id, Backend, Batch, BlockSink, RawBlock};
+use crate::error::{Error, IoContext, Result};
+use crate::id::{is_lower_hex, Id};
+use crate::name::RefName;
+use crate::pack::{self, PackWriter};
+
+/// Environment variable holding the bearer token sent to HTTP remotes.
+pub const TOKEN_ENV: &str = "REMOTELOG_TOKEN";
+/// Environment variable naming a file that holds the token (whitespace trimmed).
+pub const TOKEN_FILE_ENV: &str = "REMOTELOG_TOKEN_FILE";
+/// A batch uploads its pack once it reaches this size and starts another, so no upload
+/// comes near the server's default `--max-body`.
+pub const PACK_SPLIT: u64 = 64 << 20;
+/// Largest byte range fetched in one request by `raw_blocks`.
+const RANGE_MAX: u64 = 64 << 20;
+/// Attempts for an idempotent request whose connection fails.
+const ATTEMPTS: u32 = 5;
+/// Ids per presence request.
+const PRESENT_CHUNK: usize = 10_000;
+/// Objects up to this size are kept in memory once read (pages are read more than once).
+const CACHE_OBJECT_MAX: usize = 1 << 20;
+/// Memory the object cache may use.
+const CACHE_BYTES: usize = 32 << 20;
+
+/// True when `location` is a URL rather than a directory.
+pub fn is_url(location: &str) -> bool {
+    let l = location.to_ascii_lowercase();
+    l.starts_with("http://") || l.starts_with("https://")
+}
+
+/// Checks a remote URL and gives its canonical form (`http://HOST:PORT[/PREFIX]`, no
+/// trailing slash).
+pub fn normalize_url(url: &str) -> Result<String> {
+    let bad = |why: &str| Error::Invalid(format!("{url:?} is not a usable remote URL: {why}"));
+    if url.to_ascii_lowercase().starts_with("https://") {
+        return Err(bad(
+            "https is not built in yet; serve on a trusted network, or put a TLS-terminating proxy in front and reach it through a local tunnel",
+        ));
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(bad("it must start with http://"));
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(bad("it has no host"));
+    }
+    if rest
+        .chars()
+        .any(|c| c.is_whitespace() || c == '?' || c == '#' || c == '@')
+    {
+        return Err(bad(
+            "give only http://HOST:PORT (no spaces, query, fragment or credentials; the token comes from REMOTELOG_TOKEN)",
+        ));
+    }
+    let trimmed = url.trim_end_matches('/');
+    trimmed
+        .parse::<http::Uri>()
+        .map_err(|e| bad(&e.to_string()))?;
+    Ok(trimmed.to_string())
+}
+
+/// The token for HTTP remotes from the environment: `REMOTELOG_TOKEN`, else the file
+/// named by `REMOTELOG_TOKEN_FILE`; `None` when neither is set.
+pub fn token_from_env() -> Result<Option<String>> {
+    if let Ok(t) = std::env::var(TOKEN_ENV) {
+        let t = t.trim();
+        if !t.is_empty() {
+            return Ok(Some(t.to_string()));
+        }
+    }
+    match std::env::var_os(TOKEN_FILE_ENV) {
+        Some(p) if !p.is_empty() => crate::server::read_token_file(Path::new(&p)).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// A reply read whole.
+struct Reply {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).trim().to_string()
+    }
+}
+
+/// What a request sends.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    File(&'a Path),
+}
+
+/// Objects read recently, oldest first out.
+#[derive(Default)]
+struct Cache {
+    map: HashMap<Id, Vec<u8>>,
+    order: VecDeque<Id>,
+    bytes: usize,
+}
+
+impl Cache {
+    fn insert(&mut self, id: Id, bytes: &[u8]) {
+        if bytes.len() > CACHE_OBJECT_MAX || self.map.contains_key(&id) {
+            return;
+        }
+        self.bytes += bytes.len();
+        self.map.insert(id, bytes.to_vec());
+        self.order.push_back(id);
+        while self.bytes > CACHE_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = self.map.remove(&old) {
+                self.bytes -= b.len();
+            }
+        }
+    }
+}
+
+/// A store served by `remotelog serve`, reached over HTTP.
+pub struct HttpBackend {
+    base: String,
+    agent: ureq::Agent,
+    token: Option<String>,
+    cache: Mutex<Cache>,
+}
+
+impl std::fmt::Debug for HttpBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpBackend")
+            .field("base", &self.base)
+            .finish()
+    }
+}
+
+fn is_connection_error(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) => true,
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionRefused
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::TimedOut
+                | std::io::ErrorKind::Interrupted
+        ),
+        ureq::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+impl HttpBackend {
+    /// Connects to the server at `url` (checking that it is a remotelog server), sending
+    /// `token` as a bearer token with every request.
+    pub fn open(url: &str, token: Option<String>) -> Result<HttpBackend> {
+        let base = normalize_url(url)?;
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_recv_response(Some(Duration::from_secs(600)))
+            .max_idle_connections_per_host(4)
+            .user_agent(format!("remotelog/{}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let backend = HttpBackend {
+            base,
+            agent: ureq::Agent::new_with_config(config),
+            token,
+            cache: Mutex::new(Cache::default()),
+        };
+        let reply = backend.request(Method::GET, "/healthz", Payload::Empty, &[], true)?;
+        let health: Option<serde_json::Value> = serde_json::from_slice(&reply.body).ok();
+        let is_ours = health
+            .as_ref()
+            .and_then(|h| h.get("service"))
+            .and_then(|s| s.as_str())
+            == Some("remotelog");
+        if reply.status != 200 || !is_ours {
+            return Err(Error::Invalid(format!(
+                "{} does not answer like a remotelog server (GET /healthz gave {}); check the URL, or start one there with `remotelog serve`",
+                backend.base, reply.status
+            )));
+        }
+        Ok(backend)
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Payload<'_>,
+        headers: &[(&str, String)],
+        idempotent: bool,
+    ) -> Result<Reply> {
+        let url = format!("{}{path}", self.base);
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            let mut b = http::Request::builder().method(method.clone()).uri(&url);
+            if let Some(t) = &self.token {
+                b = b.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            for (k, v) in headers {
+                b = b.header(*k, v);
+            }
+            let built =
+                |e: http::Error| Error::Invalid(format!("cannot build a request for {url}: {e}"));
+            let result = match payload {
+                Payload::Empty => self.agent.run(b.body(()).map_err(built)?),
+                Payload::Bytes(bytes) => self.agent.run(b.body(bytes).map_err(built)?),
+                Payload::File(p) => {
+                    let f = std::fs::File::open(p).at(p)?;
+                    self.agent.run(b.body(f).map_err(built)?)
+                }
+            };
+            let result = result.and_then(|resp| {
+                let status = resp.status().as_u16();
+                let (parts, body) = resp.into_parts();
+                let body = body.into_with_config().limit(u64::MAX).read_to_vec()?;
+                Ok(Reply {
+                    status,
+                    headers: parts.headers,
+                    body,
+                })
+            });
+            match result {
+                Ok(r) => return Ok(r),
+                Err(e) if idempotent && attempt < ATTEMPTS && is_connection_error(&e) => {
+                    std::thread::sleep(delay);
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(Error::Invalid(format!(
+                        "cannot reach the remotelog server at {} ({method} {path}: {e}{}); is `remotelog serve` running there?",
+                        self.base,
+                        if attempt > 1 { format!(", tried {attempt} times") } else { String::new() }
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The error for an answer that is not what was expected.
+    fn refused(&self, method: &Method, path: &str, r: &Reply) -> Error {
+        let msg = r.text();
+        match r.status {
+            401 => Error::Invalid(format!(
+                "{} refused the token ({method} {path}): {msg}",
+                self.base
+            )),
+            403 => Error::Invalid(format!("{} refused {method} {path}: {msg}", self.base)),
+            _ => Error::Invalid(format!(
+                "{} answered {} to {method} {path}: {msg}",
+                self.base, r.status
+            )),
+        }
+    }
+
+    fn expect_ok(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Payload<'_>,
+        idempotent: bool,
+    ) -> Result<Reply> {
+        let r = self.request(method.clone(), path, payload, &[], idempotent)?;
+        if r.status / 100 != 2 {
+            return Err(self.refused(&method, path, &r));
+        }
+        Ok(r)
+    }
+
+    fn lines(&self, path: &str) -> Result<Vec<String>> {
+        let r = self.expect_ok(Method::GET, path, Payload::Empty, true)?;
+        let text = String::from_utf8(r.body).map_err(|_| {
+            Error::Invalid(format!(
+                "{}{path} answered with text that is not UTF-8",
+                self.base
+            ))
+        })?;
+        Ok(text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    fn parse_id_from(&self, what: &str, s: &str) -> Result<Id> {
+        s.trim()
+            .parse::<Id>()
+            .map_err(|e| Error::Invalid(format!("{} sent a bad id in {what}: {e}", self.base)))
+    }
+
+    /// Uploads a finished pack; returns how many of its objects were new to the server.
+    fn upload_pack(&self, path: &Path) -> Result<usize> {
+        let r = self.request(
+            Method::POST,
+            "/packs",
+            Payload::File(path),
+            // The server refuses a bad token or an oversized pack before the body is sent.
+            &[
+                ("content-type", "application/octet-stream".into()),
+                ("expect", "100-continue".into()),
+            ],
+            // Re-sending a pack is harmless: the server keeps only what it lacks.
+            true,
+        )?;
+        if r.status != 200 {
+            return Err(self.refused(&Method::POST, "/packs", &r));
+        }
+        let outcome: crate::server::PackOutcome = serde_json::from_slice(&r.body).map_err(|e| {
+            Error::Invalid(format!(
+                "{} answered a pack upload with {e}: {}",
+                self.base,
+                r.text()
+            ))
+        })?;
+        Ok(outcome.new)
+    }
+
+    fn get_range(&self, pack: &Id, first: u64, last: u64) -> Result<Vec<u8>> {
+        let path = format!("/packs/{pack}");
+        let r = self.request(
+            Method::GET,
+            &path,
+            Payload::Empty,
+            &[("range", format!("bytes={first}-{last}"))],
+            true,
+        )?;
+        if r.status != 206 {
+            return Err(self.refused(&Method::GET, &path, &r));
+        }
+        if r.body.len() as u64 != last - first + 1 {
+            return Err(Error::Invalid(format!(
+                "{}{path}: asked for {} bytes, got {}",
+                self.base,
+                last - first + 1,
+                r.body.len()
+            )));
+        }
+        Ok(r.body)
+    }
+
+    /// Runs gc on the server's store (`POST /gc`).
+    pub fn gc(&self, grace: Duration, dry_run: bool) -> Result<crate::gc::Collected> {
+        let path = format!("/gc?prune={}&dry_run={dry_run}", grace.as_secs());
+        let r = self.expect_ok(Method::POST, &path, Payload::Empty, false)?;
+        let v: serde_json::Value = serde_json::from_slice(&r.body)
+            .map_err(|e| Error::Invalid(format!("{}{path}: not a gc summary: {e}", self.base)))?;
+        let mut c: crate::gc::Collected = serde_json::from_value(v.clone())
+            .map_err(|e| Error::Invalid(format!("{}{path}: not a gc summary: {e}", self.base)))?;
+        if let Some(ids) = v["removed_ids"].as_array() {
+            for id in ids.iter().filter_map(|i| i.as_str()) {
+                c.removed_ids.push(self.parse_id_from(&path, id)?);
+            }
+        }
+        Ok(c)
+    }
+
+    /// The remote's packs, newest first: (id, size).
+    pub fn packs(&self) -> Result<Vec<(Id, u64)>> {
+        let mut out = Vec::new();
+        for line in self.lines("/packs")? {
+            let mut parts = line.split_whitespace();
+            let id = self.parse_id_from("/packs", parts.next().unwrap_or(""))?;
+            let size = parts
+                .next()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| Error::Invalid(format!("{}/packs: bad line {line:?}", self.base)))?;
+            out.push((id, size));
+        }
+        Ok(out)
+    }
+
+    /// Offers the blocks of one remote pack: reads its trailer and index, asks the sink
+    /// about each block, and fetches the wanted ones in as few ranges as possible.
+    fn pack_blocks(&self, id: &Id, size: u64, sink: &mut dyn BlockSink) -> Result<()> {
+        let where_ = format!("{}/packs/{id}", self.base);
+        let bad = |r: String| Error::BadPack {
+            path: where_.clone().into(),
+            reason: r,
+        };
+        let min = (pack::HEADER_LEN + pack::TRAILER_LEN) as u64;
+        if size < min {
+            return Err(bad(format!("{size} bytes is too short for a pack")));
+        }
+        let trailer = self.get_range(id, size - pack::TRAILER_LEN as u64, size - 1)?;
+        let index = Index::locate(&trailer, size).map_err(bad)?;
+        let raw = if index.len == 0 {
+            Vec::new()
+        } else {
+            self.get_range(id, index.offset, index.offset + index.len - 1)?
+        };
+        let blocks = index.parse(&raw).map_err(bad)?;
+        let mut wanted: Vec<usize> = Vec::new();
+        for (n, (_, objects)) in blocks.iter().enumerate() {
+            if !objects.is_empty() && sink.wants(objects) {
+                wanted.push(n);
+            }
+        }
+        // Adjacent wanted blocks are fetched together; a clone reads each pack in a few
+        // large ranges.
+        let mut i = 0;
+        while i < wanted.len() {
+            let first = blocks[wanted[i]].0;
+            let mut j = i;
+            while j + 1 < wanted.len() {
+                let cur = blocks[wanted[j]].0;
+                let next = blocks[wanted[j + 1]].0;
+                let end = next.offset + u64::from(next.clen);
+                if next.offset != cur.offset + u64::from(cur.clen) || end - first.offset > RANGE_MAX
+                {
+                    break;
+                }
+                j += 1;
+            }
+            let last = blocks[wanted[j]].0;
+            let start = first.offset;
+            let stop = last.offset + u64::from(last.clen);
+            let bytes = if stop > start {
+                self.get_range(id, start, stop - 1)?
+            } else {
+                Vec::new()
+            };
+            for &n in &wanted[i..=j] {
+                let (b, objects) = &blocks[n];
+                let at = (b.offset - start) as usize;
+                let frame = &bytes[at..at + b.clen as usize];
+                if blake3::hash(frame).as_bytes()[..8] != b.checksum {
+                    return Err(bad(format!("block {n} fails its checksum")));
+                }
+                let block = RawBlock {
+                    frame: frame.to_vec(),
+                    ulen: b.ulen,
+                    objects: objects.clone(),
+                };
+                // The block checksum guards against damage, not against a lying server:
+                // every object is checked against its id before it is kept.
+                block.objects_verified()?;
+                sink.take(block)?;
+            }
+            i = j + 1;
+        }
+        Ok(())
+    }
+
+    fn ref_path(name: &RefName) -> String {
+        format!("/ns/{}", name.as_str())
+    }
+}
+
+/// Where a pack's index is, from its trailer.
+struct Index {
+    offset: u64,
+    len: u64,
+}
+
+type BlockList = Vec<(pack::Block, Vec<(Id, u32, u32)>)>;
+
+impl Index {
+    fn locate(trailer: &[u8], size: u64) -> std::result::Result<Index, String> {
+        let u64_at = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&trailer[at..at + 8]);
+            u64::from_le_bytes(b)
+        };
+        if trailer.len() != pack::TRAILER_LEN || &trailer[16..24] != pack::END_MAGIC {
+            return Err("bad trailer magic (truncated or damaged)".into());
+        }
+        let (offset, len) = (u64_at(0), u64_at(8));
+        if offset < pack::HEADER_LEN as u64
+            || offset.checked_add(len) != Some(size - pack::TRAILER_LEN as u64)
+        {
+            return Err("index position does not match the file length".into());
+        }
+        Ok(Index { offset, len })
+    }
+
+    /// The blocks and, per block, its objects sorted by offset — with the checks
+    /// `Pack::parse` makes, so nothing here indexes out of bounds.
+    fn parse(&self, d: &[u8]) -> std::result::Result<BlockList, String> {
+        let u32_at = |at: usize| -> std::result::Result<u32, String> {
+            d.get(at..at + 4)
+                .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+                .ok_or_else(|| "index truncated".to_string())
+        };
+        let u64_at = |at: usize| -> std::result::Result<u64, String> {
+            let s = d.get(at..at + 8).ok_or("index truncated")?;
+            let mut b = [0u8; 8];
+            b.copy_from_slice(s);
+            Ok(u64::from_le_bytes(b))
+        };
+        if d.len() as u64 != self.len {
+            return Err("index truncated".into());
+        }
+        let block_count = u32_at(0)? as usize;
+        let objects_at = 4 + block_count.checked_mul(24).ok_or("block count overflows")?;
+        let object_count = u64_at(objects_at)? as usize;
+        let expect = object_count
+            .checked_mul(44)
+            .and_then(|n| n.checked_add(objects_at + 8))
+            .ok_or("object count overflows")?;
+        if expect as u64 != self.len {
+            return Err(format!(
+                "index length {} does not fit {block_count} blocks and {object_count} objects",
+                self.len
+            ));
+        }
+        let mut blocks: BlockList = Vec::with_capacity(block_count);
+        for i in 0..block_count {
+            let at = 4 + i * 24;
+            let mut checksum = [0u8; 8];
+            checksum.copy_from_slice(&d[at + 16..at + 24]);
+            let b = pack::Block {
+                offset: u64_at(at)?,
+                clen: u32_at(at + 8)?,
+                ulen: u32_at(at + 12)?,
+                checksum,
+            };
+            let end = b.offset.checked_add(u64::from(b.clen));
+            if b.offset < pack::HEADER_LEN as u64 || end.is_none_or(|e| e > self.offset) {
+                return Err(format!("block {i} lies outside the block area"));
+            }
+            if b.ulen > pack::MAX_BLOCK {
+                return Err(format!("block {i} claims {} bytes decompressed", b.ulen));
+            }
+            blocks.push((b, Vec::new()));
+        }
+        let mut last: Option<Id> = None;
+        for i in 0..object_count {
+            let at = objects_at + 8 + i * 44;
+            let id = Id::from_slice(&d[at..at + 32]).ok_or("index truncated")?;
+            if last.is_some_and(|l| l >= id) {
+                return Err(format!("index entry {i} is out of order"));
+            }
+            last = Some(id);
+            let (block, offset, len) = (u32_at(at + 32)?, u32_at(at + 36)?, u32_at(at + 40)?);
+            let Some((b, objects)) = blocks.get_mut(block as usize) else {
+                return Err(format!("object {id} names block {block} of {block_count}"));
+            };
+            if u64::from(offset) + u64::from(len) > u64::from(b.ulen) {
+                return Err(format!("object {id} lies outside its block"));
+            }
+            objects.push((id, offset, len));
+        }
+        for (_, objects) in &mut blocks {
+            objects.sort_by_key(|o| o.1);
+        }
+        Ok(blocks)
+    }
+}
+
+impl Backend for HttpBackend {
+    fn location(&self) -> String {
+        self.base.clone()
+    }
+
+    fn object_location(&self, id: &Id) -> String {
+        format!("{}/cas/{id}", self.base)
+    }
+
+    fn get_object(&self, id: &Id) -> Result<Vec<u8>> {
+        if let Some(b) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .get(id)
+        {
+            return Ok(b.clone());
+        }
+        let path = format!("/cas/{id}");
+        let r = self.request(Method::GET, &path, Payload::Empty, &[], true)?;
+        match r.status {
+            200 => {
+                verify_id(id, &r.body, || self.object_location(id))?;
+                self.cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(*id, &r.body);
+                Ok(r.body)
+            }
+            404 => Err(Error::ObjectMissing {
+                id: *id,
+                location: self.object_location(id),
+            }),
+            _ => Err(self.refused(&Method::GET, &path, &r)),
+        }
+    }
+
+    fn has_object(&self, id: &Id) -> Result<bool> {
+        if self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .contains_key(id)
+        {
+            return Ok(true);
+        }
+        let path = format!("/cas/{id}");
+        let r = self.request(Method::HEAD, &path, Payload::Empty, &[], true)?;
+        match r.status {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(self.refused(&Method::HEAD, &path, &r)),
+        }
+    }
+
+    fn present_objects(&self, ids: &[Id]) -> Result<HashSet<Id>> {
+        let mut out = HashSet::new();
+        for chunk in ids.chunks(PRESENT_CHUNK) {
+            let mut body = String::with_capacity(chunk.len() * 65);
+            for id in chunk {
+                body.push_str(&id.to_hex());
+                body.push('\n');
+            }
+            let r = self.expect_ok(
+                Method::POST,
+                "/cas/present",
+                Payload::Bytes(body.as_bytes()),
+                true,
+            )?;
+            for line in String::from_utf8_lossy(&r.body).lines() {
+                if !line.trim().is_empty() {
+                    out.insert(self.parse_id_from("/cas/present", line)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn put_objects(&self, objects: &[(Id, &[u8])]) -> Result<usize> {
+        let mut batch = self.batch()?;
+        for (id, bytes) in objects {
+            batch.add(*id, bytes)?;
+        }
+        batch.commit()
+    }
+
+    fn batch(&self) -> Result<Box<dyn Batch + '_>> {
+        Ok(Box::new(HttpBatch {
+            backend: self,
+            dir: None,
+            writer: None,
+            new: 0,
+        }))
+    }
+
+    fn raw_blocks(&self, sink: &mut dyn BlockSink) -> Result<()> {
+        for (id, size) in self.packs()? {
+            self.pack_blocks(&id, size, sink)?;
+        }
+        Ok(())
+    }
+
+    fn list_objects(&self) -> Result<Vec<Id>> {
+        let mut ids = self
+            .lines("/cas")?
+            .iter()
+            .map(|l| self.parse_id_from("/cas", l))
+            .collect::<Result<Vec<Id>>>()?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn objects_with_prefix(&self, prefix: &str) -> Result<Vec<Id>> {
+        if prefix.len() < 2 || prefix.len() > 64 || !is_lower_hex(prefix) {
+            return Ok(Vec::new());
+        }
+        let mut ids = self
+            .lines(&format!("/cas?prefix={prefix}"))?
+            .iter()
+            .map(|l| self.parse_id_from("/cas", l))
+            .collect::<Result<Vec<Id>>>()?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn read_ref(&self, name: &RefName) -> Result<Option<Id>> {
+        let path = Self::ref_path(name);
+        let r = self.request(Method::GET, &path, Payload::Empty, &[], true)?;
+        match r.status {
+            200 => Ok(Some(self.parse_id_from(&path, &r.text())?)),
+            404 => Ok(None),
+            _ => Err(self.refused(&Method::GET, &path, &r)),
+        }
+    }
+
+    fn update_ref(&self, name: &RefName, expected: Option<Id>, new: Option<Id>) -> Result<()> {
+        let path = Self::ref_path(name);
+        let mut headers = Vec::new();
+        match expected {
+            Some(id) => headers.push(("if-match", format!("\"{id}\""))),
+            None => headers.push(("if-none-match", "*".to_string())),
+        }
+        let r = match new {
+            Some(id) => {
+                let body = format!("{id}\n");
+                // Not retried: a compare-and-swap whose answer was lost must be judged by
+                // reading the ref again, which the caller does.
+                self.request(
+                    Method::PUT,
+                    &path,
+                    Payload::Bytes(body.as_bytes()),
+                    &headers,
+                    false,
+                )?
+            }
+            None => {
+                if expected.is_none() {
+                    let actual = self.read_ref(name)?;
+                    return match actual {
+                        None => Ok(()),
+                        Some(_) => Err(Error::RefConflict {
+                            name: name.to_string(),
+                            expected,
+                            actual,
+                        }),
+                    };
+                }
+                self.request(Method::DELETE, &path, Payload::Empty, &headers, false)?
+            }
+        };
+        match r.status {
+            200 | 204 => Ok(()),
+            412 => {
+                let current = r
+                    .headers
+                    .get(crate::server::CURRENT_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let actual = if current == "absent" {
+                    None
+                } else {
+                    Some(self.parse_id_from(crate::server::CURRENT_HEADER, current)?)
+                };
+                Err(Error::RefConflict {
+                    name: name.to_string(),
+                    expected,
+                    actual,
+                })
+            }
+            _ => Err(self.refused(&r_method(new), &path, &r)),
+        }
+    }
+
+    fn list_refs(&self, prefix: &str) -> Result<Vec<RefName>> {
+        crate::name::validate(prefix)?;
+        let mut out = Vec::new();
+        for line in self.lines(&format!("/ns?prefix={prefix}"))? {
+            let name = line.split_whitespace().next().unwrap_or("");
+            out.push(RefName::parse(name).map_err(|e| {
+                Error::Invalid(format!("{}/ns sent a bad ref name: {e}", self.base))
+            })?);
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn r_method(new: Option<Id>) -> Method {
+    if new.is_some() {
+        Method::PUT
+    } else {
+        Method::DELETE
+    }
+}
+
+/// A batch for an HTTP remote: a pack written locally, uploaded at commit (and whenever it
+/// reaches [`PACK_SPLIT`] bytes).
+struct HttpBatch<'a> {
+    backend: &'a HttpBackend,
+    dir: Option<tempfile::TempDir>,
+    writer: Option<PackWriter>,
+    new: usize,
+}
+
+impl HttpBatch<'_> {
+    fn writer(&mut self) -> Result<&mut PackWriter> {
+        if self.dir.is_none() {
+            self.dir = Some(
+                tempfile::Builder::new()
+                    .prefix("remotelog-upload-")
+                    .tempdir()
+                    .at(&std::env::temp_dir())?,
+            );
+        }
+        if self.writer.is_none() {
+            let dir = self
+                .dir
+                .as_ref()
+                .map(|d| d.path().to_path_buf())
+                .unwrap_or_default();
+            self.writer = Some(PackWriter::create(
+                &dir,
+                None,
+                crate::config::DEFAULT_ZSTD_LEVEL,
+            )?);
+        }
+        self.writer
+            .as_mut()
+            .ok_or_else(|| Error::Invalid("pack writer vanished".into()))
+    }
+
+    fn upload(&mut self) -> Result<()> {
+        let Some(w) = self.writer.take() else {
+            return Ok(());
+        };
+        if w.is_empty() {
+            return Ok(());
+        }
+        let done = w.finish()?;
+        self.new += self.backend.upload_pack(&done.tmp)?;
+        Ok(())
+    }
+
+    fn split_if_big(&mut self) -> Result<()> {
+        if self.writer.as_ref().is_some_and(|w| w.size() >= PACK_SPLIT) {
+            self.upload()?;
+        }
+        Ok(())
+    }
+}
+
+impl Batch for HttpBatch<'_> {
+    fn add(&mut self, id: Id, bytes: &[u8]) -> Result<()> {
+        self.writer()?.add(id, bytes)?;
+        self.split_if_big()
+    }
+
+    fn add_raw_block(&mut self, block: &RawBlock) -> Result<()> {
+        let mut checksum = [0u8; 8];
+        checksum.copy_from_slice(&blake3::hash(&block.frame).as_bytes()[..8]);
+        let b = pack::Block {
+            offset: 0,
+            clen: block.frame.len() as u32,
+            ulen: block.ulen,
+            checksum,
+        };
+        self.writer()?
+            .add_raw_block(&block.frame, b, &block.objects)?;
+        self.split_if_big()
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<usize> {
+        self.upload()?;
+        Ok(self.new)
+    }
+}

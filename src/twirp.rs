@@ -1,0 +1,526 @@
+//! The Twirp services of 3/REMOTE-LOG, served next to the REST API
+//! (`format/http-api.md`, section "Twirp"): `vac.cas.CAS` (Add/Get) and `vac.ns.NS`
+//! (Update/Fetch, also answered as `vac.cas.NS`, the package the specification's text
+//! names). Bodies are `application/protobuf` or `application/json` (proto3 JSON mapping);
+//! errors are Twirp's `{"code", "msg"}` JSON with Twirp's status for each code.
+//!
+//! CAS addresses are BLAKE3-256 of exactly the bytes added, so anyone can recompute them;
+//! the same bytes are visible as `GET /cas/<hex>`. The NS keeps each name's content as a
+//! CAS object named by the ref `refs/spec/<name>`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::backend::Backend;
+use crate::error::Error;
+use crate::id::Id;
+use crate::name::{self, RefName};
+use crate::server::{blocking, read_body, Access, ApiError, AppState, SPEC};
+use crate::store::FsStore;
+
+/// The types generated from `proto/` (prost, with serde for the JSON mapping).
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/protos.rs"));
+}
+
+use proto::vac::{cas, ns};
+
+/// Twirp's error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// The operation was cancelled.
+    Canceled,
+    /// An unknown error.
+    Unknown,
+    /// An argument is invalid whatever the state of the system.
+    InvalidArgument,
+    /// The body could not be decoded.
+    Malformed,
+    /// The operation took too long.
+    DeadlineExceeded,
+    /// The entity does not exist.
+    NotFound,
+    /// No such service or method (or a wrong method or content type).
+    BadRoute,
+    /// The entity already exists.
+    AlreadyExists,
+    /// Not allowed.
+    PermissionDenied,
+    /// No valid credentials.
+    Unauthenticated,
+    /// Out of a resource (quota, rate).
+    ResourceExhausted,
+    /// The system is not in the state the operation needs.
+    FailedPrecondition,
+    /// A concurrency conflict.
+    Aborted,
+    /// Beyond the valid range.
+    OutOfRange,
+    /// Not implemented.
+    Unimplemented,
+    /// A server bug.
+    Internal,
+    /// Temporarily unavailable; retry.
+    Unavailable,
+    /// Unrecoverable data loss.
+    Dataloss,
+}
+
+impl Code {
+    /// The code as Twirp spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Canceled => "canceled",
+            Code::Unknown => "unknown",
+            Code::InvalidArgument => "invalid_argument",
+            Code::Malformed => "malformed",
+            Code::DeadlineExceeded => "deadline_exceeded",
+            Code::NotFound => "not_found",
+            Code::BadRoute => "bad_route",
+            Code::AlreadyExists => "already_exists",
+            Code::PermissionDenied => "permission_denied",
+            Code::Unauthenticated => "unauthenticated",
+            Code::ResourceExhausted => "resource_exhausted",
+            Code::FailedPrecondition => "failed_precondition",
+            Code::Aborted => "aborted",
+            Code::OutOfRange => "out_of_range",
+            Code::Unimplemented => "unimplemented",
+            Code::Internal => "internal",
+            Code::Unavailable => "unavailable",
+            Code::Dataloss => "dataloss",
+        }
+    }
+
+    /// The HTTP status Twirp's specification gives the code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Code::Canceled | Code::DeadlineExceeded => StatusCode::REQUEST_TIMEOUT,
+            Code::InvalidArgument | Code::Malformed | Code::OutOfRange => StatusCode::BAD_REQUEST,
+            Code::NotFound | Code::BadRoute => StatusCode::NOT_FOUND,
+            Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+            Code::PermissionDenied => StatusCode::FORBIDDEN,
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            Code::FailedPrecondition => StatusCode::PRECONDITION_FAILED,
+            Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::Unknown | Code::Internal | Code::Dataloss => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A Twirp error answer.
+#[derive(Debug, Clone)]
+pub struct TwirpError {
+    /// The code.
+    pub code: Code,
+    /// What went wrong and what to do.
+    pub msg: String,
+}
+
+impl TwirpError {
+    /// An error with a code and a message.
+    pub fn new(code: Code, msg: impl Into<String>) -> TwirpError {
+        TwirpError {
+            code,
+            msg: msg.into(),
+        }
+    }
+}
+
+impl From<ApiError> for TwirpError {
+    fn from(e: ApiError) -> TwirpError {
+        let code = match e.status {
+            StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+            StatusCode::FORBIDDEN => Code::PermissionDenied,
+            StatusCode::NOT_FOUND => Code::NotFound,
+            StatusCode::REQUEST_TIMEOUT => Code::DeadlineExceeded,
+            StatusCode::PRECONDITION_FAILED => Code::FailedPrecondition,
+            StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+            s if s.is_client_error() => Code::InvalidArgument,
+            s if s.is_server_error() => Code::Internal,
+            _ => Code::Unknown,
+        };
+        TwirpError::new(code, e.msg)
+    }
+}
+
+impl IntoResponse for TwirpError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"code": self.code.as_str(), "msg": self.msg});
+        (
+            self.code.status(),
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+type TwirpResult<T> = std::result::Result<T, TwirpError>;
+
+/// The two body encodings Twirp allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    fn from_headers(headers: &HeaderMap) -> TwirpResult<Encoding> {
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let base = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match base.as_str() {
+            "application/protobuf" | "application/x-protobuf" => Ok(Encoding::Protobuf),
+            "application/json" => Ok(Encoding::Json),
+            _ => Err(TwirpError::new(
+                Code::BadRoute,
+                format!(
+                    "unexpected Content-Type {ct:?}: send application/protobuf or application/json"
+                ),
+            )),
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => "application/protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+
+    fn decode<T>(self, body: &[u8], what: &str) -> TwirpResult<T>
+    where
+        T: prost::Message + Default + serde::de::DeserializeOwned,
+    {
+        match self {
+            Encoding::Protobuf => T::decode(body).map_err(|e| {
+                TwirpError::new(
+                    Code::Malformed,
+                    format!("the body is not a protobuf {what}: {e}"),
+                )
+            }),
+            Encoding::Json => serde_json::from_slice(body).map_err(|e| {
+                TwirpError::new(
+                    Code::Malformed,
+                    format!(
+                        "the body is not a JSON {what} (proto3 JSON mapping, bytes in base64): {e}"
+                    ),
+                )
+            }),
+        }
+    }
+
+    fn encode<T: prost::Message + serde::Serialize>(self, msg: &T) -> Response {
+        let body = match self {
+            Encoding::Protobuf => msg.encode_to_vec(),
+            Encoding::Json => serde_json::to_vec(msg).unwrap_or_default(),
+        };
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, self.content_type())],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// The methods served, by the path after `/twirp/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    CasAdd,
+    CasGet,
+    NsUpdate,
+    NsFetch,
+}
+
+fn route(path: &str) -> Option<Route> {
+    Some(match path {
+        "vac.cas.CAS/Add" => Route::CasAdd,
+        "vac.cas.CAS/Get" => Route::CasGet,
+        "vac.ns.NS/Update" | "vac.cas.NS/Update" => Route::NsUpdate,
+        "vac.ns.NS/Fetch" | "vac.cas.NS/Fetch" => Route::NsFetch,
+        _ => return None,
+    })
+}
+
+/// Answers `POST /twirp/<package>.<Service>/<Method>`.
+pub(crate) async fn handle(
+    State(st): State<Arc<AppState>>,
+    UrlPath(path): UrlPath<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match call(st, &path, method, headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn call(
+    st: Arc<AppState>,
+    path: &str,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> TwirpResult<Response> {
+    if method != Method::POST {
+        return Err(TwirpError::new(
+            Code::BadRoute,
+            format!("unsupported method {method} (only POST is allowed)"),
+        ));
+    }
+    let route = route(path).ok_or_else(|| {
+        TwirpError::new(
+            Code::BadRoute,
+            format!("no Twirp method {path:?} here; this server has vac.cas.CAS/Add, vac.cas.CAS/Get, vac.ns.NS/Update and vac.ns.NS/Fetch"),
+        )
+    })?;
+    let enc = Encoding::from_headers(&headers)?;
+    let access = match route {
+        Route::CasAdd | Route::NsUpdate => Access::Write,
+        Route::CasGet | Route::NsFetch => Access::Read,
+    };
+    st.authorize(&headers, access)?;
+    let body = read_body(&st, &headers, body).await?;
+    let store = st.store.clone();
+    match route {
+        Route::CasAdd => {
+            let req: cas::Content = enc.decode(&body, "vac.cas.Content")?;
+            let id = blocking(move || {
+                let id = Id::of(&req.data);
+                store
+                    .put_objects(&[(id, &req.data[..])])
+                    .map_err(ApiError::from_store)?;
+                Ok(id)
+            })
+            .await?;
+            Ok(enc.encode(&cas::Address { id: id.0.to_vec() }))
+        }
+        Route::CasGet => {
+            let req: cas::Address = enc.decode(&body, "vac.cas.Address")?;
+            let id = Id::from_slice(&req.id).ok_or_else(|| {
+                TwirpError::new(
+                    Code::InvalidArgument,
+                    format!(
+                        "id is {} bytes; an address is the 32-byte BLAKE3-256 of the content",
+                        req.id.len()
+                    ),
+                )
+            })?;
+            let data = blocking(move || match store.get_object(&id) {
+                Ok(d) => Ok(d),
+                Err(Error::ObjectMissing { .. }) => Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("no content at address {id}"),
+                )),
+                Err(e) => Err(ApiError::from_store(e)),
+            })
+            .await?;
+            Ok(enc.encode(&cas::Content { data }))
+        }
+        Route::NsUpdate => {
+            let req: ns::NameUpdate = enc.decode(&body, "vac.ns.NameUpdate")?;
+            let id = blocking(move || ns_update(&store, &req.name, &req.content)).await?;
+            Ok(enc.encode(&ns::Response {
+                data: id.0.to_vec(),
+            }))
+        }
+        Route::NsFetch => {
+            let req: ns::Query = enc.decode(&body, "vac.ns.Query")?;
+            let data = blocking(move || ns_fetch(&store, &req.name)).await?;
+            Ok(enc.encode(&ns::Content { data }))
+        }
+    }
+}
+
+fn spec_ref(name: &str) -> std::result::Result<RefName, ApiError> {
+    name::validate(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    RefName::parse(&format!("{SPEC}/{name}"))
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+/// Stores `content` in the CAS and points `spec/<name>` at it (last writer wins, as the
+/// specification's Update has no expected value). Returns the content's address.
+fn ns_update(store: &FsStore, name: &str, content: &[u8]) -> std::result::Result<Id, ApiError> {
+    let r = spec_ref(name)?;
+    let log =
+        RefName::log(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    if store
+        .read_ref(&log)
+        .map_err(ApiError::from_store)?
+        .is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            format!("{name:?} is a native log of this store, written by `remotelog push`; an NS Update must not overwrite it; use another name"),
+        ));
+    }
+    let id = Id::of(content);
+    store
+        .put_objects(&[(id, content)])
+        .map_err(ApiError::from_store)?;
+    for _ in 0..64 {
+        let current = store.read_ref(&r).map_err(ApiError::from_store)?;
+        if current == Some(id) {
+            return Ok(id);
+        }
+        match store.update_ref(&r, current, Some(id)) {
+            Ok(()) => return Ok(id),
+            Err(Error::RefConflict { .. }) => continue,
+            Err(e) => return Err(ApiError::from_store(e)),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("name {name:?} keeps changing under concurrent updates; try again"),
+    ))
+}
+
+/// What `name` points at: the content last given to Update, or for a native log its spec
+/// view ([`native_view`]).
+fn ns_fetch(store: &FsStore, name: &str) -> std::result::Result<Vec<u8>, ApiError> {
+    let r = spec_ref(name)?;
+    if let Some(id) = store.read_ref(&r).map_err(ApiError::from_store)? {
+        return store.get_object(&id).map_err(ApiError::from_store);
+    }
+    let log =
+        RefName::log(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    if let Some(head) = store.read_ref(&log).map_err(ApiError::from_store)? {
+        return native_view(store, name, head);
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no name {name:?} in this NS"),
+    ))
+}
+
+/// The content Fetch returns for a native log. Until the specification's `RemoteLog` view
+/// exists (issue 8), it is the 32-byte address of the log's head page, which `CAS/Get`
+/// returns (in this store's own page encoding, format/store-v1.md section 3.2).
+fn native_view(_store: &FsStore, _log: &str, head: Id) -> std::result::Result<Vec<u8>, ApiError> {
+    Ok(head.0.to_vec())
+}
+
+/// serde helpers implementing the proto3 JSON mapping for the generated types (see
+/// `build.rs`, which picks one per field).
+pub mod json {
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::engine::DecodePaddingMode;
+    use base64::Engine;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    const LENIENT: GeneralPurposeConfig =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
+
+    /// `bytes`: standard base64 with padding out; standard or URL-safe, padded or not, in.
+    pub mod bytes {
+        use super::*;
+
+        /// Writes base64.
+        pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&STANDARD.encode(v))
+        }
+
+        /// Reads base64 (`null` is empty).
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+            let Some(s) = Option::<String>::deserialize(d)? else {
+                return Ok(Vec::new());
+            };
+            let standard: String = s
+                .chars()
+                .map(|c| match c {
+                    '-' => '+',
+                    '_' => '/',
+                    c => c,
+                })
+                .collect();
+            STANDARD
+                .decode(standard.as_bytes())
+                .map_err(|e| D::Error::custom(format!("not base64: {e}")))
+        }
+    }
+
+    /// `int64`, `sint64`, `sfixed64`: a decimal string out; a string or a number in.
+    pub mod int64 {
+        use super::*;
+
+        /// Writes a decimal string.
+        pub fn serialize<S: Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&v.to_string())
+        }
+
+        /// Reads a string or a number (`null` is 0).
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+            match Option::<serde_json::Value>::deserialize(d)? {
+                None => Ok(0),
+                Some(serde_json::Value::String(s)) => s
+                    .parse()
+                    .map_err(|e| D::Error::custom(format!("not an int64: {e}"))),
+                Some(serde_json::Value::Number(n)) => {
+                    n.as_i64().ok_or_else(|| D::Error::custom("not an int64"))
+                }
+                Some(other) => Err(D::Error::custom(format!("not an int64: {other}"))),
+            }
+        }
+    }
+
+    /// `uint64`, `fixed64`: a decimal string out; a string or a number in.
+    pub mod uint64 {
+        use super::*;
+
+        /// Writes a decimal string.
+        pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&v.to_string())
+        }
+
+        /// Reads a string or a number (`null` is 0).
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+            match Option::<serde_json::Value>::deserialize(d)? {
+                None => Ok(0),
+                Some(serde_json::Value::String(s)) => s
+                    .parse()
+                    .map_err(|e| D::Error::custom(format!("not a uint64: {e}"))),
+                Some(serde_json::Value::Number(n)) => {
+                    n.as_u64().ok_or_else(|| D::Error::custom("not a uint64"))
+                }
+                Some(other) => Err(D::Error::custom(format!("not a uint64: {other}"))),
+            }
+        }
+    }
+
+    /// Everything serde already maps like proto3 JSON; `null` reads as the default.
+    pub mod plain {
+        use super::*;
+
+        /// Writes the value as serde does.
+        pub fn serialize<T: Serialize, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+            v.serialize(s)
+        }
+
+        /// Reads the value, `null` as its default.
+        pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+        where
+            T: Deserialize<'de> + Default,
+            D: Deserializer<'de>,
+        {
+            Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+        }
+    }
+}

@@ -1,0 +1,1449 @@
+//! The HTTP server and HTTP remotes end to end: push, pull, clone and status against
+//! `remotelog serve` (in-process on an ephemeral loopback port, or the real binary), bad
+//! input, tokens, read-only mode, the Twirp services, and 50 concurrent clients.
+//! Every server is stopped when its test ends, also when it fails (`Running` stops on drop).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prost::Message as _;
+use remotelog::backend::Backend;
+use remotelog::config::Config;
+use remotelog::http_client::HttpBackend;
+use remotelog::log::{self, SettingsChange};
+use remotelog::name::RefName;
+use remotelog::pack;
+use remotelog::progress::Silent;
+use remotelog::server::{self, Options, Running};
+use remotelog::sync::{self, Force};
+use remotelog::twirp::proto::vac::{cas, ns};
+use remotelog::{check, FsStore, Id, Message};
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+fn serve(dir: &Path, tweak: impl FnOnce(&mut Options)) -> Running {
+    if !dir.join("config").exists() {
+        FsStore::init(dir, Config::default()).unwrap();
+    }
+    let mut o = Options::new(dir);
+    o.listen = "127.0.0.1:0".into();
+    o.log_requests = false;
+    tweak(&mut o);
+    server::start(o).unwrap()
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_remotelog"));
+    c.env_remove("REMOTELOG_TOKEN")
+        .env_remove("REMOTELOG_TOKEN_FILE")
+        .env_remove("REMOTELOG_STORE");
+    c
+}
+
+fn run_env(store: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = bin();
+    c.arg("--store").arg(store).args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn ok_env(store: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = run_env(store, args, env);
+    assert!(
+        out.status.success(),
+        "remotelog {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn ok(store: &Path, args: &[&str]) -> String {
+    ok_env(store, args, &[])
+}
+
+fn fails_env(store: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = run_env(store, args, env);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "remotelog {args:?} should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn msgs(tag: &str, n: usize) -> Vec<Message> {
+    (0..n)
+        .map(|i| Message {
+            group_id: b"g".to_vec(),
+            timestamp: i as i64,
+            body: format!("{tag} message {i} {}", "x".repeat(i % 50)).into_bytes(),
+        })
+        .collect()
+}
+
+fn store(dir: &Path) -> FsStore {
+    FsStore::init(dir, Config::default()).unwrap()
+}
+
+fn append(s: &FsStore, n: usize, tag: &str) {
+    log::append(s, "main", &msgs(tag, n), SettingsChange::default()).unwrap();
+}
+
+fn entries(s: &dyn Backend, name: &str) -> Vec<(Id, Id)> {
+    log::entries(s, name)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.h1, e.h2))
+        .collect()
+}
+
+fn sound(s: &dyn Backend) {
+    let r = check::check(s, true);
+    assert!(r.is_sound(), "{:?}", r.problems);
+}
+
+fn remote(url: &str) -> HttpBackend {
+    HttpBackend::open(url, None).unwrap()
+}
+
+struct Resp {
+    status: u16,
+    headers: ureq::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    )
+}
+
+/// One raw request that may legitimately be cut off by the server (an oversized body).
+fn try_call(
+    a: &ureq::Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Resp> {
+    let mut b = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = match a.run(b.body(body).unwrap()) {
+        Ok(r) => r,
+        Err(ureq::Error::Io(e))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof
+                || e.kind() == std::io::ErrorKind::ConnectionReset
+                || e.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            return None
+        }
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = resp.status().as_u16();
+    let (parts, body) = resp.into_parts();
+    let body = body.into_with_config().limit(u64::MAX).read_to_vec().ok()?;
+    Some(Resp {
+        status,
+        headers: parts.headers,
+        body,
+    })
+}
+
+/// One raw request; `path` is sent as it is (no normalization of `..`).
+fn call(a: &ureq::Agent, method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    let mut b = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = a.run(b.body(body).unwrap()).unwrap();
+    let status = resp.status().as_u16();
+    let (parts, body) = resp.into_parts();
+    let body = body
+        .into_with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .unwrap();
+    Resp {
+        status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+fn twirp(base: &str, method: &str, ct: &str, body: &[u8], token: Option<&str>) -> Resp {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut h = vec![("content-type", ct)];
+    if let Some(a) = &auth {
+        h.push(("authorization", a));
+    }
+    call(
+        &agent(),
+        "POST",
+        &format!("{base}/twirp/{method}"),
+        &h,
+        body,
+    )
+}
+
+const PB: &str = "application/protobuf";
+const JSON: &str = "application/json";
+
+fn b64(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn twirp_error(r: &Resp, code: &str, status: u16) {
+    assert_eq!(r.status, status, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["code"], code, "{v}");
+    assert!(v["msg"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    assert!(r
+        .headers
+        .get("content-type")
+        .is_some_and(|c| c.to_str().unwrap().starts_with("application/json")));
+}
+
+/// Counts reads, forwarding everything (bulk paths included) to the backend inside.
+struct Counting<'a> {
+    inner: &'a dyn Backend,
+    reads: AtomicU64,
+}
+
+impl Backend for Counting<'_> {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn object_location(&self, id: &Id) -> String {
+        self.inner.object_location(id)
+    }
+    fn get_object(&self, id: &Id) -> remotelog::Result<Vec<u8>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.get_object(id)
+    }
+    fn has_object(&self, id: &Id) -> remotelog::Result<bool> {
+        self.inner.has_object(id)
+    }
+    fn present_objects(&self, ids: &[Id]) -> remotelog::Result<std::collections::HashSet<Id>> {
+        self.inner.present_objects(ids)
+    }
+    fn put_objects(&self, objects: &[(Id, &[u8])]) -> remotelog::Result<usize> {
+        self.inner.put_objects(objects)
+    }
+    fn batch(&self) -> remotelog::Result<Box<dyn remotelog::backend::Batch + '_>> {
+        self.inner.batch()
+    }
+    fn raw_blocks(&self, sink: &mut dyn remotelog::backend::BlockSink) -> remotelog::Result<()> {
+        self.inner.raw_blocks(sink)
+    }
+    fn list_objects(&self) -> remotelog::Result<Vec<Id>> {
+        self.inner.list_objects()
+    }
+    fn objects_with_prefix(&self, prefix: &str) -> remotelog::Result<Vec<Id>> {
+        self.inner.objects_with_prefix(prefix)
+    }
+    fn read_ref(&self, name: &RefName) -> remotelog::Result<Option<Id>> {
+        self.inner.read_ref(name)
+    }
+    fn update_ref(&self, name: &RefName, e: Option<Id>, n: Option<Id>) -> remotelog::Result<()> {
+        self.inner.update_ref(name, e, n)
+    }
+    fn list_refs(&self, prefix: &str) -> remotelog::Result<Vec<RefName>> {
+        self.inner.list_refs(prefix)
+    }
+}
+
+/// A child process killed when dropped, so a failing test never leaves a server behind.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The README flow and the remotes scenarios over HTTP
+
+#[test]
+fn push_clone_pull_and_status_through_the_cli() {
+    let t = tempfile::tempdir().unwrap();
+    let srv = serve(&t.path().join("srv"), |_| {});
+    let url = srv.url();
+    let a = t.path().join("a");
+    ok(&a, &["init"]);
+    let files: Vec<String> = (0..30)
+        .map(|i| {
+            let p = t.path().join(format!("m{i:02}"));
+            std::fs::write(&p, format!("body {i}")).unwrap();
+            p.display().to_string()
+        })
+        .collect();
+    let mut args = vec!["append", "--group", "chat", "--timestamp", "7"];
+    args.extend(files.iter().map(String::as_str));
+    ok(&a, &args);
+    ok(
+        &a,
+        &[
+            "append",
+            "--log",
+            "team/other",
+            "--group",
+            "x",
+            "--page-size",
+            "1",
+            &files[0],
+        ],
+    );
+    // A trailing slash is dropped; the URL is kept as a URL, not made a path.
+    let added = ok(&a, &["remote", "add", "origin", &format!("{url}/")]);
+    assert!(
+        added.contains(&url) && !added.contains(&format!("{url}/")),
+        "{added}"
+    );
+    let list = ok(&a, &["remote", "list"]);
+    assert!(list.starts_with(&format!("origin\t{url}\n")), "{list}");
+    ok(&a, &["push", "--all-logs"]);
+    let status = ok(&a, &["status"]);
+    assert_eq!(status.matches("up to date").count(), 2, "{status}");
+    let before_main = ok(&a, &["log", "--json"]);
+    let before_other = ok(&a, &["log", "--log", "team/other", "--json"]);
+
+    let c = t.path().join("c");
+    ok(t.path(), &["clone", &url, c.to_str().unwrap()]);
+    assert_eq!(ok(&c, &["log", "--json"]), before_main);
+    assert_eq!(
+        ok(&c, &["log", "--log", "team/other", "--json"]),
+        before_other
+    );
+    assert!(ok(&c, &["remote", "list"]).starts_with(&format!("origin\t{url}\n")));
+    ok(&c, &["check", "--read-data"]);
+
+    // More appends, push, then pull: only what is new moves.
+    let f = t.path().join("more");
+    std::fs::write(&f, "more").unwrap();
+    ok(&a, &["append", "--group", "g", f.to_str().unwrap()]);
+    assert!(ok(&a, &["status"]).contains("1 entries ahead"));
+    ok(&a, &["push"]);
+    let v: serde_json::Value =
+        serde_json::from_str(ok(&c, &["pull", "--log", "main", "--json"]).trim()).unwrap();
+    assert_eq!(v["outcome"], "fast-forward");
+    assert_eq!(v["entries"], 1);
+    assert_eq!(v["copied"]["objects"], 2, "one message and one page");
+    assert_eq!(ok(&c, &["log", "--json"]), ok(&a, &["log", "--json"]));
+    let again: serde_json::Value =
+        serde_json::from_str(ok(&c, &["pull", "--log", "main", "--json"]).trim()).unwrap();
+    assert_eq!(again["outcome"], "up-to-date");
+    // The served store is sound, and so is a clone by remote name.
+    ok(&t.path().join("srv"), &["check", "--read-data"]);
+    let by_name = t.path().join("by-name");
+    ok(&a, &["clone", "origin", by_name.to_str().unwrap()]);
+    assert_eq!(ok(&by_name, &["log", "--json"]), ok(&a, &["log", "--json"]));
+    srv.stop().unwrap();
+}
+
+#[test]
+fn push_sends_packs_and_clone_fetches_them_whole() {
+    let t = tempfile::tempdir().unwrap();
+    let srv = serve(&t.path().join("srv"), |_| {});
+    let w = store(&t.path().join("w"));
+    append(&w, 3000, "bulk");
+    let r = remote(&srv.url());
+    let first = sync::push(&w, "origin", &r, "main", Force::No, &Silent).unwrap();
+    assert_eq!(first.outcome, "created");
+    assert_eq!(
+        first.copied.objects,
+        3000 + 12,
+        "3000 messages and 12 pages"
+    );
+    let served = FsStore::open(&t.path().join("srv")).unwrap();
+    assert_eq!(served.packs().unwrap().len(), 1, "one push, one pack");
+    assert_eq!(entries(&served, "main"), entries(&w, "main"));
+    sound(&served);
+
+    // A clone reads the pages one by one and the messages as whole blocks.
+    let counting = Counting {
+        inner: &r,
+        reads: AtomicU64::new(0),
+    };
+    let dest = t.path().join("clone");
+    let (c, _) = sync::clone(&counting, &srv.url(), &dest, None, false, &Silent).unwrap();
+    assert_eq!(entries(&c, "main"), entries(&w, "main"));
+    let reads = counting.reads.load(Ordering::Relaxed);
+    assert!(
+        reads <= 2 * 12 + 4,
+        "pages only, no per-message reads: {reads}"
+    );
+    sound(&c);
+
+    // Incremental: a push of 5 copies about 5 objects, a pull of them reads about as many.
+    append(&w, 5, "more");
+    let second = sync::push(&w, "origin", &r, "main", Force::No, &Silent).unwrap();
+    assert_eq!((second.outcome, second.entries), ("fast-forward", 5));
+    assert!(second.copied.objects <= 5 + 2, "{:?}", second.copied);
+    let counting = Counting {
+        inner: &r,
+        reads: AtomicU64::new(0),
+    };
+    let pulled = sync::pull(&c, "origin", &counting, "main", &Silent).unwrap();
+    assert_eq!(pulled.entries, 5);
+    assert!(counting.reads.load(Ordering::Relaxed) <= 5 + 8);
+    assert_eq!(entries(&c, "main"), entries(&w, "main"));
+}
+
+#[test]
+fn push_refuses_non_fast_forward_unless_forced_and_pull_refuses_divergence() {
+    let t = tempfile::tempdir().unwrap();
+    let srv = serve(&t.path().join("srv"), |_| {});
+    let r = remote(&srv.url());
+    let a = store(&t.path().join("a"));
+    let b = store(&t.path().join("b"));
+    append(&a, 3, "a");
+    sync::push(&a, "origin", &r, "main", Force::No, &Silent).unwrap();
+    append(&b, 4, "b");
+    let e = sync::push(&b, "origin", &r, "main", Force::No, &Silent).unwrap_err();
+    assert!(e.to_string().contains("refused"), "{e}");
+    assert_eq!(entries(&r, "main"), entries(&a, "main"));
+    let before = entries(&b, "main");
+    let e = sync::pull(&b, "origin", &r, "main", &Silent).unwrap_err();
+    assert!(e.to_string().contains("diverged"), "{e}");
+    assert_eq!(entries(&b, "main"), before);
+    let forced = sync::push(&b, "origin", &r, "main", Force::Yes, &Silent).unwrap();
+    assert_eq!(forced.outcome, "forced");
+    assert_eq!(entries(&r, "main"), entries(&b, "main"));
+    sound(&FsStore::open(&t.path().join("srv")).unwrap());
+}
+
+#[test]
+fn racing_pushes_over_http_exactly_one_wins() {
+    let t = tempfile::tempdir().unwrap();
+    let srv = serve(&t.path().join("srv"), |_| {});
+    let url = srv.url();
+    let base = store(&t.path().join("base"));
+    append(&base, 50, "base");
+    sync::push(&base, "origin", &remote(&url), "main", Force::No, &Silent).unwrap();
+    for round in 0..4 {
+        let writers: Vec<FsStore> = (0..2)
+            .map(|i| {
+                let dest = t.path().join(format!("w{round}-{i}"));
+                let (s, _) = sync::clone(&remote(&url), &url, &dest, None, false, &Silent).unwrap();
+                append(&s, 20 + round, &format!("round{round} writer{i}"));
+                s
+            })
+            .collect();
+        let results: Vec<remotelog::Result<sync::LogTransfer>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = writers
+                .iter()
+                .map(|w| {
+                    let r = remote(&url);
+                    sc.spawn(move || sync::push(w, "origin", &r, "main", Force::No, &Silent))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let winners: Vec<usize> = (0..2).filter(|i| results[*i].is_ok()).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        let loser = 1 - winners[0];
+        let msg = results[loser].as_ref().unwrap_err().to_string();
+        assert!(msg.contains("refused"), "{msg}");
+        let r = remote(&url);
+        assert_eq!(entries(&r, "main"), entries(&writers[winners[0]], "main"));
+        // The next round starts from the winner's log.
+    }
+    sound(&FsStore::open(&t.path().join("srv")).unwrap());
+}
+
+// ---------------------------------------------------------------------------------------
+// Bad input
+
+fn pack_bytes(dir: &Path, objects: &[(Id, &[u8])]) -> Vec<u8> {
+    let mut w = remotelog::pack::PackWriter::create(dir, None, 3).unwrap();
+    for (id, b) in objects {
+        w.add(*id, b).unwrap();
+    }
+    let done = w.finish().unwrap();
+    std::fs::read(&done.tmp).unwrap()
+}
+
+#[test]
+fn bad_input_gets_a_4xx_with_a_message_and_the_server_keeps_serving() {
+    let t = tempfile::tempdir().unwrap();
+    let srv = serve(&t.path().join("srv"), |o| o.max_body = 1 << 20);
+    let url = srv.url();
+    let a = agent();
+    let expect = |r: Resp, status: u16, words: &str| {
+        assert_eq!(r.status, status, "{}", r.text());
+        assert!(r.text().contains(words), "{words:?} not in {:?}", r.text());
+    };
+    // Ids and names.
+    expect(
+        call(&a, "GET", &format!("{url}/cas/xyz"), &[], b""),
+        400,
+        "not an id",
+    );
+    let missing = Id::of(b"never stored");
+    expect(
+        call(&a, "GET", &format!("{url}/cas/{missing}"), &[], b""),
+        404,
+        "not in this store",
+    );
+    expect(
+        call(&a, "GET", &format!("{url}/cas?prefix=Z"), &[], b""),
+        400,
+        "hex",
+    );
+    for trick in [
+        "/ns/logs/../config",
+        "/ns/logs/..%2F..%2Fconfig",
+        "/ns/..%2Fconfig",
+        "/ns/logs//main",
+        "/ns/logs/.hidden",
+        "/ns/logs/main.lock",
+        "/ns/%2Fetc%2Fpasswd",
+    ] {
+        let r = call(&a, "GET", &format!("{url}{trick}"), &[], b"");
+        assert!(
+            r.status == 400 || r.status == 404,
+            "{trick}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(!r.text().contains("root:"), "{trick}");
+        let r = call(
+            &a,
+            "PUT",
+            &format!("{url}{trick}"),
+            &[("if-none-match", "*")],
+            missing.to_hex().as_bytes(),
+        );
+        assert!(
+            r.status == 400 || r.status == 403 || r.status == 404,
+            "{trick}: {} {}",
+            r.status,
+            r.text()
+        );
+    }
+    expect(
+        call(&a, "GET", &format!("{url}/nothing/here"), &[], b""),
+        404,
+        "http-api.md",
+    );
+
+    // Refs: compare-and-swap is mandatory, values must be stored objects of the right kind.
+    let blob = call(&a, "POST", &format!("{url}/cas"), &[], b"an opaque blob");
+    assert_eq!(blob.status, 201, "{}", blob.text());
+    let blob_id = blob.text().trim().to_string();
+    assert_eq!(blob_id, Id::of(b"an opaque blob").to_hex());
+    let again = call(&a, "POST", &format!("{url}/cas"), &[], b"an opaque blob");
+    assert_eq!(again.status, 200, "already there");
+    expect(
+        call(
+            &a,
+            "PUT",
+            &format!("{url}/ns/spec/x"),
+            &[],
+            blob_id.as_bytes(),
+        ),
+        428,
+        "If-Match",
+    );
+    expect(
+        call(
+            &a,
+            "PUT",
+            &format!("{url}/ns/spec/x"),
+            &[("if-none-match", "*")],
+            b"junk",
+        ),
+        400,
+        "not an id",
+    );
+    expect(
+        call(
+            &a,
+            "PUT",
+            &format!("{url}/ns/spec/x"),
+            &[("if-none-match", "*")],
+            missing.to_hex().as_bytes(),
+        ),
+        409,
+        "not in this store",
+    );
+    expect(
+        call(
+            &a,
+            "PUT",
+            &format!("{url}/ns/logs/x"),
+            &[("if-none-match", "*")],
+            blob_id.as_bytes(),
+        ),
+        422,
+        "not a page",
+    );
+    expect(
+        call(
+            &a,
+            "PUT",
+            &format!("{url}/ns/packs"),
+            &[("if-none-match", "*")],
+            blob_id.as_bytes(),
+        ),
+        403,
+        "cannot be written",
+    );
+    let put = call(
+        &a,
+        "PUT",
+        &format!("{url}/ns/spec/x"),
+        &[("if-none-match", "*")],
+        blob_id.as_bytes(),
+    );
+    assert_eq!(put.status, 200, "{}", put.text());
+    let stale = call(
+        &a,
+        "PUT",
+        &format!("{url}/ns/spec/x"),
+        &[("if-none-match", "*")],
+        blob_id.as_bytes(),
+    );
+    assert_eq!(stale.status, 412, "{}", stale.text());
+    assert_eq!(
+        stale.headers.get("x-remotelog-current").unwrap(),
+        blob_id.as_str()
+    );
+    let wrong = format!("\"{missing}\"");
+    expect(
+        call(
+            &a,
+            "PUT",
+            &format!("{url}/ns/spec/x"),
+            &[("if-match", &wrong)],
+            blob_id.as_bytes(),
+        ),
+        412,
+        "moved",
+    );
+    let got = call(&a, "GET", &format!("{url}/ns/spec/x"), &[], b"");
+    assert_eq!((got.status, got.text().trim()), (200, blob_id.as_str()));
+    assert_eq!(got.headers.get("etag").unwrap(), &format!("\"{blob_id}\""));
+
+    // Packs: garbage, a damaged block, an object whose id is a lie, too big.
+    expect(
+        call(
+            &a,
+            "POST",
+            &format!("{url}/packs"),
+            &[],
+            b"not a pack at all",
+        ),
+        422,
+        "invalid",
+    );
+    let good = pack_bytes(t.path(), &[(Id::of(b"one"), b"one")]);
+    let mut damaged = good.clone();
+    damaged[pack::HEADER_LEN + 2] ^= 0xff;
+    expect(
+        call(&a, "POST", &format!("{url}/packs"), &[], &damaged),
+        422,
+        "checksum",
+    );
+    let liar = pack_bytes(t.path(), &[(Id::of(b"what it claims"), b"what it holds")]);
+    expect(
+        call(&a, "POST", &format!("{url}/packs"), &[], &liar),
+        422,
+        "hashes to",
+    );
+    expect(
+        call(
+            &a,
+            "POST",
+            &format!("{url}/packs"),
+            &[],
+            &good[..good.len() - 1],
+        ),
+        422,
+        "invalid",
+    );
+    // Refused before the body is sent (a client that does not wait for 100 Continue
+    // sees the connection close while it writes, as with any server).
+    let huge = vec![7u8; (1 << 20) + 1];
+    let cont = [("expect", "100-continue")];
+    for path in ["cas", "packs"] {
+        // Under load the client may give up waiting for 100 Continue and start sending;
+        // then the server's refusal can arrive as a closed connection instead. Either way
+        // nothing is stored and the server keeps serving (checked below).
+        if let Some(r) = try_call(&a, "POST", &format!("{url}/{path}"), &cont, &huge) {
+            expect(r, 413, "--max-body");
+        }
+    }
+    let twirp_huge = cas::Content { data: huge.clone() }.encode_to_vec();
+    let r = call(
+        &a,
+        "POST",
+        &format!("{url}/twirp/vac.cas.CAS/Add"),
+        &[("content-type", PB), cont[0]],
+        &twirp_huge,
+    );
+    twirp_error(&r, "invalid_argument", 400);
+    let served = FsStore::open(&t.path().join("srv")).unwrap();
+    assert!(!served.has_object(&Id::of(b"what it holds")).unwrap());
+    assert!(!served.has_object(&Id::of(b"one")).unwrap());
+    let ok_pack = call(&a, "POST", &format!("{url}/packs"), &[], &good);
+    assert_eq!(ok_pack.status, 200, "{}", ok_pack.text());
+    assert_eq!(ok_pack.json()["new"], 1);
+    assert!(served.has_object(&Id::of(b"one")).unwrap());
+
+    // Ranges.
+    let r = remote(&url);
+    let w = store(&t.path().join("w"));
+    append(&w, 200, "w");
+    sync::push(&w, "origin", &r, "main", Force::No, &Silent).unwrap();
+    let (pack_id, size) = r.packs().unwrap()[0];
+    let part = call(
+        &a,
+        "GET",
+        &format!("{url}/packs/{pack_id}"),
+        &[("range", "bytes=0-7")],
+        b"",
+    );
+    assert_eq!((part.status, &part.body[..]), (206, &b"RLOGPACK"[..]));
+    let beyond = format!("bytes={size}-");
+    expect(
+        call(
+            &a,
+            "GET",
+            &format!("{url}/packs/{pack_id}"),
+            &[("range", &beyond)],
+            b"",
+        ),
+        416,
+        "range",
+    );
+    let whole = call(&a, "GET", &format!("{url}/packs/{pack_id}"), &[], b"");
+    assert_eq!((whole.status, whole.body.len() as u64), (200, size));
+    expect(
+        call(&a, "GET", &format!("{url}/packs/{missing}"), &[], b""),
+        404,
+        "not on this store's pack chain",
+    );
+
+    // Still serving, and everything served is sound: the opaque blob is no problem.
+    assert_eq!(
+        call(&a, "GET", &format!("{url}/healthz"), &[], b"").json()["status"],
+        "ok"
+    );
+    let report = check::check(&served, true);
+    assert!(report.is_sound(), "{:?}", report.problems);
+    assert!(
+        report.notes.iter().any(|n| n.contains("opaque")),
+        "{:?}",
+        report.notes
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Tokens, read-only, private
+
+#[test]
+fn writes_need_the_token_reads_do_not_unless_private() {
+    let t = tempfile::tempdir().unwrap();
+    let token_file = t.path().join("token");
+    std::fs::write(&token_file, "  s3cret-token\n\n").unwrap();
+    let token = server::read_token_file(&token_file).unwrap();
+    assert_eq!(token, "s3cret-token");
+    let srv = serve(&t.path().join("srv"), |o| o.token = Some(token.clone()));
+    let url = srv.url();
+    let a = t.path().join("a");
+    ok(&a, &["init"]);
+    let f = t.path().join("m");
+    std::fs::write(&f, "hello").unwrap();
+    ok(&a, &["append", "--group", "g", f.to_str().unwrap()]);
+    ok(&a, &["remote", "add", "origin", &url]);
+    let err = fails_env(&a, &["push"], &[]);
+    assert!(err.contains("401") || err.contains("token"), "{err}");
+    assert!(err.contains("REMOTELOG_TOKEN"), "says what to do: {err}");
+    let err = fails_env(&a, &["push"], &[("REMOTELOG_TOKEN", "wrong")]);
+    assert!(err.contains("refused"), "{err}");
+    assert!(FsStore::open(&t.path().join("srv"))
+        .unwrap()
+        .list_objects()
+        .unwrap()
+        .is_empty());
+    ok_env(
+        &a,
+        &["push"],
+        &[("REMOTELOG_TOKEN_FILE", token_file.to_str().unwrap())],
+    );
+    // Reads are open.
+    let c = t.path().join("c");
+    ok(t.path(), &["clone", &url, c.to_str().unwrap()]);
+    assert_eq!(ok(&c, &["log", "--json"]), ok(&a, &["log", "--json"]));
+    // Raw and Twirp writes say 401 / unauthenticated.
+    let r = call(&agent(), "POST", &format!("{url}/cas"), &[], b"x");
+    assert_eq!(r.status, 401);
+    assert!(r.headers.get("www-authenticate").is_some());
+    let add = cas::Content {
+        data: b"x".to_vec(),
+    }
+    .encode_to_vec();
+    twirp_error(
+        &twirp(&url, "vac.cas.CAS/Add", PB, &add, None),
+        "unauthenticated",
+        401,
+    );
+    twirp_error(
+        &twirp(&url, "vac.cas.CAS/Add", PB, &add, Some("nope")),
+        "unauthenticated",
+        401,
+    );
+    assert_eq!(
+        twirp(&url, "vac.cas.CAS/Add", PB, &add, Some(&token)).status,
+        200
+    );
+    srv.stop().unwrap();
+
+    // --private: reads need it too.
+    let srv = serve(&t.path().join("srv"), |o| {
+        o.token = Some(token.clone());
+        o.private = true;
+    });
+    let url = srv.url();
+    let err = fails_env(
+        t.path(),
+        &["clone", &url, t.path().join("d").to_str().unwrap()],
+        &[],
+    );
+    assert!(err.contains("token"), "{err}");
+    assert!(!t.path().join("d").exists());
+    let get = cas::Address {
+        id: Id::of(b"x").0.to_vec(),
+    }
+    .encode_to_vec();
+    twirp_error(
+        &twirp(&url, "vac.cas.CAS/Get", PB, &get, None),
+        "unauthenticated",
+        401,
+    );
+    assert_eq!(
+        call(&agent(), "GET", &format!("{url}/healthz"), &[], b"").status,
+        200
+    );
+    ok_env(
+        t.path(),
+        &["clone", &url, t.path().join("d").to_str().unwrap()],
+        &[("REMOTELOG_TOKEN", &token)],
+    );
+    // --private without a token cannot start.
+    let mut o = Options::new(&t.path().join("srv"));
+    o.listen = "127.0.0.1:0".into();
+    o.private = true;
+    assert!(server::start(o).is_err());
+}
+
+#[test]
+fn read_only_server_refuses_writes_with_403() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("srv");
+    let w = store(&t.path().join("w"));
+    append(&w, 10, "w");
+    {
+        let srv = serve(&dir, |_| {});
+        sync::push(
+            &w,
+            "origin",
+            &remote(&srv.url()),
+            "main",
+            Force::No,
+            &Silent,
+        )
+        .unwrap();
+    }
+    let srv = serve(&dir, |o| o.read_only = true);
+    let url = srv.url();
+    append(&w, 1, "more");
+    let e = sync::push(&w, "origin", &remote(&url), "main", Force::No, &Silent).unwrap_err();
+    assert!(e.to_string().contains("read-only"), "{e}");
+    let r = call(&agent(), "POST", &format!("{url}/cas"), &[], b"x");
+    assert_eq!(r.status, 403);
+    let upd = ns::NameUpdate {
+        name: "n".into(),
+        content: b"c".to_vec(),
+    }
+    .encode_to_vec();
+    twirp_error(
+        &twirp(&url, "vac.ns.NS/Update", PB, &upd, None),
+        "permission_denied",
+        403,
+    );
+    // Reads work.
+    let (c, _) = sync::clone(
+        &remote(&url),
+        &url,
+        &t.path().join("c"),
+        None,
+        false,
+        &Silent,
+    )
+    .unwrap();
+    assert_eq!(entries(&c, "main").len(), 10);
+}
+
+#[test]
+fn server_down_or_not_remotelog_gives_a_clear_error() {
+    let t = tempfile::tempdir().unwrap();
+    let srv = serve(&t.path().join("srv"), |_| {});
+    let url = srv.url();
+    let a = t.path().join("a");
+    ok(&a, &["init"]);
+    let f = t.path().join("m");
+    std::fs::write(&f, "m").unwrap();
+    ok(&a, &["append", "--group", "g", f.to_str().unwrap()]);
+    ok(&a, &["remote", "add", "origin", &url]);
+    srv.stop().unwrap();
+    let err = fails_env(&a, &["push"], &[]);
+    assert!(
+        err.contains("cannot reach") && err.contains("remotelog serve"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = fails_env(
+        &a,
+        &["remote", "add", "tls", "https://example.invalid"],
+        &[],
+    );
+    assert!(err.contains("https"), "{err}");
+    // Something that is not a remotelog server: a plain TCP listener answering junk.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let junk = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut s, _)) = l.accept() {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+            );
+        }
+    });
+    let e = HttpBackend::open(&format!("http://127.0.0.1:{port}"), None).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("does not answer like a remotelog server"),
+        "{e}"
+    );
+    junk.join().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Twirp
+
+#[test]
+fn twirp_cas_and_ns_in_both_encodings() {
+    let t = tempfile::tempdir().unwrap();
+    let srv = serve(&t.path().join("srv"), |_| {});
+    let url = srv.url();
+    let data = b"\x00\x01 spec bytes \xff".to_vec();
+    let addr = Id::of(&data);
+
+    // CAS Add/Get, protobuf.
+    let r = twirp(
+        &url,
+        "vac.cas.CAS/Add",
+        PB,
+        &cas::Content { data: data.clone() }.encode_to_vec(),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.headers.get("content-type").unwrap(), PB);
+    let a = cas::Address::decode(&r.body[..]).unwrap();
+    assert_eq!(
+        a.id,
+        addr.0.to_vec(),
+        "the address is BLAKE3-256 of the bytes"
+    );
+    let r = twirp(&url, "vac.cas.CAS/Get", PB, &a.encode_to_vec(), None);
+    assert_eq!(cas::Content::decode(&r.body[..]).unwrap().data, data);
+    // The same bytes over REST.
+    let rest = call(&agent(), "GET", &format!("{url}/cas/{addr}"), &[], b"");
+    assert_eq!(rest.body, data);
+
+    // JSON: bytes in base64 (URL-safe and unpadded accepted too).
+    let body = serde_json::json!({"data": b64(b"json data")}).to_string();
+    let r = twirp(&url, "vac.cas.CAS/Add", JSON, body.as_bytes(), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r
+        .headers
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with(JSON));
+    assert_eq!(r.json()["id"], b64(&Id::of(b"json data").0));
+    let urlsafe = b64(&Id::of(b"json data").0)
+        .replace('+', "-")
+        .replace('/', "_")
+        .replace('=', "");
+    let r = twirp(
+        &url,
+        "vac.cas.CAS/Get",
+        JSON,
+        serde_json::json!({"id": urlsafe}).to_string().as_bytes(),
+        None,
+    );
+    assert_eq!(r.json()["data"], b64(b"json data"));
+    let r = twirp(
+        &url,
+        "vac.cas.CAS/Get",
+        "application/json; charset=utf-8",
+        serde_json::json!({"id": b64(&addr.0)})
+            .to_string()
+            .as_bytes(),
+        None,
+    );
+    assert_eq!(r.json()["data"], b64(&data));
+    // Empty content is content too; defaults are written out.
+    let r = twirp(&url, "vac.cas.CAS/Add", JSON, b"{}", None);
+    assert_eq!(r.json()["id"], b64(&Id::of(b"").0));
+    let r = twirp(
+        &url,
+        "vac.cas.CAS/Get",
+        JSON,
+        serde_json::json!({"id": b64(&Id::of(b"").0)})
+            .to_string()
+            .as_bytes(),
+        None,
+    );
+    assert_eq!(r.json(), serde_json::json!({"data": ""}));
+
+    // Errors.
+    let unknown = cas::Address {
+        id: Id::of(b"never added").0.to_vec(),
+    }
+    .encode_to_vec();
+    twirp_error(
+        &twirp(&url, "vac.cas.CAS/Get", PB, &unknown, None),
+        "not_found",
+        404,
+    );
+    let unknown_json = serde_json::json!({"id": b64(&Id::of(b"never added").0)}).to_string();
+    twirp_error(
+        &twirp(&url, "vac.cas.CAS/Get", JSON, unknown_json.as_bytes(), None),
+        "not_found",
+        404,
+    );
+    let short = cas::Address { id: vec![1, 2, 3] }.encode_to_vec();
+    twirp_error(
+        &twirp(&url, "vac.cas.CAS/Get", PB, &short, None),
+        "invalid_argument",
+        400,
+    );
+    twirp_error(
+        &twirp(&url, "vac.cas.CAS/Nope", PB, b"", None),
+        "bad_route",
+        404,
+    );
+    twirp_error(
+        &twirp(&url, "vac.other.CAS/Add", PB, b"", None),
+        "bad_route",
+        404,
+    );
+    twirp_error(
+        &twirp(&url, "vac.cas.CAS/Add", "text/plain", b"", None),
+        "bad_route",
+        404,
+    );
+    let get = call(
+        &agent(),
+        "GET",
+        &format!("{url}/twirp/vac.cas.CAS/Get"),
+        &[],
+        b"",
+    );
+    twirp_error(&get, "bad_route", 404);
+    twirp_error(
+        &twirp(&url, "vac.cas.CAS/Add", PB, b"\xff\xff\xff\xff", None),
+        "malformed",
+        400,
+    );
+    twirp_error(
+        &twirp(&url, "vac.cas.CAS/Add", JSON, b"{not json", None),
+        "malformed",
+        400,
+    );
+    twirp_error(
+        &twirp(
+            &url,
+            "vac.cas.CAS/Add",
+            JSON,
+            br#"{"data": "!!not base64!!"}"#,
+            None,
+        ),
+        "malformed",
+        400,
+    );
+
+    // NS Update/Fetch under both package names.
+    for (i, pkg) in ["vac.ns.NS", "vac.cas.NS"].iter().enumerate() {
+        let name = format!("spec-log-{i}");
+        let content = format!("head of {name}").into_bytes();
+        let upd = ns::NameUpdate {
+            name: name.clone(),
+            content: content.clone(),
+        }
+        .encode_to_vec();
+        let r = twirp(&url, &format!("{pkg}/Update"), PB, &upd, None);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            ns::Response::decode(&r.body[..]).unwrap().data,
+            Id::of(&content).0.to_vec()
+        );
+        let q = ns::Query { name: name.clone() }.encode_to_vec();
+        let r = twirp(&url, &format!("{pkg}/Fetch"), PB, &q, None);
+        assert_eq!(ns::Content::decode(&r.body[..]).unwrap().data, content);
+        // JSON, and a later Update wins.
+        let upd = serde_json::json!({"name": name, "content": b64(b"newer")}).to_string();
+        let r = twirp(&url, &format!("{pkg}/Update"), JSON, upd.as_bytes(), None);
+        assert_eq!(r.json()["data"], b64(&Id::of(b"newer").0));
+        let q = serde_json::json!({"name": name}).to_string();
+        let r = twirp(&url, &format!("{pkg}/Fetch"), JSON, q.as_bytes(), None);
+        assert_eq!(r.json()["data"], b64(b"newer"));
+    }
+    let q = ns::Query {
+        name: "nobody".into(),
+    }
+    .encode_to_vec();
+    twirp_error(
+        &twirp(&url, "vac.ns.NS/Fetch", PB, &q, None),
+        "not_found",
+        404,
+    );
+    let bad = ns::Query {
+        name: "../config".into(),
+    }
+    .encode_to_vec();
+    twirp_error(
+        &twirp(&url, "vac.ns.NS/Fetch", PB, &bad, None),
+        "invalid_argument",
+        400,
+    );
+    // A native log's name cannot be overwritten through the NS.
+    let w = store(&t.path().join("w"));
+    append(&w, 3, "w");
+    sync::push(&w, "origin", &remote(&url), "main", Force::No, &Silent).unwrap();
+    let upd = ns::NameUpdate {
+        name: "main".into(),
+        content: b"clobber".to_vec(),
+    }
+    .encode_to_vec();
+    twirp_error(
+        &twirp(&url, "vac.ns.NS/Update", PB, &upd, None),
+        "failed_precondition",
+        412,
+    );
+    assert_eq!(entries(&remote(&url), "main"), entries(&w, "main"));
+    let served = FsStore::open(&t.path().join("srv")).unwrap();
+    sound(&served);
+}
+
+// ---------------------------------------------------------------------------------------
+// Load
+
+/// A tiny deterministic generator, so a failing run can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+const COUNTERS: usize = 5;
+
+#[test]
+fn fifty_clients_two_hundred_requests_no_lost_update() {
+    let t = tempfile::tempdir().unwrap();
+    let srv = serve(&t.path().join("srv"), |_| {});
+    let url = srv.url();
+    let a = agent();
+    // Each counter is a ref under spec/ naming a blob "counter K = N".
+    for k in 0..COUNTERS {
+        let blob = format!("counter {k} = 0");
+        assert!(call(&a, "POST", &format!("{url}/cas"), &[], blob.as_bytes()).status / 100 == 2);
+        let id = Id::of(blob.as_bytes()).to_hex();
+        let r = call(
+            &a,
+            "PUT",
+            &format!("{url}/ns/spec/counter-{k}"),
+            &[("if-none-match", "*")],
+            id.as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let start = std::time::Instant::now();
+    let per_client: Vec<([u64; COUNTERS], u64)> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..50u64)
+            .map(|c| {
+                let url = url.clone();
+                sc.spawn(move || client(c, &url))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let elapsed = start.elapsed();
+    let mut wins = [0u64; COUNTERS];
+    let mut conflicts = 0;
+    for (w, c) in &per_client {
+        for k in 0..COUNTERS {
+            wins[k] += w[k];
+        }
+        conflicts += c;
+    }
+    for (k, won) in wins.iter().enumerate() {
+        let id = call(&a, "GET", &format!("{url}/ns/spec/counter-{k}"), &[], b"").text();
+        let blob = call(&a, "GET", &format!("{url}/cas/{}", id.trim()), &[], b"").text();
+        assert_eq!(
+            blob,
+            format!("counter {k} = {won}"),
+            "every successful compare-and-swap counts"
+        );
+    }
+    assert!(wins.iter().sum::<u64>() > 0);
+    eprintln!(
+        "10000 requests from 50 clients in {:.1}s: {} increments, {conflicts} expected 412s",
+        elapsed.as_secs_f64(),
+        wins.iter().sum::<u64>()
+    );
+}
+
+/// One client: 200 requests mixing CAS adds and gets with read-modify-write increments of
+/// the counters (GET ref, GET blob, POST blob, PUT If-Match). Returns the increments that
+/// won per counter and the 412s seen; any other failure panics.
+fn client(c: u64, url: &str) -> ([u64; COUNTERS], u64) {
+    let a = agent();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (c + 1).wrapping_mul(0x1234_5678_9abc_def1));
+    let mut added: Vec<Vec<u8>> = Vec::new();
+    let mut wins = [0u64; COUNTERS];
+    let mut conflicts = 0;
+    let mut sent = 0;
+    let mut i = 0;
+    while sent < 200 {
+        i += 1;
+        match rng.next() % 4 {
+            0 | 1 if sent + 4 <= 200 => {
+                let k = (rng.next() % COUNTERS as u64) as usize;
+                let r = call(&a, "GET", &format!("{url}/ns/spec/counter-{k}"), &[], b"");
+                assert_eq!(r.status, 200, "client {c}: {}", r.text());
+                let id = r.text().trim().to_string();
+                let r = call(&a, "GET", &format!("{url}/cas/{id}"), &[], b"");
+                assert_eq!(r.status, 200, "client {c}: {}", r.text());
+                let n: u64 = r
+                    .text()
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("client {c}: bad counter {}", r.text()));
+                let next = format!("counter {k} = {}", n + 1);
+                let r = call(&a, "POST", &format!("{url}/cas"), &[], next.as_bytes());
+                assert!(
+                    r.status == 200 || r.status == 201,
+                    "client {c}: {}",
+                    r.text()
+                );
+                let new_id = r.text().trim().to_string();
+                assert_eq!(new_id, Id::of(next.as_bytes()).to_hex());
+                let cond = format!("\"{id}\"");
+                let r = call(
+                    &a,
+                    "PUT",
+                    &format!("{url}/ns/spec/counter-{k}"),
+                    &[("if-match", &cond)],
+                    new_id.as_bytes(),
+                );
+                match r.status {
+                    200 => wins[k] += 1,
+                    412 => conflicts += 1,
+                    s => panic!("client {c}: PUT gave {s}: {}", r.text()),
+                }
+                sent += 4;
+            }
+            2 if !added.is_empty() => {
+                let blob = &added[(rng.next() % added.len() as u64) as usize];
+                let r = call(&a, "GET", &format!("{url}/cas/{}", Id::of(blob)), &[], b"");
+                assert_eq!(r.status, 200, "client {c}: {}", r.text());
+                assert_eq!(&r.body, blob);
+                sent += 1;
+            }
+            _ => {
+                let blob = format!(
+                    "client {c} blob {i} {}",
+                    "z".repeat((rng.next() % 300) as usize)
+                )
+                .into_bytes();
+                let r = call(&a, "POST", &format!("{url}/cas"), &[], &blob);
+                assert!(
+                    r.status == 200 || r.status == 201,
+                    "client {c}: {}",
+                    r.text()
+                );
+                assert_eq!(r.text().trim(), Id::of(&blob).to_hex());
+                added.push(blob);
+                sent += 1;
+            }
+        }
+    }
+    (wins, conflicts)
+}
+
+// ---------------------------------------------------------------------------------------
+// The binary: serve as a child process, request log, graceful stop
+
+#[test]
+fn serve_binary_logs_each_request_and_stops_cleanly_on_sigterm() {
+    let t = tempfile::tempdir().unwrap();
+    let srv_dir = t.path().join("srv");
+    ok(&srv_dir, &["init"]);
+    let token_file = t.path().join("token");
+    std::fs::write(&token_file, "tok\n").unwrap();
+    let child = bin()
+        .args([
+            "--store",
+            srv_dir.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--token-file")
+        .arg(&token_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(child);
+    let mut lines = BufReader::new(guard.0.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(
+        first.contains("serving") && first.contains("token required for writes"),
+        "{first}"
+    );
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    let a = t.path().join("a");
+    ok(&a, &["init"]);
+    let f = t.path().join("m");
+    std::fs::write(&f, "m").unwrap();
+    ok(&a, &["append", "--group", "g", f.to_str().unwrap()]);
+    ok(&a, &["remote", "add", "origin", &url]);
+    ok_env(&a, &["push"], &[("REMOTELOG_TOKEN", "tok")]);
+    let status = Command::new("kill")
+        .args(["-TERM", &guard.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
+    let exit = guard.0.wait().unwrap();
+    assert!(exit.success(), "{exit:?}: {rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("\"GET /healthz\" 200")),
+        "{rest:?}"
+    );
+    assert!(
+        rest.iter().any(|l| l.contains("\"PUT /ns/logs/main\" 200")),
+        "{rest:?}"
+    );
+    assert!(rest.iter().any(|l| l.contains("stopping")), "{rest:?}");
+    ok(&srv_dir, &["check", "--read-data"]);
+    // A second server on a busy port says so.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = l.local_addr().unwrap().to_string();
+    let err = fails_env(&srv_dir, &["serve", "--listen", &busy], &[]);
+    assert!(err.contains("cannot listen"), "{err}");
+    let err = fails_env(
+        &t.path().join("nothing"),
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    assert!(err.contains("remotelog init"), "{err}");
+}
+
+#[test]
+fn gc_on_an_http_remote_runs_on_the_server_and_keeps_spec_names_and_blobs() {
+    let t = tempfile::tempdir().unwrap();
+    let served = t.path().join("served");
+    let srv = serve(&served, |_| {});
+    let url = srv.url();
+    let a = t.path().join("a");
+    let s = FsStore::init(&a, Config::default()).unwrap();
+    let msgs: Vec<Message> = (0..5)
+        .map(|i| Message {
+            group_id: b"g".to_vec(),
+            timestamp: i,
+            body: format!("gc over http {i}").into_bytes(),
+        })
+        .collect();
+    log::append(&s, "main", &msgs, SettingsChange::default()).unwrap();
+    ok(&a, &["remote", "add", "origin", &url]);
+    ok(&a, &["push"]);
+    // A spec name and a bare CAS blob, both written through Twirp.
+    let blob = b"opaque bytes a spec writer added".to_vec();
+    let add = cas::Content { data: blob.clone() }.encode_to_vec();
+    assert_eq!(twirp(&url, "vac.cas.CAS/Add", PB, &add, None).status, 200);
+    let named = b"content behind a spec name".to_vec();
+    let upd = ns::NameUpdate {
+        name: "bob".into(),
+        content: named.clone(),
+    }
+    .encode_to_vec();
+    assert_eq!(twirp(&url, "vac.ns.NS/Update", PB, &upd, None).status, 200);
+    // Forget one message and publish the rewrite, so the remote has typed garbage.
+    ok(&a, &["forget", &msgs[2].h1().to_hex()]);
+    ok(&a, &["push", "--force-with-lease"]);
+    let dry: serde_json::Value = serde_json::from_str(&ok(
+        &a,
+        &["gc", "origin", "--prune", "now", "--dry-run", "--json"],
+    ))
+    .unwrap();
+    let real: serde_json::Value =
+        serde_json::from_str(&ok(&a, &["gc", "origin", "--prune", "now", "--json"])).unwrap();
+    assert!(real["objects"].as_u64().unwrap() >= 2, "{real}");
+    assert_eq!(dry["objects"], real["objects"]);
+    assert!(real["kept_opaque"].as_u64().unwrap() >= 1, "{real}");
+    let remote = HttpBackend::open(&url, None).unwrap();
+    assert_eq!(remote.get_object(&Id::of(&blob)).unwrap(), blob);
+    assert_eq!(remote.get_object(&Id::of(&named)).unwrap(), named);
+    assert_eq!(log::entries(&remote, "main").unwrap().len(), 4);
+    let store = FsStore::open(&served).unwrap();
+    let r = check::check(&store, true);
+    assert!(r.is_sound(), "{:?}", r.problems);
+    assert_eq!(
+        r.unreferenced, 1,
+        "only the bare blob is unreferenced (the spec name holds the other)"
+    );
+}
