@@ -1,6 +1,7 @@
 //! Named logs: appending messages in mapping pages, walking a log, finding a message
 //! (format/store-v1.md, section 4). Works on any [`Backend`].
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::backend::{verify_id, Backend};
@@ -76,13 +77,6 @@ pub struct Appended {
     pub objects_written: usize,
 }
 
-/// An encoded message ready to store.
-struct Encoded {
-    h1: Id,
-    h2: Id,
-    bytes: Vec<u8>,
-}
-
 /// Appends `messages` (oldest first) to log `log` as one atomic step.
 pub fn append(
     b: &dyn Backend,
@@ -90,28 +84,55 @@ pub fn append(
     messages: &[Message],
     change: SettingsChange,
 ) -> Result<Appended> {
+    append_iter(
+        b,
+        log,
+        messages.iter().map(|m| Ok(Cow::Borrowed(m))),
+        change,
+    )
+}
+
+/// Appends messages as they come (oldest first), so reading, hashing and compressing
+/// overlap and the bodies are not all held in memory. An error from the iterator aborts
+/// the append with nothing visible.
+pub fn append_iter<'m, I>(
+    b: &dyn Backend,
+    log: &str,
+    messages: I,
+    change: SettingsChange,
+) -> Result<Appended>
+where
+    I: IntoIterator<Item = Result<Cow<'m, Message>>>,
+{
     let refname = RefName::log(log)?;
-    if messages.is_empty() {
-        return Err(Error::Invalid("no messages to append".into()));
-    }
-    let encoded: Vec<Encoded> = messages
-        .iter()
-        .map(|m| {
-            let bytes = Object::Message(m.clone()).encode();
-            Encoded {
-                h1: m.h1(),
-                h2: Id::of(&bytes),
-                bytes,
-            }
-        })
-        .collect();
-    let fresh: HashMap<Id, &[u8]> = encoded.iter().map(|e| (e.h2, &e.bytes[..])).collect();
+    // The head read now tells how many of the newest encodings the pages may embed.
+    let first_head = b.read_ref(&refname)?;
+    let first_settings = match first_head {
+        Some(id) => change.apply(read_page(b, &id)?.settings()),
+        None => change.apply(Settings::default()),
+    };
     // Messages and pages go into one batch (one pack for a bulk append); a retry after a
     // concurrent writer only needs new pages.
     let mut first = b.batch()?;
-    for e in &encoded {
-        first.add(e.h2, &e.bytes)?;
+    let mut ids: Vec<(Id, Id)> = Vec::new();
+    let mut recent: std::collections::VecDeque<(Id, Vec<u8>)> = Default::default();
+    for m in messages {
+        let m = m?;
+        let bytes = crate::object::encode_message(&m);
+        let h2 = Id::of(&bytes);
+        first.add(h2, &bytes)?;
+        ids.push((m.h1(), h2));
+        if first_settings.embed > 0 {
+            if recent.len() as u64 == first_settings.embed {
+                recent.pop_front();
+            }
+            recent.push_back((h2, bytes));
+        }
     }
+    if ids.is_empty() {
+        return Err(Error::Invalid("no messages to append".into()));
+    }
+    let fresh: HashMap<Id, &[u8]> = recent.iter().map(|(id, b)| (*id, &b[..])).collect();
     let mut pending = Some(first);
     let mut written = 0;
 
@@ -126,11 +147,11 @@ pub fn append(
             .as_ref()
             .map_or_else(Settings::default, |(_, p)| p.settings());
         let settings = change.apply(base);
-        let pages = build_pages(b, head.as_ref(), &encoded, settings, &fresh)?;
         let mut batch = match pending.take() {
             Some(batch) => batch,
             None => b.batch()?,
         };
+        let pages = build_pages(b, head.as_ref(), &ids, settings, &fresh)?;
         for (id, bytes) in &pages {
             batch.add(*id, bytes)?;
         }
@@ -138,11 +159,11 @@ pub fn append(
         let (new_head, _) = pages
             .last()
             .ok_or_else(|| Error::Invalid("no page built".into()))?;
-        let count = head.as_ref().map_or(0, |(_, p)| p.count) + encoded.len() as u64;
+        let count = head.as_ref().map_or(0, |(_, p)| p.count) + ids.len() as u64;
         match b.update_ref(&refname, expected, Some(*new_head)) {
             Ok(()) => {
                 return Ok(Appended {
-                    ids: encoded.iter().map(|e| (e.h1, e.h2)).collect(),
+                    ids,
                     head: *new_head,
                     count,
                     objects_written: written,
@@ -159,7 +180,7 @@ pub fn append(
 fn build_pages(
     b: &dyn Backend,
     head: Option<&(Id, Page)>,
-    new: &[Encoded],
+    new: &[(Id, Id)],
     s: Settings,
     fresh: &HashMap<Id, &[u8]>,
 ) -> Result<Vec<(Id, Vec<u8>)>> {
@@ -212,7 +233,7 @@ fn build_pages(
         let bytes = page.encode();
         Ok((Id::of(&bytes), bytes))
     };
-    for m in new {
+    for (h1, h2) in new {
         if cap != 0 && cur.len() == cap {
             let (id, bytes) = flush(&cur, prev, before)?;
             before += cur.len() as u64;
@@ -223,8 +244,8 @@ fn build_pages(
         cur.push((
             next_pos,
             Entry {
-                h1: m.h1,
-                h2: m.h2,
+                h1: *h1,
+                h2: *h2,
                 embedded: None,
             },
         ));

@@ -100,6 +100,9 @@ impl Object {
 
     /// The deterministic CBOR encoding; its BLAKE3 is the object's id.
     pub fn encode(&self) -> Vec<u8> {
+        if let Object::Message(m) = self {
+            return encode_message(m);
+        }
         let mut e = Encoder::new(Vec::new());
         let done: Result<(), minicbor::encode::Error<std::convert::Infallible>> = (|| {
             match self {
@@ -154,6 +157,21 @@ impl Object {
         }
         Ok(obj)
     }
+}
+
+/// The encoding of a message object, from a borrowed message (no copy of the body
+/// beyond the output itself).
+pub fn encode_message(m: &Message) -> Vec<u8> {
+    let mut e = Encoder::new(Vec::with_capacity(m.body.len() + m.group_id.len() + 24));
+    let done: Result<(), minicbor::encode::Error<std::convert::Infallible>> = (|| {
+        e.array(5)?.u64(OBJECT_VERSION)?.u64(Kind::Message as u64)?;
+        e.bytes(&m.group_id)?.i64(m.timestamp)?.bytes(&m.body)?;
+        Ok(())
+    })();
+    if let Err(never) = done {
+        unreachable!("CBOR encoding into memory failed: {never}")
+    }
+    e.into_writer()
 }
 
 /// The kind of an encoded object from its first bytes, without decoding it

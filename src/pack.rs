@@ -325,13 +325,18 @@ pub struct PackWriter {
     prev: Option<Id>,
     /// The prev written in the header (set_prev may change `prev` later).
     header_prev: Option<Id>,
-    level: i32,
     blocks: Vec<Block>,
     entries: Vec<(Id, Location)>,
     pending: [Vec<u8>; 2],
     pending_objs: [BlockObjects; 2],
-    /// Closed blocks waiting to be compressed together (for parallelism).
-    queue: Vec<(Vec<u8>, BlockObjects)>,
+    /// Compresses closed blocks on background threads while objects keep coming.
+    pool: Pool,
+    /// Blocks sent to the pool and not yet written, by sequence number: (length, objects).
+    inflight: std::collections::BTreeMap<u64, (u32, BlockObjects)>,
+    /// Compressed blocks that came back ahead of their turn.
+    ready: std::collections::BTreeMap<u64, io::Result<Vec<u8>>>,
+    next_seq: u64,
+    next_write: u64,
     seen: std::collections::HashSet<Id>,
 }
 
@@ -353,12 +358,15 @@ impl PackWriter {
             written: 0,
             prev,
             header_prev: prev,
-            level,
             blocks: Vec::new(),
             entries: Vec::new(),
             pending: [Vec::new(), Vec::new()],
             pending_objs: [Vec::new(), Vec::new()],
-            queue: Vec::new(),
+            pool: Pool::new(level),
+            inflight: Default::default(),
+            ready: Default::default(),
+            next_seq: 0,
+            next_write: 0,
             seen: Default::default(),
         };
         let mut header = Vec::with_capacity(HEADER_LEN);
@@ -423,32 +431,34 @@ impl PackWriter {
         }
         let data = std::mem::take(&mut self.pending[s]);
         let objs = std::mem::take(&mut self.pending_objs[s]);
-        self.queue.push((data, objs));
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if self.queue.len() >= threads * 2 {
-            self.flush_queue()?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.inflight.insert(seq, (data.len() as u32, objs));
+        self.pool.submit(seq, data);
+        self.write_ready(false)?;
+        // Bound the memory held by blocks waiting for a compressor.
+        while self.next_seq - self.next_write > 2 * self.pool.threads() as u64 {
+            self.write_ready(true)?;
         }
         Ok(())
     }
 
-    /// Compresses queued blocks on all cores and writes them in order.
-    fn flush_queue(&mut self) -> Result<()> {
-        let queue = std::mem::take(&mut self.queue);
-        let level = self.level;
-        let frames: Vec<io::Result<Vec<u8>>> = std::thread::scope(|sc| {
-            let handles: Vec<_> = queue
-                .iter()
-                .map(|(data, _)| sc.spawn(move || zstd::bulk::compress(data, level)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(io::Error::other("compression thread panicked")))
-                })
-                .collect()
-        });
-        for ((data, objs), frame) in queue.into_iter().zip(frames) {
+    /// Writes compressed blocks that are next in order; with `wait`, waits for at least
+    /// one more to come back first.
+    fn write_ready(&mut self, wait: bool) -> Result<()> {
+        if wait && self.next_write < self.next_seq {
+            let (seq, frame) = self.pool.receive()?;
+            self.ready.insert(seq, frame);
+        }
+        while let Some((seq, frame)) = self.pool.try_receive() {
+            self.ready.insert(seq, frame);
+        }
+        while let Some(frame) = self.ready.remove(&self.next_write) {
+            let (ulen, objs) = self
+                .inflight
+                .remove(&self.next_write)
+                .ok_or_else(|| Error::Invalid("pack writer lost track of a block".into()))?;
+            self.next_write += 1;
             let frame = frame.at(&self.tmp)?;
             let n = self.blocks.len() as u32;
             let mut checksum = [0u8; 8];
@@ -456,7 +466,7 @@ impl PackWriter {
             self.blocks.push(Block {
                 offset: self.written,
                 clen: frame.len() as u32,
-                ulen: data.len() as u32,
+                ulen,
                 checksum,
             });
             self.write(&frame)?;
@@ -470,6 +480,14 @@ impl PackWriter {
                     },
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Waits for every block sent to the pool and writes them all.
+    fn flush_queue(&mut self) -> Result<()> {
+        while self.next_write < self.next_seq {
+            self.write_ready(true)?;
         }
         Ok(())
     }
@@ -551,6 +569,83 @@ impl PackWriter {
         };
         done.repoint(wanted_prev)?;
         Ok(done)
+    }
+}
+
+/// A job for a compressor thread: (sequence number, block bytes).
+type Job = (u64, Vec<u8>);
+/// A compressed block coming back: (sequence number, frame).
+type Frame = (u64, io::Result<Vec<u8>>);
+
+/// Long-lived compressor threads, each reusing one zstd context, fed through a channel:
+/// the caller keeps reading and hashing while blocks compress on the other cores.
+struct Pool {
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    done: std::sync::mpsc::Receiver<Frame>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pool {
+    fn new(level: i32) -> Pool {
+        let (jobs, job_rx) = std::sync::mpsc::channel::<Job>();
+        let (done_tx, done) = std::sync::mpsc::channel::<Frame>();
+        let job_rx = std::sync::Arc::new(Mutex::new(job_rx));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let handles = (0..threads)
+            .map(|_| {
+                let rx = job_rx.clone();
+                let tx = done_tx.clone();
+                std::thread::spawn(move || {
+                    let mut ctx = zstd::bulk::Compressor::new(level);
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok((seq, data)) = job else { return };
+                        let frame = match &mut ctx {
+                            Ok(c) => c.compress(&data),
+                            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                        };
+                        if tx.send((seq, frame)).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Pool {
+            jobs: Some(jobs),
+            done,
+            handles,
+        }
+    }
+
+    fn threads(&self) -> usize {
+        self.handles.len()
+    }
+
+    fn submit(&self, seq: u64, data: Vec<u8>) {
+        if let Some(j) = &self.jobs {
+            // A send fails only if every worker died; receive() reports that.
+            let _ = j.send((seq, data));
+        }
+    }
+
+    fn receive(&self) -> Result<Frame> {
+        self.done
+            .recv()
+            .map_err(|_| Error::Invalid("the compression threads stopped".into()))
+    }
+
+    fn try_receive(&self) -> Option<Frame> {
+        self.done.try_recv().ok()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.jobs = None;
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
     }
 }
 
