@@ -1,5 +1,6 @@
-//! Remotes end to end: push, pull, clone and status between directory stores, through the
-//! library and through the real binary.
+//! Remotes end to end: push, pull, clone and status, through the library and through the
+//! real binary. Every scenario that does not depend on the remote being a directory runs
+//! twice: against a directory remote and against the same store served over HTTP.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -7,10 +8,98 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use remotelog::backend::Backend;
 use remotelog::config::Config;
+use remotelog::http_client::HttpBackend;
 use remotelog::log::{self, SettingsChange};
 use remotelog::name::RefName;
 use remotelog::progress::Silent;
+use remotelog::server::{self, Options, Running};
 use remotelog::{check, sync, Error, FsStore, Id, Message};
+
+/// How a test reaches its remote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    Dir,
+    Http,
+}
+
+/// A remote store for a test: a directory, served over HTTP for `Transport::Http`.
+struct TestRemote {
+    dir: PathBuf,
+    server: Option<Running>,
+}
+
+impl TestRemote {
+    /// A remote at `dir`. A directory remote is created by the first push; an HTTP one is
+    /// a store (made now unless `dir` already is one) served on a free loopback port.
+    fn new(dir: &Path, tr: Transport) -> TestRemote {
+        let server = (tr == Transport::Http).then(|| {
+            if !dir.join("config").exists() {
+                FsStore::init(dir, Config::default()).unwrap();
+            }
+            let mut o = Options::new(dir);
+            o.listen = "127.0.0.1:0".into();
+            o.log_requests = false;
+            server::start(o).unwrap()
+        });
+        TestRemote {
+            dir: dir.to_path_buf(),
+            server,
+        }
+    }
+
+    /// What `remote add` and `clone` are given.
+    fn location(&self) -> String {
+        match &self.server {
+            Some(s) => s.url(),
+            None => self.dir.display().to_string(),
+        }
+    }
+
+    /// The remote through its transport.
+    fn backend(&self) -> Box<dyn Backend> {
+        match &self.server {
+            Some(s) => Box::new(HttpBackend::open(&s.url(), None).unwrap()),
+            None => Box::new(remotelog::remote::open_dir(&self.location(), true).unwrap()),
+        }
+    }
+
+    /// The store on disk behind the remote, to inspect or damage it.
+    fn files(&self) -> FsStore {
+        FsStore::open(&self.dir).unwrap()
+    }
+}
+
+/// A backend for a location string, as the CLI would open it.
+fn open_location(location: &str) -> Box<dyn Backend> {
+    remotelog::remote::open(location, true).unwrap()
+}
+
+/// Runs each named scenario `fn name(tr: Transport)` once per transport.
+macro_rules! both_transports {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn dir() {
+                super::$name(super::Transport::Dir)
+            }
+            #[test]
+            fn http() {
+                super::$name(super::Transport::Http)
+            }
+        }
+    )*};
+}
+
+both_transports!(
+    push_to_two_remotes_and_clone_from_each,
+    pull_after_more_appends_and_json_summary,
+    pull_reads_grow_with_new_entries_not_with_the_log,
+    push_copies_only_what_is_new,
+    push_refuses_to_drop_remote_entries_unless_forced,
+    racing_pushes_exactly_one_wins,
+    clone_of_a_corrupt_remote_fails_naming_the_object_and_leaves_nothing,
+    remote_created_by_the_v1_fixture_clones_and_accepts_pushes,
+);
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_remotelog"))
@@ -118,8 +207,7 @@ impl Backend for Counting<'_> {
     }
 }
 
-#[test]
-fn push_to_two_remotes_and_clone_from_each() {
+fn push_to_two_remotes_and_clone_from_each(tr: Transport) {
     let t = tempfile::tempdir().unwrap();
     let a = t.path().join("a");
     ok(&a, &["init"]);
@@ -147,8 +235,11 @@ fn push_to_two_remotes_and_clone_from_each() {
             &names[0],
         ],
     );
-    let r1 = t.path().join("r1").display().to_string();
-    let r2 = t.path().join("r2").display().to_string();
+    let remotes = [
+        TestRemote::new(&t.path().join("r1"), tr),
+        TestRemote::new(&t.path().join("r2"), tr),
+    ];
+    let (r1, r2) = (remotes[0].location(), remotes[1].location());
     ok(&a, &["remote", "add", "origin", &r1]);
     ok(&a, &["remote", "add", "backup", &r2]);
     ok(&a, &["push", "--all", "--all-logs"]);
@@ -156,8 +247,8 @@ fn push_to_two_remotes_and_clone_from_each() {
     assert_eq!(status.matches("up to date").count(), 4, "{status}");
     let before_main = ok(&a, &["log", "--json"]);
     let before_other = ok(&a, &["log", "--log", "other", "--json"]);
-    for (i, remote) in [&r1, &r2].iter().enumerate() {
-        ok(Path::new(remote), &["check", "--read-data"]);
+    for (i, (remote, served)) in [&r1, &r2].iter().zip(&remotes).enumerate() {
+        ok(&served.dir, &["check", "--read-data"]);
         let dest = t.path().join(format!("clone{i}"));
         ok(t.path(), &["clone", remote, dest.to_str().unwrap()]);
         assert_eq!(ok(&dest, &["log", "--json"]), before_main);
@@ -178,11 +269,11 @@ fn push_to_two_remotes_and_clone_from_each() {
     assert_eq!(ok(&restored, &["log", "--json"]), before_main);
 }
 
-#[test]
-fn pull_after_more_appends_and_json_summary() {
+fn pull_after_more_appends_and_json_summary(tr: Transport) {
     let t = tempfile::tempdir().unwrap();
     let (w, r) = (t.path().join("w"), t.path().join("r"));
-    let remote = t.path().join("remote").display().to_string();
+    let served = TestRemote::new(&t.path().join("remote"), tr);
+    let remote = served.location();
     ok(&w, &["init"]);
     for i in 0..3 {
         let out = bin()
@@ -222,22 +313,23 @@ fn pull_after_more_appends_and_json_summary() {
     assert_eq!(again["outcome"], "up-to-date");
 }
 
-#[test]
-fn pull_reads_grow_with_new_entries_not_with_the_log() {
+fn pull_reads_grow_with_new_entries_not_with_the_log(tr: Transport) {
     let mut reads = Vec::new();
     // Both lengths leave the same partly filled head page, so the new pages are alike.
     for len in [200usize, 2008] {
         let t = tempfile::tempdir().unwrap();
         let w = store(&t.path().join("w"));
-        let remote = store(&t.path().join("remote"));
+        let served = TestRemote::new(&t.path().join("remote"), tr);
+        let remote = served.backend();
+        let remote = &*remote;
         append_with(&w, len, "old", 16);
-        sync::push(&w, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
+        sync::push(&w, "origin", remote, "main", sync::Force::No, &Silent).unwrap();
         let r = store(&t.path().join("r"));
-        sync::pull(&r, "origin", &remote, "main", &Silent).unwrap();
+        sync::pull(&r, "origin", remote, "main", &Silent).unwrap();
         append(&w, 10, "new");
-        sync::push(&w, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
+        sync::push(&w, "origin", remote, "main", sync::Force::No, &Silent).unwrap();
         let counting = Counting {
-            inner: &remote,
+            inner: remote,
             reads: AtomicU64::new(0),
         };
         let done = sync::pull(&r, "origin", &counting, "main", &Silent).unwrap();
@@ -256,13 +348,14 @@ fn pull_reads_grow_with_new_entries_not_with_the_log() {
     );
 }
 
-#[test]
-fn push_copies_only_what_is_new() {
+fn push_copies_only_what_is_new(tr: Transport) {
     let t = tempfile::tempdir().unwrap();
     let w = store(&t.path().join("w"));
-    let remote = store(&t.path().join("remote"));
+    let served = TestRemote::new(&t.path().join("remote"), tr);
+    let remote = served.backend();
+    let remote = &*remote;
     append(&w, 1000, "a");
-    let first = sync::push(&w, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
+    let first = sync::push(&w, "origin", remote, "main", sync::Force::No, &Silent).unwrap();
     assert_eq!(first.outcome, "created");
     append(&w, 5, "b");
     let counting = Counting {
@@ -272,7 +365,7 @@ fn push_copies_only_what_is_new() {
     let second = sync::push(
         &counting,
         "origin",
-        &remote,
+        remote,
         "main",
         sync::Force::No,
         &Silent,
@@ -282,54 +375,48 @@ fn push_copies_only_what_is_new() {
     assert_eq!(second.entries, 5);
     assert!(second.copied.objects <= 5 + 2, "{:?}", second.copied);
     assert!(counting.reads.load(Ordering::Relaxed) <= 5 + 6);
-    assert_eq!(entries(&remote, "main"), entries(&w, "main"));
-    sound(&remote);
+    assert_eq!(entries(remote, "main"), entries(&w, "main"));
+    sound(&served.files());
 }
 
-#[test]
-fn push_refuses_to_drop_remote_entries_unless_forced() {
+fn push_refuses_to_drop_remote_entries_unless_forced(tr: Transport) {
     let t = tempfile::tempdir().unwrap();
     let a = store(&t.path().join("a"));
     let b = store(&t.path().join("b"));
-    let remote = store(&t.path().join("remote"));
+    let served = TestRemote::new(&t.path().join("remote"), tr);
+    let remote = served.backend();
+    let remote = &*remote;
     append(&a, 3, "a");
-    sync::push(&a, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
+    sync::push(&a, "origin", remote, "main", sync::Force::No, &Silent).unwrap();
     append(&b, 4, "b");
-    let e = sync::push(&b, "origin", &remote, "main", sync::Force::No, &Silent).unwrap_err();
+    let e = sync::push(&b, "origin", remote, "main", sync::Force::No, &Silent).unwrap_err();
     assert!(e.to_string().contains("--force"), "{e}");
-    assert_eq!(entries(&remote, "main"), entries(&a, "main"));
+    assert_eq!(entries(remote, "main"), entries(&a, "main"));
     // Pull into b refuses too, and leaves b alone.
     let before = entries(&b, "main");
-    let e = sync::pull(&b, "origin", &remote, "main", &Silent).unwrap_err();
+    let e = sync::pull(&b, "origin", remote, "main", &Silent).unwrap_err();
     assert!(e.to_string().contains("diverged"), "{e}");
     assert_eq!(entries(&b, "main"), before);
-    let forced = sync::push(&b, "origin", &remote, "main", sync::Force::Yes, &Silent).unwrap();
+    let forced = sync::push(&b, "origin", remote, "main", sync::Force::Yes, &Silent).unwrap();
     assert_eq!(forced.outcome, "forced");
-    assert_eq!(entries(&remote, "main"), entries(&b, "main"));
-    sound(&remote);
+    assert_eq!(entries(remote, "main"), entries(&b, "main"));
+    sound(&served.files());
 }
 
-#[test]
-fn racing_pushes_exactly_one_wins() {
-    for round in 0..6 {
+fn racing_pushes_exactly_one_wins(tr: Transport) {
+    for round in 0..5 {
         let t = tempfile::tempdir().unwrap();
-        let remote_dir = t.path().join("remote");
         let base = store(&t.path().join("base"));
         append(&base, 50, "base");
-        let remote = store(&remote_dir);
-        sync::push(&base, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
+        let served = TestRemote::new(&t.path().join("remote"), tr);
+        let remote = served.backend();
+        let remote = &*remote;
+        sync::push(&base, "origin", remote, "main", sync::Force::No, &Silent).unwrap();
         let writers: Vec<FsStore> = (0..2)
             .map(|i| {
                 let dest = t.path().join(format!("w{i}"));
-                let (s, _) = sync::clone(
-                    &remote,
-                    remote_dir.to_str().unwrap(),
-                    &dest,
-                    None,
-                    false,
-                    &Silent,
-                )
-                .unwrap();
+                let (s, _) =
+                    sync::clone(remote, &served.location(), &dest, None, false, &Silent).unwrap();
                 append(&s, 20 + round, &format!("writer{i}"));
                 s
             })
@@ -338,9 +425,11 @@ fn racing_pushes_exactly_one_wins() {
             let handles: Vec<_> = writers
                 .iter()
                 .map(|w| {
-                    let remote = FsStore::open(&remote_dir).unwrap();
+                    let location = served.location();
                     sc.spawn(move || {
-                        sync::push(w, "origin", &remote, "main", sync::Force::No, &Silent)
+                        // Each racer has its own connection (or store handle).
+                        let remote = open_location(&location);
+                        sync::push(w, "origin", &*remote, "main", sync::Force::No, &Silent)
                     })
                 })
                 .collect();
@@ -351,9 +440,8 @@ fn racing_pushes_exactly_one_wins() {
         let loser = 1 - winners[0];
         let msg = results[loser].as_ref().unwrap_err().to_string();
         assert!(msg.contains("refused"), "{msg}");
-        let remote = FsStore::open(&remote_dir).unwrap();
         assert_eq!(
-            entries(&remote, "main"),
+            entries(remote, "main"),
             entries(&writers[winners[0]], "main")
         );
         assert_eq!(
@@ -361,58 +449,46 @@ fn racing_pushes_exactly_one_wins() {
             70 + round,
             "loser keeps its log"
         );
-        sound(&remote);
+        sound(&served.files());
     }
 }
 
-#[test]
-fn clone_of_a_corrupt_remote_fails_naming_the_object_and_leaves_nothing() {
+fn clone_of_a_corrupt_remote_fails_naming_the_object_and_leaves_nothing(tr: Transport) {
     let t = tempfile::tempdir().unwrap();
     let w = store(&t.path().join("w"));
-    let remote_dir = t.path().join("remote");
-    let remote = store(&remote_dir);
+    let served = TestRemote::new(&t.path().join("remote"), tr);
+    let remote = served.backend();
+    let remote = &*remote;
+    let location = served.location();
     append(&w, 20, "a");
-    sync::push(&w, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
-    let victim = log::entries(&remote, "main").unwrap()[7].h2;
-    let path = remote.object_path(&victim);
+    sync::push(&w, "origin", remote, "main", sync::Force::No, &Silent).unwrap();
+    let victim = log::entries(remote, "main").unwrap()[7].h2;
+    let path = served.files().object_path(&victim);
     let mut bytes = std::fs::read(&path).unwrap();
     let n = bytes.len();
     bytes[n / 2] ^= 0x40;
     std::fs::write(&path, bytes).unwrap();
     let dest = t.path().join("dest");
-    let err = fails(
-        t.path(),
-        &[
-            "clone",
-            remote_dir.to_str().unwrap(),
-            dest.to_str().unwrap(),
-        ],
-    );
+    let err = fails(t.path(), &["clone", &location, dest.to_str().unwrap()]);
     assert!(err.contains(&victim.to_hex()), "{err}");
     assert!(err.lines().count() == 1, "one line: {err}");
     assert!(!dest.exists(), "no half-made clone is left");
     let err = fails(
         t.path(),
-        &[
-            "clone",
-            "--keep-partial",
-            remote_dir.to_str().unwrap(),
-            dest.to_str().unwrap(),
-        ],
+        &["clone", "--keep-partial", &location, dest.to_str().unwrap()],
     );
     assert!(err.contains(&victim.to_hex()));
     assert!(dest.join("config").exists(), "--keep-partial keeps it");
     // The library names it too.
     let r = store(&t.path().join("lib"));
-    match sync::pull(&r, "origin", &remote, "main", &Silent) {
+    match sync::pull(&r, "origin", remote, "main", &Silent) {
         Err(e) => assert!(e.to_string().contains(&victim.to_hex()), "{e}"),
         Ok(_) => panic!("pull of a corrupt remote succeeded"),
     }
     assert_eq!(r.read_ref(&RefName::log("main").unwrap()).unwrap(), None);
 }
 
-#[test]
-fn remote_created_by_the_v1_fixture_clones_and_accepts_pushes() {
+fn remote_created_by_the_v1_fixture_clones_and_accepts_pushes(tr: Transport) {
     let t = tempfile::tempdir().unwrap();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v1");
     let remote_dir = t.path().join("remote");
@@ -425,20 +501,15 @@ fn remote_created_by_the_v1_fixture_clones_and_accepts_pushes() {
             std::fs::copy(entry.path(), &dest).unwrap();
         }
     }
-    let remote = FsStore::open(&remote_dir).unwrap();
+    let served = TestRemote::new(&remote_dir, tr);
+    let remote = served.backend();
+    let remote = &*remote;
     let dest = t.path().join("clone");
-    let (local, done) = sync::clone(
-        &remote,
-        remote_dir.to_str().unwrap(),
-        &dest,
-        None,
-        false,
-        &Silent,
-    )
-    .unwrap();
+    let (local, done) =
+        sync::clone(remote, &served.location(), &dest, None, false, &Silent).unwrap();
     assert_eq!(done.len(), 4);
-    for info in log::list(&remote).unwrap() {
-        assert_eq!(entries(&local, &info.name), entries(&remote, &info.name));
+    for info in log::list(remote).unwrap() {
+        assert_eq!(entries(&local, &info.name), entries(remote, &info.name));
     }
     log::append(
         &local,
@@ -450,14 +521,14 @@ fn remote_created_by_the_v1_fixture_clones_and_accepts_pushes() {
     let pushed = sync::push(
         &local,
         "origin",
-        &remote,
+        remote,
         "team/replicated",
         sync::Force::No,
         &Silent,
     )
     .unwrap();
     assert_eq!(pushed.entries, 2);
-    sound(&remote);
+    sound(&served.files());
     sound(&local);
 }
 
