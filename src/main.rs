@@ -528,13 +528,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 remotes
                     .iter()
-                    .map(|n| {
-                        registered.get(n).cloned().ok_or_else(|| {
-                            anyhow::anyhow!(
-                                "no remote named {n:?}; `remotelog remote list` shows them"
-                            )
-                        })
-                    })
+                    .map(|n| registered.named(n).cloned().map_err(anyhow::Error::from))
                     .collect::<anyhow::Result<_>>()?
             };
             if targets.is_empty() {
@@ -558,15 +552,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 };
                 for name in &logs {
-                    let bar = Bar::new(cli.quiet, format!("push {name} → {}", target.name));
-                    match sync::push(&store, &target.name, &*dst, name, force, &bar) {
-                        Ok(t) => report_transfer(&mut out, &t, json, "to")?,
-                        Err(e) => {
-                            bar.finish();
-                            eprintln!("remotelog: error: {e}");
-                            failed += 1;
-                        }
-                    }
+                    let label = format!("push {name} → {}", target.name);
+                    failed += transfer(&mut out, cli.quiet, json, "to", label, |bar| {
+                        sync::push(&store, &target.name, &*dst, name, force, bar)
+                    })?;
                 }
             }
             out.flush()?;
@@ -582,9 +571,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = FsStore::open(&cli.store)?;
             let registered = Remotes::load(&store)?;
             let target = match &name {
-                Some(n) => registered.get(n).cloned().ok_or_else(|| {
-                    anyhow::anyhow!("no remote named {n:?}; `remotelog remote list` shows them")
-                })?,
+                Some(n) => registered.named(n)?.clone(),
                 None => registered.default_remote()?.clone(),
             };
             let src = remote::open(&target.location, false)
@@ -595,15 +582,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let mut failed = 0;
             for name in &logs {
-                let bar = Bar::new(cli.quiet, format!("pull {name} ← {}", target.name));
-                match sync::pull(&store, &target.name, &*src, name, &bar) {
-                    Ok(t) => report_transfer(&mut out, &t, json, "from")?,
-                    Err(e) => {
-                        bar.finish();
-                        eprintln!("remotelog: error: {e}");
-                        failed += 1;
-                    }
-                }
+                let label = format!("pull {name} ← {}", target.name);
+                failed += transfer(&mut out, cli.quiet, json, "from", label, |bar| {
+                    sync::pull(&store, &target.name, &*src, name, bar)
+                })?;
             }
             out.flush()?;
             if failed > 0 {
@@ -666,11 +648,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => remotelog::gc::gc(&FsStore::open(&cli.store)?, grace, dry_run, &bar),
                 Some(name) => {
                     let local = FsStore::open(&cli.store)?;
-                    let r = Remotes::load(&local)?.get(name).cloned().ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "no remote named {name:?}; `remotelog remote list` shows them"
-                        )
-                    })?;
+                    let r = Remotes::load(&local)?.named(name)?.clone();
                     if remotelog::http_client::is_url(&r.location) {
                         let token = remotelog::http_client::token_from_env()?;
                         remotelog::http_client::HttpBackend::open(&r.location, token)?
@@ -786,6 +764,30 @@ fn parse_age(text: &str) -> anyhow::Result<std::time::Duration> {
         _ => anyhow::bail!("--prune {text:?}: the unit must be s, m, h or d"),
     };
     Ok(std::time::Duration::from_secs(secs))
+}
+
+/// Runs one push or pull of one log with a progress bar and reports it; a failure is
+/// printed and counted (returns 1) so the other logs and remotes still go.
+fn transfer(
+    out: &mut impl Write,
+    quiet: bool,
+    json: bool,
+    dir: &str,
+    label: String,
+    run: impl FnOnce(&Bar) -> remotelog::Result<LogTransfer>,
+) -> anyhow::Result<usize> {
+    let bar = Bar::new(quiet, label);
+    match run(&bar) {
+        Ok(t) => {
+            report_transfer(out, &t, json, dir)?;
+            Ok(0)
+        }
+        Err(e) => {
+            bar.finish();
+            eprintln!("remotelog: error: {e}");
+            Ok(1)
+        }
+    }
 }
 
 fn report_transfer(

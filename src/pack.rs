@@ -257,6 +257,20 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
         None
     }
 
+    /// The objects of each block, blocks in file order and objects by offset: what a
+    /// block-at-a-time reader (scan, copy, repack) walks.
+    pub fn objects_by_block(&self) -> Vec<Vec<(Id, Location)>> {
+        let mut by_block: Vec<Vec<(Id, Location)>> = vec![Vec::new(); self.block_count];
+        for i in 0..self.object_count {
+            let (id, loc) = self.entry(i);
+            by_block[loc.block as usize].push((id, loc));
+        }
+        for objects in &mut by_block {
+            objects.sort_by_key(|(_, loc)| loc.offset);
+        }
+        by_block
+    }
+
     /// All ids, ascending.
     pub fn ids(&self) -> impl Iterator<Item = Id> + '_ {
         (0..self.object_count).map(|i| self.entry(i).0)

@@ -107,6 +107,15 @@ impl Remotes {
         self.list.iter().find(|r| r.name == name)
     }
 
+    /// The remote called `name`, or an error that says how to list them.
+    pub fn named(&self, name: &str) -> Result<&Remote> {
+        self.get(name).ok_or_else(|| {
+            Error::Invalid(format!(
+                "no remote named {name:?}; `remotelog remote list` shows them"
+            ))
+        })
+    }
+
     /// The remote used when none is named: `origin`, or the only one.
     pub fn default_remote(&self) -> Result<&Remote> {
         if let Some(r) = self.get(ORIGIN) {

@@ -140,15 +140,11 @@ pub fn rewrite(store: &FsStore, how: &Rewrite<'_>, progress: &dyn Progress) -> R
     for (id, _, _) in old_packs.iter().rev() {
         let p = store.open_pack(id)?;
         let path = store.pack_path(id);
-        let mut by_block: Vec<Vec<(Id, u32, u32)>> = vec![Vec::new(); p.block_count()];
-        for i in 0..p.len() {
-            let (oid, loc) = p.entry(i);
-            by_block[loc.block as usize].push((oid, loc.offset, loc.len));
-        }
-        for (n, objects) in by_block.into_iter().enumerate() {
+        for (n, objects) in p.objects_by_block().into_iter().enumerate() {
             let total_in_block = objects.len();
             let mut fresh = Vec::with_capacity(total_in_block);
-            for o in objects {
+            for (oid, loc) in objects {
+                let o = (oid, loc.offset, loc.len);
                 if seen.contains(&o.0) {
                     continue;
                 }

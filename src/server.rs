@@ -977,11 +977,7 @@ fn ingest_pack(store: &FsStore, tmp: tempfile::TempPath) -> ApiResult<PackOutcom
     let map = pack::map(&tmp).map_err(ApiError::from_store)?;
     let p = Pack::parse(&map[..]).map_err(invalid)?;
     p.verify_checksum().map_err(invalid)?;
-    let mut by_block: Vec<Vec<(Id, pack::Location)>> = vec![Vec::new(); p.block_count()];
-    for i in 0..p.len() {
-        let (id, loc) = p.entry(i);
-        by_block[loc.block as usize].push((id, loc));
-    }
+    let by_block = p.objects_by_block();
     let small = p.len() <= LOOSE_MAX;
     let mut loose: Vec<(Id, Vec<u8>)> = Vec::new();
     let mut new = 0;

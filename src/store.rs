@@ -614,16 +614,14 @@ impl Backend for FsStore {
     fn raw_blocks(&self, sink: &mut dyn BlockSink) -> Result<()> {
         self.reload_packs()?;
         for (_, path, p) in self.packs_snapshot() {
-            let mut by_block: Vec<Vec<(Id, u32, u32)>> = vec![Vec::new(); p.block_count()];
-            for i in 0..p.len() {
-                let (id, loc) = p.entry(i);
-                by_block[loc.block as usize].push((id, loc.offset, loc.len));
-            }
-            for (n, mut objects) in by_block.into_iter().enumerate() {
+            for (n, objects) in p.objects_by_block().into_iter().enumerate() {
                 if objects.is_empty() {
                     continue;
                 }
-                objects.sort_by_key(|o| o.1);
+                let objects: Vec<(Id, u32, u32)> = objects
+                    .into_iter()
+                    .map(|(id, loc)| (id, loc.offset, loc.len))
+                    .collect();
                 if !sink.wants(&objects) {
                     continue;
                 }
@@ -649,12 +647,7 @@ impl Backend for FsStore {
         self.reload_packs()?;
         let mut seen = std::collections::HashSet::new();
         for (_, path, p) in self.packs_snapshot() {
-            let mut by_block: Vec<Vec<(Id, pack::Location)>> = vec![Vec::new(); p.block_count()];
-            for i in 0..p.len() {
-                let (id, loc) = p.entry(i);
-                by_block[loc.block as usize].push((id, loc));
-            }
-            for (n, objects) in by_block.into_iter().enumerate() {
+            for (n, objects) in p.objects_by_block().into_iter().enumerate() {
                 if objects.is_empty() {
                     continue;
                 }

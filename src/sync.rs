@@ -381,16 +381,15 @@ pub fn push(
             other => other,
         })?;
     }
-    set_tracking(local, remote, log, ours)?;
-    progress.finish();
-    Ok(LogTransfer {
+    let done = LogTransfer {
         log: log.into(),
         remote: remote.into(),
         outcome,
         entries,
         copied,
-        elapsed: start.elapsed().as_secs_f64(),
-    })
+        elapsed: 0.0,
+    };
+    finish_transfer(local, done, ours, start, progress)
 }
 
 /// Pulls log `log` from `remote_store` into `local`: fetches what is new and fast-forwards
@@ -428,16 +427,29 @@ pub fn pull(
             )))
         }
     };
-    set_tracking(local, remote, log, theirs)?;
-    progress.finish();
-    Ok(LogTransfer {
+    let done = LogTransfer {
         log: log.into(),
         remote: remote.into(),
         outcome,
         entries,
         copied,
-        elapsed: start.elapsed().as_secs_f64(),
-    })
+        elapsed: 0.0,
+    };
+    finish_transfer(local, done, theirs, start, progress)
+}
+
+/// Records what the remote now holds in the tracking ref and closes the progress report.
+fn finish_transfer(
+    local: &dyn Backend,
+    mut done: LogTransfer,
+    remote_head: Id,
+    start: Instant,
+    progress: &dyn Progress,
+) -> Result<LogTransfer> {
+    set_tracking(local, &done.remote, &done.log, remote_head)?;
+    progress.finish();
+    done.elapsed = start.elapsed().as_secs_f64();
+    Ok(done)
 }
 
 /// Records in `local` that `remote` holds `head` for `log`.
