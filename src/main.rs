@@ -27,10 +27,13 @@ const AFTER: &str = "Quick start:
   echo hello | remotelog append --group chat
   remotelog append --group chat --dir ./inbox
   remotelog log
+  remotelog remote add origin /mnt/backup/node   # or http://HOST:PORT (remotelog serve)
+  remotelog push                          # back the log up
+  remotelog clone /mnt/backup/node restored      # get it back anywhere
   remotelog check --read-data
 
 Exit status: 0 on success, 1 on failure (one line on stderr), 2 for a malformed command line.
-The format is documented in format/store-v1.md of the source tree.";
+The formats are documented in format/ of the source tree.";
 
 #[derive(Parser)]
 #[command(name = "remotelog", version, about = ABOUT, after_help = AFTER)]
