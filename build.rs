@@ -80,6 +80,10 @@ fn json_attributes(
                 " #[serde(rename = \"{json}\", alias = \"{}\")]",
                 field.name()
             ));
+        } else if !json.is_empty() && field.name().chars().any(|c| c.is_ascii_uppercase()) {
+            // A camelCase .proto name (`remoteHash`) becomes a snake_case Rust field
+            // (`remote_hash`); its JSON name is still the .proto's.
+            attr.push_str(&format!(" #[serde(rename = \"{json}\")]"));
         }
         config.field_attribute(&fpath, attr);
     }

@@ -141,6 +141,12 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
                             Err(e) => r.problems.push(format!("ref {refname}: {e}")),
                         }
                         named.insert(id);
+                        // A spec-form log: its pages and payloads must be there and agree.
+                        let chain = crate::spec::stored_chain(b, id, read_data);
+                        named.extend(chain.present);
+                        for p in chain.problems {
+                            r.problems.push(format!("ref {refname}: {p}"));
+                        }
                     }
                     Ok(None) => {}
                     Err(e) => r.problems.push(format!("ref {refname}: {e}")),
@@ -148,6 +154,17 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
             }
         }
         Err(e) => r.problems.push(e.to_string()),
+    }
+    // What `import-spec` last imported into each log: a small record object.
+    for refname in b.list_refs(crate::spec::IMPORTS).unwrap_or_default() {
+        if let Ok(Some(id)) = b.read_ref(&refname) {
+            if !matches!(b.has_object(&id), Ok(true)) {
+                r.problems.push(format!(
+                    "ref {refname}: names import record {id}, which is missing; remove the ref (the next import-spec then reads the whole source log)"
+                ));
+            }
+            named.insert(id);
+        }
     }
     r.pages = seen_pages.len();
     r.messages = messages.len();

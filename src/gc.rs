@@ -55,14 +55,12 @@ pub struct Collected {
 }
 
 /// Every object reachable from a ref of `b`: pages and messages of all logs and tracking
-/// refs, and the objects that spec names (`refs/spec/*`, written through the Twirp NS) point at.
+/// refs, the objects that spec names (`refs/spec/*`, written through the Twirp NS) point at
+/// and, for spec-form logs, their pages and payloads (`crate::spec::mark`).
 pub fn mark(b: &dyn Backend) -> Result<HashSet<Id>> {
     let mut marked = HashSet::new();
-    for r in b.list_refs(crate::name::SPEC)? {
-        if let Some(id) = b.read_ref(&r)? {
-            marked.insert(id);
-        }
-    }
+    // Spec names, with the pages and payloads of spec-form logs, and import records.
+    crate::spec::mark(b, &mut marked)?;
     let mut roots = b.list_refs(crate::name::LOGS)?;
     roots.extend(b.list_refs(crate::remote::REMOTES)?);
     for r in roots {
@@ -254,6 +252,9 @@ pub fn gc(
         let _ = fs::remove_file(path);
     }
     fsutil::sync_filesystem(&root)?;
+    // The spec view's index forgets the objects that are gone (format/spec-view.md).
+    let removed: HashSet<Id> = out.removed_ids.iter().copied().collect();
+    crate::spec::prune_index(&root, &removed)?;
     out.disk_after = disk_usage(&root);
     progress.finish();
     Ok(out)

@@ -27,6 +27,7 @@ pub mod progress;
 pub mod remote;
 pub mod repack;
 pub mod server;
+pub mod spec;
 pub mod store;
 pub mod sync;
 pub mod twirp;

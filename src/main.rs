@@ -164,6 +164,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import a log written in the 3/REMOTE-LOG form (NS + CAS over Twirp) as a native log.
+    ///
+    /// Checks every CAS address (BLAKE3-256) and every payload's H1 against localHash,
+    /// appends all new entries in one atomic append, and records the source head in
+    /// refs/imports/LOCAL so a later run imports only what is new (format/spec-view.md).
+    ImportSpec {
+        /// The server: http://HOST:PORT (token from REMOTELOG_TOKEN or REMOTELOG_TOKEN_FILE).
+        url: String,
+        /// The name the log has in the server's NS.
+        name: String,
+        /// The local log to append to (default: NAME).
+        #[arg(long, value_name = "LOCAL")]
+        log: Option<String>,
+        /// Refuse a source log of more pages.
+        #[arg(long, default_value_t = remotelog::spec::Limits::default().max_pages)]
+        max_pages: usize,
+        /// Refuse a source log of more entries.
+        #[arg(long, default_value_t = remotelog::spec::Limits::default().max_entries)]
+        max_entries: usize,
+        /// Refuse to read more bytes (pages and payloads).
+        #[arg(long, default_value_t = remotelog::spec::Limits::default().max_bytes)]
+        max_bytes: u64,
+    },
     /// Per log and remote: how far the local log is ahead or behind, as of the last push/pull.
     Status {
         /// One JSON object per line.
@@ -594,6 +617,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if failed > 0 {
                 return Ok(ExitCode::from(1));
             }
+        }
+        Command::ImportSpec {
+            url,
+            name,
+            log: local,
+            max_pages,
+            max_entries,
+            max_bytes,
+        } => {
+            let store = FsStore::open(&cli.store)?;
+            let limits = remotelog::spec::Limits {
+                max_pages,
+                max_entries,
+                max_bytes,
+            };
+            let token = remotelog::http_client::token_from_env()?;
+            let src = remotelog::spec::TwirpSource::new(&url, token, max_bytes)?;
+            let local = local.unwrap_or_else(|| name.clone());
+            let done = remotelog::spec::import(&store, &src, &name, &local, &limits)?;
+            writeln!(
+                out,
+                "imported {} new message(s) of {name:?} from {url} into log {local:?} ({} page(s) read)",
+                done.entries, done.pages
+            )?;
         }
         Command::Clone {
             src,

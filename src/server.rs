@@ -453,7 +453,14 @@ async fn cas_get(
     st.authorize(&headers, Access::Read)?;
     let id = parse_id(&id)?;
     let store = st.store.clone();
-    let bytes = blocking(move || store.get_object(&id).map_err(ApiError::from_store)).await?;
+    let bytes = blocking(move || match store.get_object(&id) {
+        // The spec view's addresses (format/spec-view.md) read like stored objects.
+        Err(e @ Error::ObjectMissing { .. }) => {
+            crate::twirp::spec_view_get(&store, &id)?.ok_or_else(|| ApiError::from_store(e))
+        }
+        other => other.map_err(ApiError::from_store),
+    })
+    .await?;
     let mut r = ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response();
     if let Ok(v) = HeaderValue::from_str(&etag(&id)) {
         r.headers_mut().insert(header::ETAG, v);

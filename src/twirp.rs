@@ -324,10 +324,13 @@ async fn call(
             })?;
             let data = blocking(move || match store.get_object(&id) {
                 Ok(d) => Ok(d),
-                Err(Error::ObjectMissing { .. }) => Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("no content at address {id}"),
-                )),
+                Err(Error::ObjectMissing { .. }) => match spec_view_get(&store, &id)? {
+                    Some(d) => Ok(d),
+                    None => Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        format!("no content at address {id}"),
+                    )),
+                },
                 Err(e) => Err(ApiError::from_store(e)),
             })
             .await?;
@@ -409,11 +412,21 @@ fn ns_fetch(store: &FsStore, name: &str) -> std::result::Result<Vec<u8>, ApiErro
     ))
 }
 
-/// The content Fetch returns for a native log. Until the specification's `RemoteLog` view
-/// exists (issue 8), it is the 32-byte address of the log's head page, which `CAS/Get`
-/// returns (in this store's own page encoding, format/store-v1.md section 3.2).
-fn native_view(_store: &FsStore, _log: &str, head: Id) -> std::result::Result<Vec<u8>, ApiError> {
-    Ok(head.0.to_vec())
+/// The content Fetch returns for a native log: the `RemoteLog` of its head page in the
+/// spec view (format/spec-view.md), derived from the native pages.
+fn native_view(store: &FsStore, _log: &str, head: Id) -> std::result::Result<Vec<u8>, ApiError> {
+    let idx = crate::spec::ViewIndex::for_store(store.root());
+    crate::spec::head_view(store, &idx, head).map_err(ApiError::from_store)
+}
+
+/// The spec-view bytes at `id` (a page or payload of a native log's view), for a CAS read
+/// of an address that is not a stored object.
+pub(crate) fn spec_view_get(
+    store: &FsStore,
+    id: &Id,
+) -> std::result::Result<Option<Vec<u8>>, ApiError> {
+    let idx = crate::spec::ViewIndex::for_store(store.root());
+    crate::spec::view_get(store, &idx, id).map_err(ApiError::from_store)
 }
 
 /// serde helpers implementing the proto3 JSON mapping for the generated types (see

@@ -176,7 +176,16 @@ fn call(a: &ureq::Agent, method: &str, url: &str, headers: &[(&str, &str)], body
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    let resp = a.run(b.body(body).unwrap()).unwrap();
+    let req = b.body(body).unwrap();
+    let resp = match a.run(req.clone()) {
+        Ok(r) => r,
+        // A keep-alive connection the server had already closed (it may close one after an
+        // error answer): send once more on a new connection, as clients do.
+        Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            agent().run(req).unwrap()
+        }
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
     let status = resp.status().as_u16();
     let (parts, body) = resp.into_parts();
     let body = body

@@ -1,0 +1,993 @@
+//! The 3/REMOTE-LOG wire form of logs (`format/spec-view.md`): the spec view a server
+//! derives for each native log (a chain of `RemoteLog` pages whose payloads are
+//! `vac.mvds.Message`s, every one addressed by the BLAKE3-256 of its bytes), the persistent
+//! index that maps those addresses back to native objects, the walk of spec-form logs
+//! written by third parties (for `gc` and `check`), and `import-spec`.
+//!
+//! Nothing of the view is stored in the CAS: pages and payloads are re-encoded from the
+//! native objects on demand, and `spec-view/index-v1` only remembers which native object
+//! each spec address stands for (73 bytes per page and per message), so a message's bytes
+//! are never stored twice.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use prost::Message as _;
+
+use crate::backend::{verify_id, Backend};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::log::{self, read_message, read_page, SettingsChange};
+use crate::name::{RefName, LOGS, SPEC};
+use crate::object::{decode_message, Message, Page};
+use crate::twirp::proto::vac::{cas, mvds, ns, remotelog};
+
+pub use remotelog::remote_log::Pair;
+pub use remotelog::RemoteLog;
+
+/// The folder below `refs/` holding what `import-spec` last imported into each log.
+pub const IMPORTS: &str = "imports";
+/// The index file, relative to the store root.
+pub const INDEX_FILE: &str = "spec-view/index-v1";
+/// Size of one index record: kind, native id, spec address, check.
+pub const RECORD_LEN: usize = 1 + 32 + 32 + 8;
+const KIND_MESSAGE: u8 = 1;
+const KIND_PAGE: u8 = 2;
+
+// ---------------------------------------------------------------------------------------
+// Encodings
+
+/// The `vac.mvds.Message` encoding of a message (canonical proto3: fields in order,
+/// defaults omitted), the bytes the spec view serves and addresses.
+pub fn payload(m: &Message) -> Vec<u8> {
+    mvds::Message {
+        group_id: m.group_id.clone(),
+        timestamp: m.timestamp,
+        body: m.body.clone(),
+    }
+    .encode_to_vec()
+}
+
+/// Decodes a `vac.mvds.Message`.
+pub fn decode_payload(bytes: &[u8]) -> std::result::Result<Message, String> {
+    let m = mvds::Message::decode(bytes).map_err(|e| format!("not a vac.mvds.Message: {e}"))?;
+    Ok(Message {
+        group_id: m.group_id,
+        timestamp: m.timestamp,
+        body: m.body,
+    })
+}
+
+/// A spec-form page when `bytes` decodes as a `RemoteLog` that has pairs or a tail and
+/// whose hashes are all 32 bytes; `None` for any other content a spec name may hold.
+pub fn as_remote_log(bytes: &[u8]) -> Option<RemoteLog> {
+    let rl = RemoteLog::decode(bytes).ok()?;
+    let sized = |b: &[u8]| b.len() == 32;
+    let plausible = (!rl.pair.is_empty() || !rl.tail.is_empty())
+        && (rl.tail.is_empty() || sized(&rl.tail))
+        && rl
+            .pair
+            .iter()
+            .all(|p| sized(&p.remote_hash) && sized(&p.local_hash));
+    plausible.then_some(rl)
+}
+
+// ---------------------------------------------------------------------------------------
+// The view index
+
+#[derive(Default)]
+struct Maps {
+    loaded: bool,
+    /// Spec address → (kind, native id).
+    by_spec: HashMap<Id, (u8, Id)>,
+    /// Native id → spec address.
+    by_native: HashMap<Id, Id>,
+}
+
+impl Maps {
+    fn insert(&mut self, kind: u8, native: Id, spec: Id) {
+        self.by_spec.insert(spec, (kind, native));
+        self.by_native.insert(native, spec);
+    }
+}
+
+/// Which native object each spec address of a store's view stands for, in memory and in
+/// `spec-view/index-v1` (a cache: deleting it only costs recomputation).
+pub struct ViewIndex {
+    path: Option<PathBuf>,
+    maps: Mutex<Maps>,
+}
+
+fn registry() -> &'static Mutex<HashMap<PathBuf, Arc<ViewIndex>>> {
+    static REG: OnceLock<Mutex<HashMap<PathBuf, Arc<ViewIndex>>>> = OnceLock::new();
+    REG.get_or_init(Default::default)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn record_bytes(kind: u8, native: &Id, spec: &Id) -> [u8; RECORD_LEN] {
+    let mut r = [0u8; RECORD_LEN];
+    r[0] = kind;
+    r[1..33].copy_from_slice(&native.0);
+    r[33..65].copy_from_slice(&spec.0);
+    let check = blake3::hash(&r[..65]);
+    r[65..].copy_from_slice(&check.as_bytes()[..8]);
+    r
+}
+
+fn parse_record(r: &[u8]) -> Option<(u8, Id, Id)> {
+    let check = blake3::hash(&r[..65]);
+    if r[65..] != check.as_bytes()[..8] || !matches!(r[0], KIND_MESSAGE | KIND_PAGE) {
+        return None;
+    }
+    Some((
+        r[0],
+        Id::from_slice(&r[1..33])?,
+        Id::from_slice(&r[33..65])?,
+    ))
+}
+
+impl ViewIndex {
+    /// The index of the store at `root`, shared by every user in this process.
+    pub fn for_store(root: &Path) -> Arc<ViewIndex> {
+        lock(registry())
+            .entry(root.to_path_buf())
+            .or_insert_with(|| {
+                Arc::new(ViewIndex {
+                    path: Some(root.join(INDEX_FILE)),
+                    maps: Mutex::default(),
+                })
+            })
+            .clone()
+    }
+
+    /// An index kept only in memory (for backends without a directory).
+    pub fn in_memory() -> ViewIndex {
+        ViewIndex {
+            path: None,
+            maps: Mutex::default(),
+        }
+    }
+
+    fn maps(&self) -> MutexGuard<'_, Maps> {
+        let mut m = lock(&self.maps);
+        if !m.loaded {
+            m.loaded = true;
+            if let Some(path) = &self.path {
+                if let Ok(bytes) = fs::read(path) {
+                    // Records failing their check (a torn write after a crash) are skipped.
+                    for r in bytes.chunks_exact(RECORD_LEN) {
+                        if let Some((kind, native, spec)) = parse_record(r) {
+                            m.insert(kind, native, spec);
+                        }
+                    }
+                }
+            }
+        }
+        m
+    }
+
+    /// Appends records to the file. Failure is not fatal: the view is recomputed later.
+    fn persist(&self, records: &[[u8; RECORD_LEN]]) {
+        let Some(path) = &self.path else { return };
+        if records.is_empty() {
+            return;
+        }
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            let mut f = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            // A crash may have left a partial record; realign so later records parse.
+            let len = f.metadata()?.len();
+            let torn = len % RECORD_LEN as u64;
+            let mut buf = vec![
+                0u8;
+                if torn == 0 {
+                    0
+                } else {
+                    RECORD_LEN - torn as usize
+                }
+            ];
+            for r in records {
+                buf.extend_from_slice(r);
+            }
+            // One write with O_APPEND: concurrent appenders do not interleave records.
+            f.write_all(&buf)
+        };
+        if let Err(e) = write() {
+            eprintln!(
+                "remotelog: cannot write {} ({e}); the spec view will be recomputed",
+                path.display()
+            );
+        }
+    }
+
+    /// Drops every record whose native object is in `removed` (called by `gc`).
+    pub fn prune(&self, removed: &HashSet<Id>) -> Result<()> {
+        let mut m = self.maps();
+        m.by_spec.retain(|_, (_, native)| !removed.contains(native));
+        m.by_native.retain(|native, _| !removed.contains(native));
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        if !path.exists() {
+            return Ok(());
+        }
+        let mut out = Vec::with_capacity(m.by_spec.len() * RECORD_LEN);
+        for (spec, (kind, native)) in &m.by_spec {
+            out.extend_from_slice(&record_bytes(*kind, native, spec));
+        }
+        crate::fsutil::write_atomic(path, &out)
+    }
+
+    /// How many spec addresses the index knows.
+    pub fn len(&self) -> usize {
+        self.maps().by_spec.len()
+    }
+
+    /// True when the index knows no address.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Drops the records of removed objects from the index of the store at `root`.
+pub fn prune_index(root: &Path, removed: &HashSet<Id>) -> Result<()> {
+    ViewIndex::for_store(root).prune(removed)
+}
+
+// ---------------------------------------------------------------------------------------
+// Deriving the view
+
+struct Builder<'a> {
+    b: &'a dyn Backend,
+    m: MutexGuard<'a, Maps>,
+    new: Vec<[u8; RECORD_LEN]>,
+}
+
+impl Builder<'_> {
+    fn remember(&mut self, kind: u8, native: Id, spec: Id) {
+        self.m.insert(kind, native, spec);
+        self.new.push(record_bytes(kind, &native, &spec));
+    }
+
+    /// The `RemoteLog` of a native page whose `prev` is already indexed.
+    fn page_view(&mut self, page: &Page) -> Result<Vec<u8>> {
+        let mut pair = Vec::with_capacity(page.entries.len());
+        for e in &page.entries {
+            let known = self.m.by_native.get(&e.h2).copied();
+            // Embedded payloads are in the page; others are read only when not indexed.
+            let (addr, data) = match (known, &e.embedded) {
+                (Some(a), None) => (a, Vec::new()),
+                _ => {
+                    let msg = read_message(self.b, e)?;
+                    let bytes = payload(&msg);
+                    let a = Id::of(&bytes);
+                    if known.is_none() {
+                        self.remember(KIND_MESSAGE, e.h2, a);
+                    }
+                    (
+                        a,
+                        if e.embedded.is_some() {
+                            bytes
+                        } else {
+                            Vec::new()
+                        },
+                    )
+                }
+            };
+            pair.push(Pair {
+                remote_hash: addr.0.to_vec(),
+                local_hash: e.h1.0.to_vec(),
+                data,
+            });
+        }
+        let tail = match page.prev {
+            None => Vec::new(),
+            Some(p) => match self.m.by_native.get(&p) {
+                Some(a) => a.0.to_vec(),
+                None => {
+                    return Err(Error::Invalid(format!(
+                        "spec view: page {p} is not indexed before its successor"
+                    )))
+                }
+            },
+        };
+        Ok(RemoteLog { pair, tail }.encode_to_vec())
+    }
+
+    /// Indexes the chain ending at native page `head` (stopping at the first page already
+    /// indexed) and returns the view of `head`.
+    fn chain(&mut self, head: Id) -> Result<Vec<u8>> {
+        let mut todo = Vec::new();
+        for item in log::pages(self.b, Some(head)) {
+            let (id, page) = item?;
+            if self.m.by_native.contains_key(&id) {
+                if todo.is_empty() {
+                    // `head` itself is indexed; its view is re-derived from the index.
+                    return self.page_view(&page);
+                }
+                break;
+            }
+            todo.push((id, page));
+        }
+        let mut last = Vec::new();
+        for (id, page) in todo.iter().rev() {
+            last = self.page_view(page)?;
+            let addr = Id::of(&last);
+            self.remember(KIND_PAGE, *id, addr);
+        }
+        Ok(last)
+    }
+}
+
+fn with_builder<T>(
+    b: &dyn Backend,
+    idx: &ViewIndex,
+    f: impl FnOnce(&mut Builder<'_>) -> Result<T>,
+) -> Result<T> {
+    let mut bl = Builder {
+        b,
+        m: idx.maps(),
+        new: Vec::new(),
+    };
+    let out = f(&mut bl);
+    // What was computed is right even when a later step failed: keep it.
+    idx.persist(&bl.new);
+    out
+}
+
+/// The `RemoteLog` bytes of native page `head` (what NS `Fetch` answers for a native log).
+pub fn head_view(b: &dyn Backend, idx: &ViewIndex, head: Id) -> Result<Vec<u8>> {
+    with_builder(b, idx, |bl| bl.chain(head))
+}
+
+/// The bytes at spec address `addr` of the view of `b`'s native logs: a `RemoteLog` page or
+/// a `vac.mvds.Message`, whose BLAKE3 is `addr`; `None` when the view has no such address.
+pub fn view_get(b: &dyn Backend, idx: &ViewIndex, addr: &Id) -> Result<Option<Vec<u8>>> {
+    with_builder(b, idx, |bl| {
+        let mut hit = bl.m.by_spec.get(addr).copied();
+        if hit.is_none() {
+            // Not indexed (a new head, or a dropped index): index every current head. When
+            // every head is indexed already this is a read of each log ref.
+            for r in b.list_refs(LOGS)? {
+                if let Some(head) = b.read_ref(&r)? {
+                    if !bl.m.by_native.contains_key(&head) {
+                        bl.chain(head)?;
+                    }
+                }
+            }
+            hit = bl.m.by_spec.get(addr).copied();
+        }
+        let Some((kind, native)) = hit else {
+            return Ok(None);
+        };
+        let bytes = match kind {
+            KIND_MESSAGE => match b.get_object(&native) {
+                Ok(obj) => {
+                    let m = decode_message(&obj).map_err(|reason| Error::ObjectCorrupt {
+                        id: native,
+                        location: b.object_location(&native),
+                        reason,
+                    })?;
+                    payload(&m)
+                }
+                Err(Error::ObjectMissing { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            },
+            _ => match read_page(b, &native) {
+                Ok(page) => {
+                    if let Some(prev) = page.prev {
+                        if !bl.m.by_native.contains_key(&prev) {
+                            bl.chain(prev)?;
+                        }
+                    }
+                    bl.page_view(&page)?
+                }
+                Err(Error::ObjectMissing { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            },
+        };
+        // The index is a cache; only bytes that hash to the address are ever served.
+        Ok((Id::of(&bytes) == *addr).then_some(bytes))
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Spec-form logs in a store (written by third parties through Update/Add)
+
+/// What a spec-form log stored in a backend references.
+#[derive(Debug, Default)]
+pub struct SpecChain {
+    /// The pages (head content included) and payloads present in the backend.
+    pub present: Vec<Id>,
+    /// Pages walked.
+    pub pages: usize,
+    /// Pairs seen.
+    pub pairs: usize,
+    /// What is missing or inconsistent, naming the page and entry.
+    pub problems: Vec<String>,
+}
+
+/// Most pages of a stored spec-form log `gc` and `check` follow.
+pub const MAX_STORED_PAGES: usize = 10_000_000;
+
+/// Walks the spec-form log whose head content is object `head` (the target of a
+/// `refs/spec/*` ref). Content that is not a `RemoteLog` is opaque and ends the walk
+/// quietly. With `verify`, payloads are read and their H1 compared with `localHash`.
+pub fn stored_chain(b: &dyn Backend, head: Id, verify: bool) -> SpecChain {
+    let mut out = SpecChain::default();
+    let mut visited = HashSet::new();
+    let mut next = Some(head);
+    let mut n = 0usize;
+    while let Some(id) = next.take() {
+        n += 1;
+        if !visited.insert(id) || n > MAX_STORED_PAGES {
+            out.problems.push(format!(
+                "page {n} ({id}): the tails loop or run on too long"
+            ));
+            break;
+        }
+        let bytes = match b.get_object(&id) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // A missing head is the ref's problem, which `check` reports itself.
+                if n > 1 {
+                    out.problems.push(format!("page {n} ({id}): {e}"));
+                }
+                break;
+            }
+        };
+        out.present.push(id);
+        let Some(rl) = as_remote_log(&bytes) else {
+            if n > 1 {
+                out.problems
+                    .push(format!("page {n} ({id}): not a vac.remotelog.RemoteLog"));
+            }
+            break;
+        };
+        out.pages += 1;
+        for (i, p) in rl.pair.iter().enumerate() {
+            out.pairs += 1;
+            let at = || format!("page {n} ({id}) entry {i}");
+            let Some(addr) = Id::from_slice(&p.remote_hash) else {
+                continue; // as_remote_log checked the sizes
+            };
+            if !p.data.is_empty() && Id::of(&p.data) != addr {
+                out.problems.push(format!(
+                    "{}: embedded data does not hash to remoteHash {addr}",
+                    at()
+                ));
+            }
+            let got = if verify {
+                b.get_object(&addr).map(Some)
+            } else {
+                b.has_object(&addr).map(|h| h.then(Vec::new))
+            };
+            match got {
+                Ok(Some(bytes)) => {
+                    out.present.push(addr);
+                    if verify {
+                        match decode_payload(&bytes) {
+                            Ok(m) if m.h1().0[..] == p.local_hash[..] => {}
+                            Ok(m) => out.problems.push(format!(
+                                "{}: payload {addr} has H1 {}, localHash says {}",
+                                at(),
+                                m.h1(),
+                                hex::encode(&p.local_hash)
+                            )),
+                            Err(e) => out.problems.push(format!("{}: payload {addr}: {e}", at())),
+                        }
+                    }
+                }
+                Ok(None) => out
+                    .problems
+                    .push(format!("{}: payload {addr} is not in this store", at())),
+                Err(e) => out.problems.push(format!("{}: {e}", at())),
+            }
+        }
+        next = Id::from_slice(&rl.tail);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// import-spec
+
+/// A server holding spec-form logs: the two reads a spec reader needs.
+pub trait SpecSource {
+    /// Where it is, for messages.
+    fn describe(&self) -> String;
+    /// NS `Fetch(name)`: the content, `None` for Twirp `not_found`.
+    fn fetch(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// CAS `Get(addr)`: the content, `None` for Twirp `not_found` (not yet checked).
+    fn get(&self, addr: &Id) -> Result<Option<Vec<u8>>>;
+}
+
+/// A Twirp client of `vac.ns.NS` and `vac.cas.CAS` over plain HTTP, protobuf bodies.
+pub struct TwirpSource {
+    base: String,
+    agent: ureq::Agent,
+    token: Option<String>,
+    max_response: u64,
+}
+
+impl TwirpSource {
+    /// A client of the server at `url` (`http://HOST:PORT[/prefix]`), reading answers of
+    /// at most `max_response` bytes.
+    pub fn new(url: &str, token: Option<String>, max_response: u64) -> Result<TwirpSource> {
+        let base = url.trim_end_matches('/').to_string();
+        if !base.starts_with("http://") {
+            return Err(Error::Invalid(format!(
+                "{url:?} is not an http:// URL (https is not built in)"
+            )));
+        }
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_global(Some(Duration::from_secs(300)))
+            .user_agent(format!("remotelog/{}", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(TwirpSource {
+            base,
+            agent: ureq::Agent::new_with_config(config),
+            token,
+            max_response,
+        })
+    }
+
+    fn call(&self, method: &str, body: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        let url = format!("{}/twirp/{method}", self.base);
+        let mut req = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/protobuf");
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        let net = |e: ureq::Error| Error::Invalid(format!("{url}: {e}"));
+        let resp = req.send(&body[..]).map_err(net)?;
+        let status = resp.status().as_u16();
+        let mut reader = resp.into_body().into_reader().take(self.max_response + 1);
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::Invalid(format!("{url}: reading the answer: {e}")))?;
+        if bytes.len() as u64 > self.max_response {
+            return Err(Error::Invalid(format!(
+                "{url}: the answer is larger than {} bytes (--max-bytes)",
+                self.max_response
+            )));
+        }
+        if status == 200 {
+            return Ok(Some(bytes));
+        }
+        let err: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let code = err.get("code").and_then(|c| c.as_str()).unwrap_or("");
+        if code == "not_found" || (status == 404 && code.is_empty()) {
+            return Ok(None);
+        }
+        let msg = err.get("msg").and_then(|m| m.as_str()).map_or_else(
+            || String::from_utf8_lossy(&bytes).into_owned(),
+            String::from,
+        );
+        Err(Error::Invalid(format!(
+            "{url}: HTTP {status} {code}: {}",
+            msg.chars().take(300).collect::<String>()
+        )))
+    }
+}
+
+impl SpecSource for TwirpSource {
+    fn describe(&self) -> String {
+        self.base.clone()
+    }
+
+    fn fetch(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let Some(bytes) = self.call(
+            "vac.ns.NS/Fetch",
+            ns::Query {
+                name: name.to_string(),
+            }
+            .encode_to_vec(),
+        )?
+        else {
+            return Ok(None);
+        };
+        let c = ns::Content::decode(&bytes[..]).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: Fetch answer is not a vac.ns.Content: {e}",
+                self.base
+            ))
+        })?;
+        Ok(Some(c.data))
+    }
+
+    fn get(&self, addr: &Id) -> Result<Option<Vec<u8>>> {
+        let Some(bytes) = self.call(
+            "vac.cas.CAS/Get",
+            cas::Address {
+                id: addr.0.to_vec(),
+            }
+            .encode_to_vec(),
+        )?
+        else {
+            return Ok(None);
+        };
+        let c = cas::Content::decode(&bytes[..]).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: Get answer is not a vac.cas.Content: {e}",
+                self.base
+            ))
+        })?;
+        Ok(Some(c.data))
+    }
+}
+
+/// Bounds on what one import reads, so hostile input cannot exhaust time or memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most pages walked.
+    pub max_pages: usize,
+    /// Most entries imported.
+    pub max_entries: usize,
+    /// Most bytes read (pages and payloads together).
+    pub max_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_pages: 100_000,
+            max_entries: 10_000_000,
+            max_bytes: 4 << 30,
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// Messages appended to the local log.
+    pub entries: usize,
+    /// Pages read from the source.
+    pub pages: usize,
+    /// The spec address of the source's head page.
+    pub spec_head: Id,
+    /// The local log's head after the import (`None` when it has no entries).
+    pub head: Option<Id>,
+}
+
+/// What `refs/imports/<log>` records: the source head last imported and what is needed to
+/// recognise its entries in a later chain (format/spec-view.md, section 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Tracked {
+    head: Id,
+    tail: Option<Id>,
+    pairs: usize,
+    newest: Option<Id>,
+    local: Option<Id>,
+}
+
+const RECORD_MAGIC: &str = "remotelog-import 1";
+
+impl Tracked {
+    fn encode(&self, source: &str, name: &str) -> Vec<u8> {
+        let opt = |o: &Option<Id>| o.map_or_else(|| "-".to_string(), |i| i.to_hex());
+        format!(
+            "{RECORD_MAGIC}\nsource {source}\nname {name}\nhead {}\ntail {}\npairs {}\nnewest {}\nlocal {}\n",
+            self.head,
+            opt(&self.tail),
+            self.pairs,
+            opt(&self.newest),
+            opt(&self.local)
+        )
+        .into_bytes()
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Tracked> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut lines = text.lines();
+        if lines.next()? != RECORD_MAGIC {
+            return None;
+        }
+        let mut kv: HashMap<&str, &str> = HashMap::new();
+        for l in lines {
+            let (k, v) = l.split_once(' ')?;
+            kv.insert(k, v);
+        }
+        let opt = |k: &str| -> Option<Option<Id>> {
+            match *kv.get(k)? {
+                "-" => Some(None),
+                v => v.parse().ok().map(Some),
+            }
+        };
+        Some(Tracked {
+            head: kv.get("head")?.parse().ok()?,
+            tail: opt("tail")?,
+            pairs: kv.get("pairs")?.parse().ok()?,
+            newest: opt("newest")?,
+            local: opt("local")?,
+        })
+    }
+}
+
+/// The ref recording what was imported into local log `log`.
+pub fn import_ref(log: &str) -> Result<RefName> {
+    crate::name::validate(log)?;
+    RefName::parse(&format!("{IMPORTS}/{log}"))
+}
+
+fn bad(what: String) -> Error {
+    Error::Invalid(what)
+}
+
+/// Reads the spec-form log `name` from `src`, checks every address and H1, and appends
+/// what is new since the last import as native log `local`, in one atomic append.
+pub fn import(
+    b: &dyn Backend,
+    src: &dyn SpecSource,
+    name: &str,
+    local: &str,
+    limits: &Limits,
+) -> Result<Imported> {
+    let source = src.describe();
+    let tref = import_ref(local)?;
+    let old_ref = b.read_ref(&tref)?;
+    let tracked = match old_ref {
+        Some(id) => Some(Tracked::decode(&b.get_object(&id)?).ok_or_else(|| {
+            bad(format!(
+                "ref {tref} names {id}, which is not an import record; remove the ref to import from scratch"
+            ))
+        })?),
+        None => None,
+    };
+    let head_bytes = src.fetch(name)?.ok_or_else(|| {
+        bad(format!(
+            "{source} has no name {name:?} (NS Fetch answered not_found)"
+        ))
+    })?;
+    let spec_head = Id::of(&head_bytes);
+    let mut budget = head_bytes.len() as u64;
+    let over = |budget: u64, at: &str| -> Result<()> {
+        if budget > limits.max_bytes {
+            return Err(bad(format!(
+                "{name:?} at {source}: more than {} bytes to read by {at} (--max-bytes); nothing was imported",
+                limits.max_bytes
+            )));
+        }
+        Ok(())
+    };
+    over(budget, "page 1")?;
+    if tracked.as_ref().is_some_and(|t| t.head == spec_head) {
+        return Ok(Imported {
+            entries: 0,
+            pages: 0,
+            spec_head,
+            head: log::head(b, local)?,
+        });
+    }
+
+    // Walk newest → oldest, stopping where the last import ended.
+    enum Stop {
+        Start,
+        AtHead,
+        AtTail,
+    }
+    let mut pages: Vec<(usize, Id, Vec<Pair>)> = Vec::new();
+    let mut head_page: Option<(Option<Id>, usize, Option<Id>)> = None;
+    let mut visited: HashSet<Id> = HashSet::from([spec_head]);
+    let (mut addr, mut bytes, mut n) = (spec_head, head_bytes, 1usize);
+    let mut total = 0usize;
+    let stop = loop {
+        if let Some(t) = &tracked {
+            if t.head == addr {
+                break Stop::AtHead;
+            }
+            if t.tail == Some(addr) {
+                break Stop::AtTail;
+            }
+        }
+        let at = format!("page {n} ({addr}) of {name:?} at {source}");
+        let rl = RemoteLog::decode(&bytes[..]).map_err(|e| {
+            bad(format!(
+                "{at}: not a vac.remotelog.RemoteLog: {e}; nothing was imported"
+            ))
+        })?;
+        for (i, p) in rl.pair.iter().enumerate() {
+            for (field, v) in [("remoteHash", &p.remote_hash), ("localHash", &p.local_hash)] {
+                if v.len() != 32 {
+                    return Err(bad(format!(
+                        "{at} entry {i}: {field} is {}, expected 32 bytes; nothing was imported",
+                        if v.is_empty() {
+                            "missing".to_string()
+                        } else {
+                            format!("{} bytes", v.len())
+                        }
+                    )));
+                }
+            }
+        }
+        total += rl.pair.len();
+        if total > limits.max_entries {
+            return Err(bad(format!(
+                "{name:?} at {source}: more than {} entries by page {n} (--max-entries); nothing was imported",
+                limits.max_entries
+            )));
+        }
+        let tail = if rl.tail.is_empty() {
+            None
+        } else {
+            Some(Id::from_slice(&rl.tail).ok_or_else(|| {
+                bad(format!(
+                    "{at}: tail is {} bytes, expected 32; nothing was imported",
+                    rl.tail.len()
+                ))
+            })?)
+        };
+        if n == 1 {
+            let newest = rl.pair.first().and_then(|p| Id::from_slice(&p.remote_hash));
+            head_page = Some((tail, rl.pair.len(), newest));
+        }
+        pages.push((n, addr, rl.pair));
+        let Some(tail) = tail else { break Stop::Start };
+        if !visited.insert(tail) {
+            return Err(bad(format!(
+                "{at}: its tail {tail} is a page already walked: the tails form a cycle; nothing was imported"
+            )));
+        }
+        if n >= limits.max_pages {
+            return Err(bad(format!(
+                "{name:?} at {source}: more than {} pages (--max-pages); nothing was imported",
+                limits.max_pages
+            )));
+        }
+        let next = src.get(&tail)?.ok_or_else(|| {
+            bad(format!(
+                "{at}: its tail {tail} is missing (CAS Get answered not_found); nothing was imported"
+            ))
+        })?;
+        budget += next.len() as u64;
+        over(budget, &format!("page {}", n + 1))?;
+        let got = Id::of(&next);
+        if got != tail {
+            return Err(bad(format!(
+                "page {} ({tail}) of {name:?} at {source}: CAS Get returned {} bytes whose BLAKE3 is {got}, not the address asked for; nothing was imported",
+                n + 1,
+                next.len()
+            )));
+        }
+        (addr, bytes, n) = (tail, next, n + 1);
+    };
+
+    // Oldest first, and without what the last import took.
+    let mut region: Vec<(usize, Id, usize, Pair)> = Vec::with_capacity(total);
+    for (n, addr, pairs) in pages.into_iter().rev() {
+        for (i, p) in pairs.into_iter().enumerate().rev() {
+            region.push((n, addr, i, p));
+        }
+    }
+    let skip = match (&tracked, stop) {
+        (None, _) | (Some(_), Stop::AtHead) => 0,
+        (Some(t), Stop::AtTail) => t.pairs,
+        (Some(t), Stop::Start) if t.tail.is_none() => t.pairs,
+        (Some(t), Stop::Start) => {
+            return Err(bad(format!(
+                "{name:?} at {source} was rewritten since the last import into {local:?}: neither page {} nor {} is in its chain; import it into another log (--log), or remove ref {tref}; nothing was imported",
+                t.head,
+                t.tail.map_or_else(|| "-".into(), |i| i.to_hex())
+            )))
+        }
+    };
+    if let Some(t) = &tracked {
+        let matches = skip == 0
+            || (region.len() >= skip
+                && Id::from_slice(&region[skip - 1].3.remote_hash) == t.newest);
+        if !matches {
+            return Err(bad(format!(
+                "{name:?} at {source} no longer holds the entries imported last into {local:?} where they were; import it into another log (--log), or remove ref {tref}; nothing was imported"
+            )));
+        }
+    }
+    let mut messages = Vec::with_capacity(region.len().saturating_sub(skip));
+    for (n, addr, i, p) in region.into_iter().skip(skip) {
+        let at = format!("page {n} ({addr}) entry {i} of {name:?} at {source}");
+        let remote = Id::from_slice(&p.remote_hash).unwrap_or(Id([0; 32]));
+        let data = if p.data.is_empty() {
+            let d = src.get(&remote)?.ok_or_else(|| {
+                bad(format!(
+                    "{at}: payload {remote} is missing (CAS Get answered not_found); nothing was imported"
+                ))
+            })?;
+            budget += d.len() as u64;
+            over(budget, &at)?;
+            d
+        } else {
+            p.data
+        };
+        verify_id(&remote, &data, || format!("{at}: payload"))
+            .map_err(|e| bad(format!("{e}; nothing was imported")))?;
+        let m =
+            decode_payload(&data).map_err(|e| bad(format!("{at}: {e}; nothing was imported")))?;
+        if m.h1().0[..] != p.local_hash[..] {
+            return Err(bad(format!(
+                "{at}: the payload's H1 is {}, localHash says {}; nothing was imported",
+                m.h1(),
+                hex::encode(&p.local_hash)
+            )));
+        }
+        messages.push(m);
+    }
+
+    let mut head = log::head(b, local)?;
+    // A crash between the append and the record leaves the entries appended but not
+    // recorded: recognise them instead of appending them twice.
+    let already = !messages.is_empty()
+        && tracked.as_ref().is_some_and(|t| t.local != head)
+        && newest_h1s(b, head, messages.len())?
+            .is_some_and(|h| h.into_iter().eq(messages.iter().rev().map(|m| m.h1())));
+    if !messages.is_empty() && !already {
+        head = Some(log::append(b, local, &messages, SettingsChange::default())?.head);
+    }
+    let (tail, pairs, newest) = head_page.unwrap_or((None, 0, None));
+    let record = Tracked {
+        head: spec_head,
+        tail,
+        pairs,
+        newest,
+        local: head,
+    }
+    .encode(&source, name);
+    let rid = Id::of(&record);
+    b.put_objects(&[(rid, &record)])?;
+    b.update_ref(&tref, old_ref, Some(rid))?;
+    Ok(Imported {
+        entries: if already { 0 } else { messages.len() },
+        pages: n,
+        spec_head,
+        head,
+    })
+}
+
+/// The H1s of the newest `n` entries of the chain at `head`, newest first (`None` if
+/// shorter).
+fn newest_h1s(b: &dyn Backend, head: Option<Id>, n: usize) -> Result<Option<Vec<Id>>> {
+    let mut out = Vec::with_capacity(n);
+    for item in log::pages(b, head) {
+        let (_, page) = item?;
+        for e in page.entries {
+            out.push(e.h1);
+            if out.len() == n {
+                return Ok(Some(out));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Ids `gc` must keep for spec names: what each `refs/spec/*` spec-form log and each
+/// `refs/imports/*` record reaches.
+pub fn mark(b: &dyn Backend, marked: &mut HashSet<Id>) -> Result<()> {
+    for r in b.list_refs(IMPORTS)? {
+        if let Some(id) = b.read_ref(&r)? {
+            marked.insert(id);
+        }
+    }
+    for r in b.list_refs(SPEC)? {
+        if let Some(id) = b.read_ref(&r)? {
+            marked.insert(id);
+            marked.extend(stored_chain(b, id, false).present);
+        }
+    }
+    Ok(())
+}
