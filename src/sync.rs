@@ -251,9 +251,24 @@ pub fn copy_log(
                 .all(|(id, _, _)| self.wanted.contains_key(id))
         }
         fn take(&mut self, block: RawBlock) -> Result<()> {
-            for (id, _, len) in &block.objects {
-                self.wanted.remove(id);
-                self.stats.bytes += u64::from(*len);
+            // The block checksum only says the frame arrived as written; a clone must not
+            // trust the writer, so every object is still checked: id, kind and H1.
+            for (id, bytes) in block.objects_verified()? {
+                let h1 = self.wanted.remove(&id).unwrap_or(Id([0; 32]));
+                let m =
+                    crate::object::decode_message(&bytes).map_err(|r| Error::ObjectCorrupt {
+                        id,
+                        location: "a copied block".into(),
+                        reason: r,
+                    })?;
+                if m.h1() != h1 {
+                    return Err(Error::ObjectCorrupt {
+                        id,
+                        location: "a copied block".into(),
+                        reason: format!("its H1 is {}, its page says {h1}", m.h1()),
+                    });
+                }
+                self.stats.bytes += bytes.len() as u64;
             }
             self.stats.objects_read += block.objects.len() as u64;
             self.progress.advance(block.objects.len() as u64);

@@ -290,3 +290,70 @@ fn kill_9_during_repack_loses_nothing() {
     assert_eq!(log::entries(&s, "main").unwrap(), want);
     assert!(check::check(&s, true).is_sound());
 }
+
+/// Regression: whole-block copies once trusted the block checksum alone, so a pack whose
+/// index lied about which bytes are which object was cloned without complaint.
+#[test]
+fn clone_verifies_objects_inside_blocks_copied_whole() {
+    let t = tempfile::tempdir().unwrap();
+    let w = FsStore::init(&t.path().join("w"), Config::default()).unwrap();
+    let remote_dir = t.path().join("remote");
+    let remote = FsStore::init(&remote_dir, Config::default()).unwrap();
+    let msgs: Vec<Message> = (0..100).map(|i| msg(i, "tamper")).collect();
+    log::append(&w, "main", &msgs, SettingsChange::default()).unwrap();
+    sync::push(&w, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
+    let (old_id, path, _) = remote.packs().unwrap().remove(0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Swap the locations of the first two index entries that share a block, then make
+    // the file consistent again: new trailer checksum, new name, refs/packs moved.
+    let p = Pack::parse(&bytes[..]).unwrap();
+    let by_block = p.objects_by_block();
+    let victims = by_block.iter().find(|b| b.len() >= 2).unwrap();
+    let (a, b) = (victims[0].0, victims[1].0);
+    let pos = |id: &Id| (0..p.len()).find(|i| p.entry(*i).0 == *id).unwrap();
+    let t_off = bytes.len() - 56;
+    let index_offset = u64::from_le_bytes(bytes[t_off..t_off + 8].try_into().unwrap()) as usize;
+    let objects_at = index_offset + 4 + 24 * p.block_count() + 8;
+    let (ia, ib) = (
+        objects_at + 44 * pos(&a) + 32,
+        objects_at + 44 * pos(&b) + 32,
+    );
+    drop(p);
+    for k in 0..12 {
+        bytes.swap(ia + k, ib + k);
+    }
+    let n = bytes.len();
+    let sum = *blake3::hash(&bytes[..n - 32]).as_bytes();
+    bytes[n - 32..].copy_from_slice(&sum);
+    let new_id = Id(sum);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(remote.pack_path(&new_id), &bytes).unwrap();
+    let packs_ref = remotelog::name::RefName::parse("packs").unwrap();
+    remote
+        .update_ref(&packs_ref, Some(old_id), Some(new_id))
+        .unwrap();
+
+    let out = bin()
+        .arg("--store")
+        .arg(&remote_dir)
+        .args(["check", "--read-data"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "check must see the lie");
+    let dest = t.path().join("clone");
+    let out = bin()
+        .args([
+            "clone",
+            remote_dir.to_str().unwrap(),
+            dest.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "clone must refuse");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&a.to_hex()) || err.contains(&b.to_hex()),
+        "{err}"
+    );
+    assert!(!dest.exists());
+}
