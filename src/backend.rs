@@ -43,7 +43,15 @@ pub trait Backend {
     /// Stores encoded objects under their ids (the caller computed `Id::of(bytes)`).
     /// Objects already present are skipped. Returns how many were written; all are durable
     /// when this returns.
-    fn put_objects(&self, objects: &[(Id, &[u8])]) -> Result<usize>;
+    /// The default goes through [`Backend::batch`]; a backend whose batch is built on
+    /// `put_objects` (see [`BufferedBatch`]) must implement this itself.
+    fn put_objects(&self, objects: &[(Id, &[u8])]) -> Result<usize> {
+        let mut batch = self.batch()?;
+        for (id, bytes) in objects {
+            batch.add(*id, bytes)?;
+        }
+        batch.commit()
+    }
 
     /// Starts a batch of objects written as one unit (a pack, where the backend has packs).
     fn batch(&self) -> Result<Box<dyn Batch + '_>>;

@@ -593,14 +593,6 @@ impl Backend for FsStore {
         Ok(out)
     }
 
-    fn put_objects(&self, objects: &[(Id, &[u8])]) -> Result<usize> {
-        let mut batch = self.batch()?;
-        for (id, bytes) in objects {
-            batch.add(*id, bytes)?;
-        }
-        batch.commit()
-    }
-
     fn batch(&self) -> Result<Box<dyn Batch + '_>> {
         Ok(Box::new(FsBatch {
             store: self,
