@@ -183,11 +183,9 @@ impl IntoResponse for ApiError {
             // A failed compare-and-swap says what the ref holds now, so the client can
             // report it (and retry from it) without another request.
             let shown = current.map_or_else(|| "absent".to_string(), |id| id.to_hex());
-            if let Ok(v) = HeaderValue::from_str(&shown) {
-                r.headers_mut().insert(CURRENT_HEADER, v);
-            }
-            if let Some(Ok(v)) = current.map(|id| HeaderValue::from_str(&etag(&id))) {
-                r.headers_mut().insert(header::ETAG, v);
+            set_header(r.headers_mut(), CURRENT_HEADER, &shown);
+            if let Some(id) = current {
+                set_header(r.headers_mut(), header::ETAG, &etag(&id));
             }
         }
         if self.status == StatusCode::UNAUTHORIZED {
@@ -308,6 +306,13 @@ pub(crate) fn too_big(len: Option<u64>, max: u64) -> ApiError {
             len.map(|l| format!(" of {l} bytes")).unwrap_or_default()
         ),
     )
+}
+
+/// Sets a header whose value we built ourselves (ids, paths, ranges: always valid ASCII).
+fn set_header(h: &mut HeaderMap, name: impl axum::http::header::IntoHeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(name, v);
+    }
 }
 
 fn parse_id(s: &str) -> ApiResult<Id> {
@@ -439,9 +444,7 @@ async fn cas_add(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Res
         StatusCode::OK
     };
     let mut r = text(status, format!("{id}\n"));
-    if let Ok(v) = HeaderValue::from_str(&format!("/cas/{id}")) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
+    set_header(r.headers_mut(), header::LOCATION, &format!("/cas/{id}"));
     Ok(r)
 }
 
@@ -462,9 +465,7 @@ async fn cas_get(
     })
     .await?;
     let mut r = ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response();
-    if let Ok(v) = HeaderValue::from_str(&etag(&id)) {
-        r.headers_mut().insert(header::ETAG, v);
-    }
+    set_header(r.headers_mut(), header::ETAG, &etag(&id));
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),
@@ -649,9 +650,7 @@ async fn ns_get(
         ));
     };
     let mut r = text(StatusCode::OK, format!("{id}\n"));
-    if let Ok(v) = HeaderValue::from_str(&etag(&id)) {
-        r.headers_mut().insert(header::ETAG, v);
-    }
+    set_header(r.headers_mut(), header::ETAG, &etag(&id));
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(r)
@@ -737,9 +736,7 @@ async fn ns_put(
     })
     .await?;
     let mut r = text(StatusCode::OK, format!("{new}\n"));
-    if let Ok(v) = HeaderValue::from_str(&etag(&new)) {
-        r.headers_mut().insert(header::ETAG, v);
-    }
+    set_header(r.headers_mut(), header::ETAG, &etag(&new));
     Ok(r)
 }
 
@@ -886,13 +883,13 @@ async fn pack_get(
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
-    if let Ok(v) = HeaderValue::from_str(&etag(&id)) {
-        h.insert(header::ETAG, v);
-    }
+    set_header(h, header::ETAG, &etag(&id));
     if range.is_some() {
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{last}/{len}")) {
-            h.insert(header::CONTENT_RANGE, v);
-        }
+        set_header(
+            h,
+            header::CONTENT_RANGE,
+            &format!("bytes {first}-{last}/{len}"),
+        );
         *r.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
     Ok(r)
