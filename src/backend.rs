@@ -56,10 +56,12 @@ pub trait Backend {
     /// Starts a batch of objects written as one unit (a pack, where the backend has packs).
     fn batch(&self) -> Result<Box<dyn Batch + '_>>;
 
-    /// Offers the sink every stored compressed block, so a transfer can copy whole blocks
-    /// without decompressing them. Backends without packs offer nothing.
-    fn raw_blocks(&self, sink: &mut dyn BlockSink) -> Result<()> {
-        let _ = sink;
+    /// Hands `take` each stored compressed block that holds nothing but objects among
+    /// `ids`, checked against its block checksum, so a transfer copies it without
+    /// recompressing. Objects not offered are for the caller to read one by one; backends
+    /// without packs offer nothing.
+    fn raw_blocks(&self, ids: &[Id], take: &mut dyn FnMut(RawBlock) -> Result<()>) -> Result<()> {
+        let _ = (ids, take);
         Ok(())
     }
 
@@ -122,35 +124,39 @@ pub struct RawBlock {
     pub frame: Vec<u8>,
     /// Its decompressed length.
     pub ulen: u32,
+    /// Its checksum (see [`crate::pack::frame_checksum`]), already checked by the source.
+    pub checksum: [u8; 8],
     /// The objects in it: (id, offset, length) in the decompressed bytes.
     pub objects: Vec<(Id, u32, u32)>,
 }
 
 impl RawBlock {
-    /// Decompresses the block and checks every object against its id.
-    pub fn objects_verified(&self) -> Result<Vec<(Id, Vec<u8>)>> {
+    /// Its entry for a pack's block table (the offset is the writer's to set).
+    pub fn entry(&self) -> crate::pack::Block {
+        crate::pack::Block {
+            offset: 0,
+            clen: self.frame.len() as u32,
+            ulen: self.ulen,
+            checksum: self.checksum,
+        }
+    }
+
+    /// Decompresses the block, checks every object against its id and hands each to `f`
+    /// with its bytes, in block order.
+    pub fn for_each_verified(&self, mut f: impl FnMut(&Id, &[u8]) -> Result<()>) -> Result<()> {
         let data = zstd::bulk::decompress(&self.frame, self.ulen as usize)
             .map_err(|e| Error::Invalid(format!("a copied block does not decompress: {e}")))?;
-        let mut out = Vec::with_capacity(self.objects.len());
         for (id, offset, len) in &self.objects {
             let bytes = data
-                .get(*offset as usize..(*offset + *len) as usize)
+                .get(*offset as usize..(*offset as usize + *len as usize))
                 .ok_or_else(|| {
                     Error::Invalid(format!("object {id} lies outside its copied block"))
                 })?;
             verify_id(id, bytes, || "a copied block".into())?;
-            out.push((*id, bytes.to_vec()));
+            f(id, bytes)?;
         }
-        Ok(out)
+        Ok(())
     }
-}
-
-/// Receives the blocks a backend offers in [`Backend::raw_blocks`].
-pub trait BlockSink {
-    /// Whether the block holding these objects should be copied whole.
-    fn wants(&mut self, objects: &[(Id, u32, u32)]) -> bool;
-    /// A block it wanted.
-    fn take(&mut self, block: RawBlock) -> Result<()>;
 }
 
 /// A batch that collects objects in memory and stores them with `put_objects` at commit;
@@ -177,8 +183,10 @@ impl Batch for BufferedBatch<'_> {
     }
 
     fn add_raw_block(&mut self, block: &RawBlock) -> Result<()> {
-        self.objects.extend(block.objects_verified()?);
-        Ok(())
+        block.for_each_verified(|id, bytes| {
+            self.objects.push((*id, bytes.to_vec()));
+            Ok(())
+        })
     }
 
     fn commit(self: Box<Self>) -> Result<usize> {

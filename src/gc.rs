@@ -169,7 +169,7 @@ pub fn gc(
                 continue;
             }
             let typed = p
-                .read(loc)
+                .read(&id, loc)
                 .map_err(|r| crate::pack::bad_pack(&path, r))?
                 .get(..3)
                 .and_then(peek_kind)

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use ureq::http::{self, Method};
 
-use crate::backend::{verify_id, Backend, Batch, BlockSink, RawBlock};
+use crate::backend::{verify_id, Backend, Batch, RawBlock};
 use crate::error::{Error, IoContext, Result};
 use crate::id::{is_lower_hex, Id};
 use crate::name::RefName;
@@ -145,6 +145,8 @@ pub struct HttpBackend {
     agent: ureq::Agent,
     token: Option<String>,
     cache: Mutex<Cache>,
+    /// Remote pack indexes already fetched: a transfer asks for blocks chunk by chunk.
+    indexes: Mutex<HashMap<Id, std::sync::Arc<BlockList>>>,
 }
 
 impl std::fmt::Debug for HttpBackend {
@@ -190,6 +192,7 @@ impl HttpBackend {
             agent: ureq::Agent::new_with_config(config),
             token,
             cache: Mutex::new(Cache::default()),
+            indexes: Mutex::new(HashMap::new()),
         };
         let reply = backend.request(Method::GET, "/healthz", Payload::Empty, &[], true)?;
         let health: Option<serde_json::Value> = serde_json::from_slice(&reply.body).ok();
@@ -401,12 +404,19 @@ impl HttpBackend {
         Ok(out)
     }
 
-    /// Offers the blocks of one remote pack: reads its trailer and index, asks the sink
-    /// about each block, and fetches the wanted ones in as few ranges as possible.
-    fn pack_blocks(&self, id: &Id, size: u64, sink: &mut dyn BlockSink) -> Result<()> {
-        let where_ = format!("{}/packs/{id}", self.base);
+    /// The blocks of remote pack `id` with their objects, from its trailer and index
+    /// (fetched once per backend).
+    fn pack_index(&self, id: &Id, size: u64) -> Result<std::sync::Arc<BlockList>> {
+        if let Some(b) = self
+            .indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
+            return Ok(b.clone());
+        }
         let bad = |r: String| Error::BadPack {
-            path: where_.clone().into(),
+            path: format!("{}/packs/{id}", self.base).into(),
             reason: r,
         };
         let min = (pack::HEADER_LEN + pack::TRAILER_LEN) as u64;
@@ -420,10 +430,31 @@ impl HttpBackend {
         } else {
             self.get_range(id, index.offset, index.offset + index.len - 1)?
         };
-        let blocks = index.parse(&raw).map_err(bad)?;
+        let blocks = std::sync::Arc::new(index.parse(&raw).map_err(bad)?);
+        self.indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(*id, blocks.clone());
+        Ok(blocks)
+    }
+
+    /// Offers the blocks of one remote pack made only of objects in `ids`, fetched in as
+    /// few ranges as possible.
+    fn pack_blocks(
+        &self,
+        id: &Id,
+        size: u64,
+        ids: &HashSet<Id>,
+        take: &mut dyn FnMut(RawBlock) -> Result<()>,
+    ) -> Result<()> {
+        let bad = |r: String| Error::BadPack {
+            path: format!("{}/packs/{id}", self.base).into(),
+            reason: r,
+        };
+        let blocks = self.pack_index(id, size)?;
         let mut wanted: Vec<usize> = Vec::new();
         for (n, (_, objects)) in blocks.iter().enumerate() {
-            if !objects.is_empty() && sink.wants(objects) {
+            if !objects.is_empty() && objects.iter().all(|(o, _, _)| ids.contains(o)) {
                 wanted.push(n);
             }
         }
@@ -455,18 +486,17 @@ impl HttpBackend {
                 let (b, objects) = &blocks[n];
                 let at = (b.offset - start) as usize;
                 let frame = &bytes[at..at + b.clen as usize];
-                if blake3::hash(frame).as_bytes()[..8] != b.checksum {
+                if pack::frame_checksum(frame) != b.checksum {
                     return Err(bad(format!("block {n} fails its checksum")));
                 }
-                let block = RawBlock {
+                // The block checksum guards against damage, not against a lying server:
+                // the caller checks every object against its id before keeping it.
+                take(RawBlock {
                     frame: frame.to_vec(),
                     ulen: b.ulen,
+                    checksum: b.checksum,
                     objects: objects.clone(),
-                };
-                // The block checksum guards against damage, not against a lying server:
-                // every object is checked against its id before it is kept.
-                block.objects_verified()?;
-                sink.take(block)?;
+                })?;
             }
             i = j + 1;
         }
@@ -668,9 +698,13 @@ impl Backend for HttpBackend {
         }))
     }
 
-    fn raw_blocks(&self, sink: &mut dyn BlockSink) -> Result<()> {
+    fn raw_blocks(&self, ids: &[Id], take: &mut dyn FnMut(RawBlock) -> Result<()>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: HashSet<Id> = ids.iter().copied().collect();
         for (id, size) in self.packs()? {
-            self.pack_blocks(&id, size, sink)?;
+            self.pack_blocks(&id, size, &ids, take)?;
         }
         Ok(())
     }
@@ -851,14 +885,7 @@ impl Batch for HttpBatch<'_> {
     }
 
     fn add_raw_block(&mut self, block: &RawBlock) -> Result<()> {
-        let mut checksum = [0u8; 8];
-        checksum.copy_from_slice(&blake3::hash(&block.frame).as_bytes()[..8]);
-        let b = pack::Block {
-            offset: 0,
-            clen: block.frame.len() as u32,
-            ulen: block.ulen,
-            checksum,
-        };
+        let b = block.entry();
         self.writer()?
             .add_raw_block(&block.frame, b, &block.objects)?;
         self.split_if_big()

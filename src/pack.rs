@@ -1,7 +1,9 @@
 //! Pack files: many objects in one file, found through a sorted index
 //! (format/pack-v1.md). The parser is generic over its bytes, so production reads a
-//! memory map and tests or fuzzers a `&[u8]`; every structural check happens once, at
-//! open, so lookups stay simple.
+//! memory map and tests or fuzzers a `&[u8]`. Opening checks the header, trailer and block
+//! table (O(blocks)); an index entry is checked when it is used, and
+//! [`Pack::validate_index`] checks them all for `check` and for untrusted uploads. Every
+//! block frame is checked against its checksum before it is decompressed or copied.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -27,6 +29,10 @@ const BLOCK_ENTRY: usize = 24;
 const OBJECT_ENTRY: usize = 44;
 /// Writers close a block once it holds this many uncompressed bytes.
 pub const BLOCK_TARGET: usize = 256 << 10;
+/// Size at which a batch (a push, a clone, a bulk append) closes its pack and starts the
+/// next, and repack's default target: large enough for few files, small enough that a
+/// writer's per-pack index stays a few MiB.
+pub const BATCH_TARGET: u64 = 64 << 20;
 /// Largest decompressed block a reader accepts.
 pub const MAX_BLOCK: u32 = 64 << 20;
 
@@ -63,6 +69,8 @@ pub struct Pack<D> {
     objects_at: usize,
     /// The last decompressed block, since objects are mostly read in order.
     cache: Mutex<Option<(u32, std::sync::Arc<Vec<u8>>)>>,
+    /// Where block frames are read from, when not from `data`.
+    file: Option<File>,
 }
 
 fn u32_at(d: &[u8], at: usize) -> u32 {
@@ -135,6 +143,7 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
             object_count,
             objects_at,
             cache: Mutex::new(None),
+            file: None,
         };
         for i in 0..block_count {
             let b = pack.block(i as u32);
@@ -146,25 +155,45 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
                 return Err(format!("block {i} claims {} bytes decompressed", b.ulen));
             }
         }
+        Ok(pack)
+    }
+
+    /// Checks every index entry: ids strictly ascending, each inside its block. This is
+    /// O(objects), so opening a pack does not run it (a lookup checks the one entry it
+    /// uses); `check` and untrusted uploads do.
+    pub fn validate_index(&self) -> std::result::Result<(), String> {
         let mut last: Option<Id> = None;
-        for i in 0..object_count {
-            let (id, loc) = pack.entry(i);
+        for i in 0..self.object_count {
+            let (id, loc) = self.entry(i);
             if last.is_some_and(|l| l >= id) {
                 return Err(format!("index entry {i} is out of order"));
             }
             last = Some(id);
-            if loc.block as usize >= block_count {
-                return Err(format!(
-                    "object {id} names block {} of {block_count}",
-                    loc.block
-                ));
-            }
-            let ulen = pack.block(loc.block).ulen as u64;
-            if u64::from(loc.offset) + u64::from(loc.len) > ulen {
-                return Err(format!("object {id} lies outside its block"));
-            }
+            self.check_location(&id, loc)?;
         }
-        Ok(pack)
+        Ok(())
+    }
+
+    /// Checks that `loc` (the index entry of `id`) lies inside the pack.
+    pub fn check_location(&self, id: &Id, loc: Location) -> std::result::Result<(), String> {
+        if loc.block as usize >= self.block_count {
+            return Err(format!(
+                "object {id} names block {} of {}",
+                loc.block, self.block_count
+            ));
+        }
+        let ulen = u64::from(self.block(loc.block).ulen);
+        if u64::from(loc.offset) + u64::from(loc.len) > ulen {
+            return Err(format!("object {id} lies outside its block"));
+        }
+        Ok(())
+    }
+
+    /// Reads block frames with positioned reads of `file` (the same pack) instead of
+    /// through the mapping: a scan of a large pack then leaves only the index resident.
+    pub fn read_frames_from(mut self, file: File) -> Pack<D> {
+        self.file = Some(file);
+        self
     }
 
     /// The previous pack in the chain.
@@ -221,10 +250,25 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
         }
     }
 
-    /// The compressed bytes of block `i`.
-    pub fn block_bytes(&self, i: u32) -> &[u8] {
+    /// The compressed frame of block `i` (must be < block_count), checked against its
+    /// checksum.
+    pub fn frame(&self, i: u32) -> std::result::Result<std::borrow::Cow<'_, [u8]>, String> {
         let b = self.block(i);
-        &self.data[b.offset as usize..(b.offset + u64::from(b.clen)) as usize]
+        let frame = match &self.file {
+            Some(f) => {
+                let mut buf = vec![0u8; b.clen as usize];
+                std::os::unix::fs::FileExt::read_exact_at(f, &mut buf, b.offset)
+                    .map_err(|e| format!("block {i} cannot be read: {e}"))?;
+                std::borrow::Cow::Owned(buf)
+            }
+            None => std::borrow::Cow::Borrowed(
+                &self.data[b.offset as usize..(b.offset + u64::from(b.clen)) as usize],
+            ),
+        };
+        if frame_checksum(&frame) != b.checksum {
+            return Err(format!("block {i} fails its checksum"));
+        }
+        Ok(frame)
     }
 
     /// Index entry `i` (must be < len).
@@ -242,33 +286,69 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
         )
     }
 
-    /// Finds an object by binary search over the index.
-    pub fn lookup(&self, id: &Id) -> Option<Location> {
-        let (mut lo, mut hi) = (0usize, self.object_count);
+    /// The id bytes of index entry `i` (must be < len), for comparisons without copies.
+    fn id_at(&self, i: usize) -> &[u8] {
+        let at = self.objects_at + i * OBJECT_ENTRY;
+        &self.data[at..at + 32]
+    }
+
+    /// The first index position in `lo..hi` whose id is not below `id`.
+    fn lower_bound(&self, id: &Id, mut lo: usize, mut hi: usize) -> usize {
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let (mid_id, loc) = self.entry(mid);
-            match mid_id.cmp(id) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(loc),
+            if self.id_at(mid) < &id.0[..] {
+                lo = mid + 1;
+            } else {
+                hi = mid;
             }
         }
-        None
+        lo
+    }
+
+    /// Finds an object by binary search over the index.
+    pub fn lookup(&self, id: &Id) -> Option<Location> {
+        let i = self.lower_bound(id, 0, self.object_count);
+        (i < self.object_count && self.id_at(i) == &id.0[..]).then(|| self.entry(i).1)
+    }
+
+    /// Looks up many ids, given in ascending order, and calls `found` with the position in
+    /// `ids` and the location of each one present. Each search gallops on from where the
+    /// previous one ended, so a batch costs a few steps per id instead of a full binary
+    /// search, and reads the index front to back.
+    pub fn lookup_sorted(&self, ids: &[Id], mut found: impl FnMut(usize, Location)) {
+        let n = self.object_count;
+        let mut lo = 0usize;
+        for (k, id) in ids.iter().enumerate() {
+            let mut step = 1usize;
+            let mut hi = lo;
+            while hi < n && self.id_at(hi) < &id.0[..] {
+                lo = hi + 1;
+                hi = hi.saturating_add(step).min(n);
+                step = step.saturating_mul(2);
+            }
+            lo = self.lower_bound(id, lo, hi.min(n));
+            if lo < n && self.id_at(lo) == &id.0[..] {
+                found(k, self.entry(lo).1);
+            }
+            if lo >= n {
+                return;
+            }
+        }
     }
 
     /// The objects of each block, blocks in file order and objects by offset: what a
     /// block-at-a-time reader (scan, copy, repack) walks.
-    pub fn objects_by_block(&self) -> Vec<Vec<(Id, Location)>> {
+    pub fn objects_by_block(&self) -> std::result::Result<Vec<Vec<(Id, Location)>>, String> {
         let mut by_block: Vec<Vec<(Id, Location)>> = vec![Vec::new(); self.block_count];
         for i in 0..self.object_count {
             let (id, loc) = self.entry(i);
+            self.check_location(&id, loc)?;
             by_block[loc.block as usize].push((id, loc));
         }
         for objects in &mut by_block {
             objects.sort_by_key(|(_, loc)| loc.offset);
         }
-        by_block
+        Ok(by_block)
     }
 
     /// All ids, ascending.
@@ -284,8 +364,11 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
                 return Ok(bytes.clone());
             }
         }
+        if i as usize >= self.block_count {
+            return Err(format!("block {i} of {} does not exist", self.block_count));
+        }
         let b = self.block(i);
-        let out = zstd::bulk::decompress(self.block_bytes(i), b.ulen as usize)
+        let out = zstd::bulk::decompress(&self.frame(i)?, b.ulen as usize)
             .map_err(|e| format!("block {i} does not decompress: {e}"))?;
         if out.len() != b.ulen as usize {
             return Err(format!(
@@ -299,12 +382,20 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
         Ok(out)
     }
 
-    /// The bytes of the object at `loc` (not checked against its id: callers do that).
-    pub fn read(&self, loc: Location) -> std::result::Result<Vec<u8>, String> {
+    /// The bytes of object `id` at `loc` (not checked against its id: callers do that).
+    pub fn read(&self, id: &Id, loc: Location) -> std::result::Result<Vec<u8>, String> {
+        self.check_location(id, loc)?;
         let block = self.decompress_block(loc.block)?;
         let start = loc.offset as usize;
         Ok(block[start..start + loc.len as usize].to_vec())
     }
+}
+
+/// A block's checksum: the first 8 bytes of BLAKE3 of its compressed frame.
+pub fn frame_checksum(frame: &[u8]) -> [u8; 8] {
+    let mut c = [0u8; 8];
+    c.copy_from_slice(&blake3::hash(frame).as_bytes()[..8]);
+    c
 }
 
 /// Maps a pack file into memory.
@@ -392,6 +483,11 @@ impl PackWriter {
         Ok(w)
     }
 
+    /// Whether object `id` was added.
+    pub fn contains(&self, id: &Id) -> bool {
+        self.seen.contains(id)
+    }
+
     /// Number of distinct objects added so far.
     pub fn len(&self) -> usize {
         self.seen.len()
@@ -475,13 +571,11 @@ impl PackWriter {
             self.next_write += 1;
             let frame = frame.at(&self.tmp)?;
             let n = self.blocks.len() as u32;
-            let mut checksum = [0u8; 8];
-            checksum.copy_from_slice(&blake3::hash(&frame).as_bytes()[..8]);
             self.blocks.push(Block {
                 offset: self.written,
                 clen: frame.len() as u32,
                 ulen,
-                checksum,
+                checksum: frame_checksum(&frame),
             });
             self.write(&frame)?;
             for (id, offset, len) in objs {

@@ -17,7 +17,7 @@ use crate::progress::Progress;
 use crate::store::{packs_ref, FsStore};
 
 /// Default size at which repack starts a new pack.
-pub const DEFAULT_TARGET: u64 = 64 << 20;
+pub const DEFAULT_TARGET: u64 = pack::BATCH_TARGET;
 
 /// How long a writer waits for the pack commit lock (repack and gc hold it while they swap
 /// the chain; gc holds it for its whole run).
@@ -140,7 +140,8 @@ pub fn rewrite(store: &FsStore, how: &Rewrite<'_>, progress: &dyn Progress) -> R
     for (id, _, _) in old_packs.iter().rev() {
         let p = store.open_pack(id)?;
         let path = store.pack_path(id);
-        for (n, objects) in p.objects_by_block().into_iter().enumerate() {
+        let by_block = p.objects_by_block().map_err(|r| pack::bad_pack(&path, r))?;
+        for (n, objects) in by_block.into_iter().enumerate() {
             let total_in_block = objects.len();
             let mut fresh = Vec::with_capacity(total_in_block);
             for (oid, loc) in objects {
@@ -161,28 +162,27 @@ pub fn rewrite(store: &FsStore, how: &Rewrite<'_>, progress: &dyn Progress) -> R
                 continue;
             }
             let block = p.block(n as u32);
-            let frame = p.block_bytes(n as u32);
-            if blake3::hash(frame).as_bytes()[..8] != block.checksum {
-                return Err(pack::bad_pack(
-                    &path,
-                    format!("block {n} fails its checksum; stopped before changing anything"),
-                ));
-            }
+            let frame = p.frame(n as u32).map_err(|r| {
+                pack::bad_pack(&path, format!("{r}; stopped before changing anything"))
+            })?;
             seen.extend(fresh.iter().map(|o| o.0));
             let writer = &mut out_packs.current;
             if fresh.len() == total_in_block {
-                writer.add_raw_block(frame, block, &fresh)?;
+                writer.add_raw_block(&frame, block, &fresh)?;
                 out.blocks_copied += 1;
             } else {
                 // Some objects go: recompress the rest, so the dropped bytes are gone from
                 // every file, not just from the index.
                 for (oid, offset, len) in fresh {
                     let bytes = p
-                        .read(pack::Location {
-                            block: n as u32,
-                            offset,
-                            len,
-                        })
+                        .read(
+                            &oid,
+                            pack::Location {
+                                block: n as u32,
+                                offset,
+                                len,
+                            },
+                        )
                         .map_err(|r| pack::bad_pack(&path, r))?;
                     crate::backend::verify_id(&oid, &bytes, || path.display().to_string())?;
                     writer.add(oid, &bytes)?;

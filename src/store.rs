@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::{Arc, Mutex};
 
-use crate::backend::{verify_id, Backend, Batch, BlockSink, Layout, RawBlock};
+use crate::backend::{verify_id, Backend, Batch, Layout, RawBlock};
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, is_tmp_name};
@@ -52,6 +52,8 @@ pub struct FsStore {
     root: PathBuf,
     config: Arc<Mutex<Config>>,
     packs: Arc<Mutex<PackSet>>,
+    /// Size at which a batch starts a new pack.
+    pack_target: u64,
 }
 
 impl std::fmt::Debug for FsStore {
@@ -94,7 +96,15 @@ impl FsStore {
             root: root.to_path_buf(),
             config: Arc::new(Mutex::new(config)),
             packs: Arc::new(Mutex::new(PackSet::default())),
+            pack_target: pack::BATCH_TARGET,
         }
+    }
+
+    /// The same store with batches that start a new pack at `bytes` (compressed) instead of
+    /// [`pack::BATCH_TARGET`].
+    pub fn with_pack_target(mut self, bytes: u64) -> FsStore {
+        self.pack_target = bytes.max(1);
+        self
     }
 
     /// Opens the store in `root`.
@@ -150,7 +160,10 @@ impl FsStore {
             ));
         }
         let map = pack::map(&path)?;
-        let p = Pack::parse(map).map_err(|r| pack::bad_pack(&path, r))?;
+        let file = fs::File::open(&path).at(&path)?;
+        let p = Pack::parse(map)
+            .map_err(|r| pack::bad_pack(&path, r))?
+            .read_frames_from(file);
         if p.recorded_id() != *id {
             return Err(pack::bad_pack(
                 &path,
@@ -208,7 +221,7 @@ impl FsStore {
         let Some((path, p, loc)) = self.find_packed(id) else {
             return Ok(None);
         };
-        let bytes = p.read(loc).map_err(|reason| Error::ObjectCorrupt {
+        let bytes = p.read(id, loc).map_err(|reason| Error::ObjectCorrupt {
             id: *id,
             location: path.display().to_string(),
             reason,
@@ -288,7 +301,7 @@ impl FsStore {
             }
             match self.open_pack(&id) {
                 Ok(p) => {
-                    if let Err(r) = p.verify_checksum() {
+                    if let Err(r) = p.verify_checksum().and_then(|()| p.validate_index()) {
                         problems.push(pack::bad_pack(&self.pack_path(&id), r).to_string());
                     }
                     next = p.prev();
@@ -335,9 +348,11 @@ impl FsStore {
 
     /// Whether `id` is stored, answering loose lookups from `cache`.
     fn has_object_listed(&self, cache: &mut LooseListing, id: &Id) -> Result<bool> {
-        if self.find_packed(id).is_some() {
-            return Ok(true);
-        }
+        Ok(self.find_packed(id).is_some() || self.loose_listed(cache, id)?)
+    }
+
+    /// Whether `id` is a loose object, answering from `cache`.
+    fn loose_listed(&self, cache: &mut LooseListing, id: &Id) -> Result<bool> {
         let hex = id.to_hex();
         let (shard, rest) = hex.split_at(2);
         if !cache.shards.contains_key(shard) {
@@ -577,17 +592,38 @@ impl Backend for FsStore {
     }
 
     fn present_objects(&self, ids: &[Id]) -> Result<std::collections::HashSet<Id>> {
-        let mut cache = LooseListing::default();
+        if ids.len() < 256 {
+            let mut out = std::collections::HashSet::new();
+            for id in ids {
+                if self.has_object(id)? {
+                    out.insert(*id);
+                }
+            }
+            return Ok(out);
+        }
+        // Many ids: sorted, they are looked up in each index in one forward pass, and
+        // listing a loose shard pays off once several may fall in it.
+        let mut rest = ids.to_vec();
+        rest.sort_unstable();
+        rest.dedup();
         let mut out = std::collections::HashSet::new();
-        for id in ids {
-            // Listing a shard pays off once several ids may fall in it.
-            let here = if ids.len() < 256 {
-                self.has_object(id)?
-            } else {
-                self.has_object_listed(&mut cache, id)?
-            };
-            if here {
-                out.insert(*id);
+        for (_, _, p) in self.packs_snapshot() {
+            let mut hit = vec![false; rest.len()];
+            p.lookup_sorted(&rest, |i, _| hit[i] = true);
+            let mut k = 0;
+            rest.retain(|id| {
+                let here = hit[k];
+                k += 1;
+                if here {
+                    out.insert(*id);
+                }
+                !here
+            });
+        }
+        let mut cache = LooseListing::default();
+        for id in rest {
+            if self.loose_listed(&mut cache, &id)? {
+                out.insert(id);
             }
         }
         Ok(out)
@@ -597,49 +633,89 @@ impl Backend for FsStore {
         Ok(Box::new(FsBatch {
             store: self,
             small: Vec::new(),
-            seen: Default::default(),
             listing: LooseListing::default(),
             writer: None,
+            committed: 0,
+            packing: false,
         }))
     }
 
-    fn raw_blocks(&self, sink: &mut dyn BlockSink) -> Result<()> {
+    fn raw_blocks(&self, ids: &[Id], take: &mut dyn FnMut(RawBlock) -> Result<()>) -> Result<()> {
         self.reload_packs()?;
-        for (_, path, p) in self.packs_snapshot() {
-            for (n, objects) in p.objects_by_block().into_iter().enumerate() {
-                if objects.is_empty() {
-                    continue;
+        let packs = self.packs_snapshot();
+        // Where each wanted object is: (pack, block, offset, length, id), from the newest
+        // pack holding it. Lookups instead of a walk over every index keep a small
+        // transfer's cost proportional to its size; sorted, they take one forward pass.
+        let mut rest = ids.to_vec();
+        rest.sort_unstable();
+        rest.dedup();
+        let mut found: Vec<(usize, u32, u32, u32, Id)> = Vec::with_capacity(rest.len());
+        for (k, (_, path, p)) in packs.iter().enumerate() {
+            let mut hit = vec![None; rest.len()];
+            p.lookup_sorted(&rest, |i, loc| hit[i] = Some(loc));
+            let mut i = 0;
+            let mut bad = None;
+            rest.retain(|id| {
+                let here = hit[i];
+                i += 1;
+                let Some(loc) = here else { return true };
+                match p.check_location(id, loc) {
+                    Ok(()) => found.push((k, loc.block, loc.offset, loc.len, *id)),
+                    Err(r) => bad = Some(pack::bad_pack(path, r)),
                 }
-                let objects: Vec<(Id, u32, u32)> = objects
-                    .into_iter()
-                    .map(|(id, loc)| (id, loc.offset, loc.len))
-                    .collect();
-                if !sink.wants(&objects) {
-                    continue;
-                }
-                let frame = p.block_bytes(n as u32);
-                let b = p.block(n as u32);
-                if blake3::hash(frame).as_bytes()[..8] != b.checksum {
-                    return Err(pack::bad_pack(
-                        &path,
-                        format!("block {n} fails its checksum"),
-                    ));
-                }
-                sink.take(RawBlock {
-                    frame: frame.to_vec(),
-                    ulen: b.ulen,
-                    objects,
-                })?;
+                false
+            });
+            if let Some(e) = bad {
+                return Err(e);
             }
+        }
+        found.sort_unstable_by_key(|f| (f.0, f.1, f.2));
+        found.dedup_by_key(|f| (f.0, f.1, f.2));
+        for group in found.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let (k, n) = (group[0].0, group[0].1);
+            let (_, path, p) = &packs[k];
+            let b = p.block(n);
+            // Objects lie back to back in a block, so wanted objects that tile it exactly
+            // are all it holds.
+            let mut end = 0u64;
+            let tiles = group.iter().all(|f| {
+                let next_to = u64::from(f.2) == end;
+                end = u64::from(f.2) + u64::from(f.3);
+                next_to
+            }) && end == u64::from(b.ulen);
+            if !tiles {
+                continue;
+            }
+            let frame = p.frame(n).map_err(|r| pack::bad_pack(path, r))?;
+            take(RawBlock {
+                frame: frame.into_owned(),
+                ulen: b.ulen,
+                checksum: b.checksum,
+                objects: group.iter().map(|f| (f.4, f.2, f.3)).collect(),
+            })?;
         }
         Ok(())
     }
 
     fn scan_objects(&self, f: &mut dyn FnMut(Id, Result<Vec<u8>>)) -> Result<()> {
         self.reload_packs()?;
-        let mut seen = std::collections::HashSet::new();
-        for (_, path, p) in self.packs_snapshot() {
-            for (n, objects) in p.objects_by_block().into_iter().enumerate() {
+        let packs = self.packs_snapshot();
+        // An object in several places is reported from the newest pack holding it: the ids
+        // of each pack (and the loose ones) are matched against the newer packs' indexes,
+        // so memory follows one pack, not the store.
+        let also_newer = |k: usize, ids: &[Id]| {
+            let mut dup = std::collections::HashSet::new();
+            for (_, _, newer) in &packs[..k] {
+                newer.lookup_sorted(ids, |i, _| {
+                    dup.insert(ids[i]);
+                });
+            }
+            dup
+        };
+        for (k, (_, path, p)) in packs.iter().enumerate() {
+            let dup = also_newer(k, &p.ids().collect::<Vec<_>>());
+            let by_block = p.objects_by_block().map_err(|r| pack::bad_pack(path, r))?;
+            for (n, objects) in by_block.into_iter().enumerate() {
                 if objects.is_empty() {
                     continue;
                 }
@@ -647,7 +723,7 @@ impl Backend for FsStore {
                 match p.decompress_block(n as u32) {
                     Ok(data) => {
                         for (id, loc) in objects {
-                            if !seen.insert(id) {
+                            if dup.contains(&id) {
                                 continue;
                             }
                             let bytes =
@@ -658,7 +734,7 @@ impl Backend for FsStore {
                     }
                     Err(reason) => {
                         for (id, _) in objects {
-                            if seen.insert(id) {
+                            if !dup.contains(&id) {
                                 f(
                                     id,
                                     Err(Error::ObjectCorrupt {
@@ -673,8 +749,10 @@ impl Backend for FsStore {
                 }
             }
         }
-        for id in self.loose_objects()? {
-            if seen.insert(id) {
+        let loose = self.loose_objects()?;
+        let dup = also_newer(packs.len(), &loose);
+        for id in loose {
+            if !dup.contains(&id) {
                 f(id, self.get_object(&id));
             }
         }
@@ -860,13 +938,18 @@ impl Backend for FsStore {
     }
 }
 
-/// A batch for a store: up to [`LOOSE_MAX`] objects become loose files, more become one pack.
+/// A batch for a store: up to [`LOOSE_MAX`] objects become loose files, more become packs
+/// of about [`FsStore::with_pack_target`] bytes. Each full pack is committed as soon as it is
+/// written, so a batch's memory does not grow with its size; objects already committed are
+/// found through the store's indexes.
 struct FsBatch<'a> {
     store: &'a FsStore,
     small: Vec<(Id, Vec<u8>)>,
-    seen: std::collections::HashSet<Id>,
     listing: LooseListing,
     writer: Option<pack::PackWriter>,
+    /// Objects in packs this batch already committed; nonzero means it writes packs.
+    committed: usize,
+    packing: bool,
 }
 
 impl FsBatch<'_> {
@@ -877,20 +960,47 @@ impl FsBatch<'_> {
                 w.add(id, &bytes)?;
             }
             self.writer = Some(w);
+            self.packing = true;
         }
         self.writer
             .as_mut()
             .ok_or_else(|| Error::Invalid("pack writer vanished".into()))
     }
+
+    fn commit_writer(&mut self) -> Result<()> {
+        match self.writer.take() {
+            Some(w) if !w.is_empty() => {
+                let done = w.finish()?;
+                self.committed += done.objects;
+                self.store.commit_pack(done)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn roll_if_full(&mut self) -> Result<()> {
+        if self
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.size() >= self.store.pack_target)
+        {
+            self.commit_writer()?;
+        }
+        Ok(())
+    }
 }
 
 impl Batch for FsBatch<'_> {
     fn add(&mut self, id: Id, bytes: &[u8]) -> Result<()> {
-        if !self.seen.insert(id) || self.store.has_object_listed(&mut self.listing, &id)? {
+        let queued = self.small.iter().any(|(s, _)| *s == id)
+            || self.writer.as_ref().is_some_and(|w| w.contains(&id));
+        if queued || self.store.has_object_listed(&mut self.listing, &id)? {
             return Ok(());
         }
-        if self.writer.is_some() || self.small.len() >= LOOSE_MAX {
-            self.writer()?.add(id, bytes)
+        if self.packing || self.small.len() >= LOOSE_MAX {
+            self.writer()?.add(id, bytes)?;
+            self.roll_if_full()
         } else {
             self.small.push((id, bytes.to_vec()));
             Ok(())
@@ -898,42 +1008,18 @@ impl Batch for FsBatch<'_> {
     }
 
     fn add_raw_block(&mut self, block: &RawBlock) -> Result<()> {
-        for (id, _, _) in &block.objects {
-            self.seen.insert(*id);
-        }
-        let b = pack::Block {
-            offset: 0,
-            clen: block.frame.len() as u32,
-            ulen: block.ulen,
-            checksum: {
-                let mut c = [0u8; 8];
-                c.copy_from_slice(&blake3::hash(&block.frame).as_bytes()[..8]);
-                c
-            },
-        };
+        let b = block.entry();
         self.writer()?
-            .add_raw_block(&block.frame, b, &block.objects)
+            .add_raw_block(&block.frame, b, &block.objects)?;
+        self.roll_if_full()
     }
 
-    fn commit(self: Box<Self>) -> Result<usize> {
-        let FsBatch {
-            store,
-            small,
-            writer,
-            ..
-        } = *self;
-        match writer {
-            Some(w) if w.is_empty() => Ok(0),
-            Some(w) => {
-                let done = w.finish()?;
-                let n = done.objects;
-                store.commit_pack(done)?;
-                Ok(n)
-            }
-            None => {
-                let refs: Vec<(Id, &[u8])> = small.iter().map(|(id, b)| (*id, &b[..])).collect();
-                store.put_loose(&refs)
-            }
+    fn commit(mut self: Box<Self>) -> Result<usize> {
+        if self.packing {
+            self.commit_writer()?;
+            return Ok(self.committed);
         }
+        let refs: Vec<(Id, &[u8])> = self.small.iter().map(|(id, b)| (*id, &b[..])).collect();
+        self.store.put_loose(&refs)
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::backend::{Backend, Batch, BlockSink, RawBlock};
+use crate::backend::{Backend, Batch, RawBlock};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::log::{pages, read_message, read_page, Pages};
@@ -150,6 +150,8 @@ pub struct Copied {
     pub pages_read: u64,
     /// Objects read from the source (pages and messages).
     pub objects_read: u64,
+    /// Compressed blocks copied whole, without recompression.
+    pub blocks_copied: u64,
 }
 
 impl std::ops::AddAssign for Copied {
@@ -158,29 +160,45 @@ impl std::ops::AddAssign for Copied {
         self.bytes += o.bytes;
         self.pages_read += o.pages_read;
         self.objects_read += o.objects_read;
+        self.blocks_copied += o.blocks_copied;
     }
 }
 
+/// Entries whose messages are copied together. A transfer holds about 150 bytes per entry
+/// of one chunk, so its memory does not grow with the log; a chunk spans hundreds of
+/// blocks, so few blocks straddle two chunks and lose the whole-block copy.
+const CHUNK: usize = 1 << 16;
+
 /// Copies every object of the chain at `head` that `dst` lacks, verifying each, and makes
-/// them durable in `dst` as one batch (one pack on a store). The walk stops at the first
-/// page `dst` already has: everything older is there too, since a page is only ever stored
-/// after its messages and its previous page. Whole compressed blocks are copied without
-/// recompression when every object in them is wanted (checked by the block checksum);
-/// the rest is read object by object and checked against its id, kind and H1.
+/// them durable in `dst` as one batch (packs on a store). The walk stops at the first page
+/// `dst` already has: everything older is there too, since a page is only ever stored
+/// after its messages and its previous page. Messages go in chunks of [`CHUNK`] entries:
+/// whole compressed blocks are copied without recompression where a block holds only
+/// wanted objects, the rest object by object; either way each message is checked against
+/// its id, kind and the H1 its page gives it.
 pub fn copy_log(
     src: &dyn Backend,
     dst: &dyn Backend,
     head: Id,
     progress: &dyn Progress,
 ) -> Result<Copied> {
+    copy_log_in_chunks(src, dst, head, CHUNK, progress)
+}
+
+/// [`copy_log`] with chunks of `chunk` entries (tests use small ones to cross many chunk
+/// boundaries).
+pub fn copy_log_in_chunks(
+    src: &dyn Backend,
+    dst: &dyn Backend,
+    head: Id,
+    chunk_len: usize,
+    progress: &dyn Progress,
+) -> Result<Copied> {
     let mut stats = Copied::default();
-    // Wanted messages, with the H1 their page gives them.
-    let mut wanted: HashMap<Id, Id> = HashMap::new();
-    // The walk's order, which follows the source's storage order closely: reading in it
-    // keeps the source's block cache warm.
-    let mut order: Vec<Id> = Vec::new();
+    // (H2, H1) of the current chunk's entries, in walk order.
+    let mut chunk: Vec<(Id, Id)> = Vec::new();
     let head_count = count_of(src, Some(head))?;
-    progress.phase("reading pages", Some(head_count));
+    progress.phase("copying", Some(head_count));
     let mut batch = dst.batch()?;
     let mut next = Some(head);
     let mut expect_count: Option<u64> = None;
@@ -215,12 +233,8 @@ pub fn copy_log(
                     Error::Invalid(format!("page {id} entry with H1 {}: {e}", entry.h1))
                 })?;
             }
-            if let std::collections::hash_map::Entry::Vacant(v) = wanted.entry(entry.h2) {
-                v.insert(entry.h1);
-                order.push(entry.h2);
-            }
+            chunk.push((entry.h2, entry.h1));
         }
-        progress.advance(page.entries.len() as u64);
         let rest = page.count - page.entries.len() as u64;
         if rest > 0 && page.prev.is_none() {
             return Err(corrupt(
@@ -231,76 +245,139 @@ pub fn copy_log(
         }
         expect_count = Some(rest);
         next = if rest > 0 { page.prev } else { None };
-    }
-    // One presence query for the whole walk: a round trip on HTTP, and on a directory at
-    // most one listing per shard instead of a failed stat per message.
-    for id in dst.present_objects(&order)? {
-        wanted.remove(&id);
-    }
-    progress.phase("copying objects", Some(wanted.len() as u64));
-    struct Sink<'a, 'b> {
-        wanted: &'a mut HashMap<Id, Id>,
-        batch: &'a mut Box<dyn Batch + 'b>,
-        stats: &'a mut Copied,
-        progress: &'a dyn Progress,
-    }
-    impl BlockSink for Sink<'_, '_> {
-        fn wants(&mut self, objects: &[(Id, u32, u32)]) -> bool {
-            objects
-                .iter()
-                .all(|(id, _, _)| self.wanted.contains_key(id))
-        }
-        fn take(&mut self, block: RawBlock) -> Result<()> {
-            // The block checksum only says the frame arrived as written; a clone must not
-            // trust the writer, so every object is still checked: id, kind and H1.
-            for (id, bytes) in block.objects_verified()? {
-                let h1 = self.wanted.remove(&id).unwrap_or(Id([0; 32]));
-                let m =
-                    crate::object::decode_message(&bytes).map_err(|r| Error::ObjectCorrupt {
-                        id,
-                        location: "a copied block".into(),
-                        reason: r,
-                    })?;
-                if m.h1() != h1 {
-                    return Err(Error::ObjectCorrupt {
-                        id,
-                        location: "a copied block".into(),
-                        reason: format!("its H1 is {}, its page says {h1}", m.h1()),
-                    });
-                }
-                self.stats.bytes += bytes.len() as u64;
-            }
-            self.stats.objects_read += block.objects.len() as u64;
-            self.progress.advance(block.objects.len() as u64);
-            self.batch.add_raw_block(&block)
+        if chunk.len() >= chunk_len.max(1) || next.is_none() {
+            copy_messages(src, dst, &mut chunk, &mut *batch, &mut stats, progress)?;
         }
     }
-    src.raw_blocks(&mut Sink {
-        wanted: &mut wanted,
-        batch: &mut batch,
-        stats: &mut stats,
-        progress,
-    })?;
+    copy_messages(src, dst, &mut chunk, &mut *batch, &mut stats, progress)?;
+    stats.objects = batch.commit()? as u64;
+    Ok(stats)
+}
+
+/// Copies the messages of one chunk of entries that `dst` lacks into `batch`, and empties
+/// the chunk.
+fn copy_messages(
+    src: &dyn Backend,
+    dst: &dyn Backend,
+    chunk: &mut Vec<(Id, Id)>,
+    batch: &mut dyn Batch,
+    stats: &mut Copied,
+    progress: &dyn Progress,
+) -> Result<()> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    let entries = chunk.len() as u64;
+    let ids: Vec<Id> = chunk.iter().map(|(h2, _)| *h2).collect();
+    // One presence query per chunk: a round trip on HTTP, and on a directory at most one
+    // listing per shard instead of a failed stat per message.
+    let present = dst.present_objects(&ids)?;
+    // Wanted messages with the H1 their page gives them; the walk's order follows the
+    // source's storage order closely, which keeps its block cache warm below.
+    let mut wanted: HashMap<Id, Id> = HashMap::with_capacity(chunk.len());
+    let mut order: Vec<Id> = Vec::with_capacity(chunk.len());
+    for (h2, h1) in chunk.drain(..) {
+        if !present.contains(&h2) && wanted.insert(h2, h1).is_none() {
+            order.push(h2);
+        }
+    }
+    drop(present);
+    copy_blocks(src, &order, &mut wanted, batch, stats)?;
     for id in order {
         let Some(h1) = wanted.remove(&id) else {
             continue;
         };
         let bytes = src.get_object(&id)?;
         stats.objects_read += 1;
-        let m = crate::object::decode_message(&bytes).map_err(|r| corrupt(src, &id, r))?;
-        if m.h1() != h1 {
-            return Err(corrupt(
-                src,
-                &id,
-                format!("its H1 is {}, its page says {h1}", m.h1()),
-            ));
-        }
+        check_h1(&id, &bytes, h1, || src.object_location(&id))?;
         stats.bytes += bytes.len() as u64;
         batch.add(id, &bytes)?;
-        progress.advance(1);
     }
-    stats.objects = batch.commit()? as u64;
-    Ok(stats)
+    progress.advance(entries);
+    Ok(())
+}
+
+/// Copies the blocks `src` offers for `order` whole into `batch`, removing their objects
+/// from `wanted`. The block checksum only says a frame arrived as written; a copy must not
+/// trust the writer, so every object is checked (id, kind and H1) before its block is
+/// added — on all cores, since that is most of a clone's work.
+fn copy_blocks(
+    src: &dyn Backend,
+    order: &[Id],
+    wanted: &mut HashMap<Id, Id>,
+    batch: &mut dyn Batch,
+    stats: &mut Copied,
+) -> Result<()> {
+    type Checked = Result<(RawBlock, u64)>;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(RawBlock, Vec<Id>)>(2 * workers);
+    let job_rx = std::sync::Mutex::new(job_rx);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Checked>();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let (job_rx, done_tx) = (&job_rx, done_tx.clone());
+            s.spawn(move || loop {
+                let job = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok((block, h1s)) = job else { return };
+                let mut h1s = h1s.into_iter();
+                let mut bytes = 0u64;
+                let checked = block.for_each_verified(|id, b| {
+                    bytes += b.len() as u64;
+                    let h1 = h1s.next().unwrap_or(Id([0; 32]));
+                    check_h1(id, b, h1, || "a copied block".into())
+                });
+                if done_tx.send(checked.map(|()| (block, bytes))).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut accept = |checked: Checked| -> Result<()> {
+            let (block, bytes) = checked?;
+            stats.bytes += bytes;
+            stats.objects_read += block.objects.len() as u64;
+            stats.blocks_copied += 1;
+            batch.add_raw_block(&block)
+        };
+        let offered = src.raw_blocks(order, &mut |block: RawBlock| {
+            let h1s = block
+                .objects
+                .iter()
+                .map(|(id, _, _)| wanted.remove(id).unwrap_or(Id([0; 32])))
+                .collect();
+            job_tx
+                .send((block, h1s))
+                .map_err(|_| Error::Invalid("the verifying threads stopped".into()))?;
+            while let Ok(checked) = done_rx.try_recv() {
+                accept(checked)?;
+            }
+            Ok(())
+        });
+        // Closing the queue stops the workers once it is empty; every block they checked
+        // is still accepted, or its error reported.
+        drop(job_tx);
+        let mut result = offered;
+        for checked in done_rx.iter() {
+            if result.is_ok() {
+                result = accept(checked);
+            }
+        }
+        result
+    })
+}
+
+/// Checks that `bytes` (already checked against `id`) are a message whose H1 is `h1`.
+fn check_h1(id: &Id, bytes: &[u8], h1: Id, location: impl Fn() -> String) -> Result<()> {
+    let bad = |reason| Error::ObjectCorrupt {
+        id: *id,
+        location: location(),
+        reason,
+    };
+    let m = crate::object::decode_message(bytes).map_err(bad)?;
+    if m.h1() != h1 {
+        return Err(bad(format!("its H1 is {}, its page says {h1}", m.h1())));
+    }
+    Ok(())
 }
 
 fn corrupt(b: &dyn Backend, id: &Id, reason: String) -> Error {

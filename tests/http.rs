@@ -263,8 +263,12 @@ impl Backend for Counting<'_> {
     fn batch(&self) -> remotelog::Result<Box<dyn remotelog::backend::Batch + '_>> {
         self.inner.batch()
     }
-    fn raw_blocks(&self, sink: &mut dyn remotelog::backend::BlockSink) -> remotelog::Result<()> {
-        self.inner.raw_blocks(sink)
+    fn raw_blocks(
+        &self,
+        ids: &[Id],
+        take: &mut dyn FnMut(remotelog::backend::RawBlock) -> remotelog::Result<()>,
+    ) -> remotelog::Result<()> {
+        self.inner.raw_blocks(ids, take)
     }
     fn list_objects(&self) -> remotelog::Result<Vec<Id>> {
         self.inner.list_objects()
