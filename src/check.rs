@@ -50,8 +50,14 @@ impl Report {
 pub fn check(b: &dyn Backend, read_data: bool) -> Report {
     let mut r = Report::default();
     let mut seen_pages: HashSet<Id> = HashSet::new();
-    // Every referenced message, with the H1 its first page gives it and where.
-    let mut messages: HashMap<Id, (Id, String)> = HashMap::new();
+    // Every referenced message, with the H1 its first page gives it and where: (H1, log
+    // number, page, entry). The text of a place is only made for a problem, since a
+    // store holds millions of messages.
+    let mut messages: HashMap<Id, (Id, u32, Id, u32)> = HashMap::new();
+    let mut log_names: Vec<String> = Vec::new();
+    let place = |log: &str, page: &Id, i: usize, h1: &Id| -> String {
+        format!("log {log}: page {page} entry {i} (H1 {h1})")
+    };
 
     match b.layout() {
         Ok(layout) => {
@@ -78,6 +84,8 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
             }
         };
         r.logs += 1;
+        log_names.push(log.clone());
+        let log_no = (log_names.len() - 1) as u32;
         let mut first = true;
         for item in pages(b, Some(head)) {
             let (id, page) = match item {
@@ -102,26 +110,40 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
                     page.capacity
                 ));
             }
+            // One presence query per page: a request on HTTP, one pass over each index
+            // on a directory.
+            let fresh: Vec<Id> = page
+                .entries
+                .iter()
+                .map(|e| e.h2)
+                .filter(|h2| !messages.contains_key(h2))
+                .collect();
+            let present = match b.present_objects(&fresh) {
+                Ok(p) => p,
+                Err(e) => {
+                    r.problems.push(format!("log {log}: page {id}: {e}"));
+                    fresh.iter().copied().collect()
+                }
+            };
             for (i, entry) in page.entries.iter().enumerate() {
-                let at = format!("log {log}: page {id} entry {i} (H1 {})", entry.h1);
+                let at = || place(&log, &id, i, &entry.h1);
                 if entry.embedded.is_some() {
                     if let Err(e) = read_message(b, entry) {
-                        r.problems.push(format!("{at}: embedded copy: {e}"));
+                        r.problems.push(format!("{}: embedded copy: {e}", at()));
                     }
                 }
                 if messages.contains_key(&entry.h2) {
                     continue;
                 }
-                match b.has_object(&entry.h2) {
-                    Ok(true) => {}
-                    Ok(false) => r.problems.push(format!(
-                        "{at}: message object {} is missing ({})",
+                if !present.contains(&entry.h2) {
+                    r.problems.push(format!(
+                        "{}: message object {} is missing ({})",
+                        at(),
                         entry.h2,
                         b.object_location(&entry.h2)
-                    )),
-                    Err(e) => r.problems.push(format!("{at}: {e}")),
+                    ));
                 }
-                messages.insert(entry.h2, (entry.h1, at));
+                messages.insert(entry.h2, (entry.h1, log_no, id, i as u32));
             }
         }
     }
@@ -181,18 +203,22 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
             r.objects_read += 1;
             r.bytes_read += bytes.len() as u64;
             let decoded = Object::decode(&bytes);
-            if let Some((h1, at)) = messages.get(&id) {
+            if let Some((h1, log_no, page, i)) = messages.get(&id) {
+                let log = log_names.get(*log_no as usize).map_or("?", |s| s.as_str());
+                let at = || place(log, page, *i as usize, h1);
                 match decoded {
                     Ok(Object::Message(m)) if m.h1() == *h1 => {}
                     Ok(Object::Message(m)) => r.problems.push(format!(
-                        "{at}: object {id} is a message whose H1 is {}",
+                        "{}: object {id} is a message whose H1 is {}",
+                        at(),
                         m.h1()
                     )),
                     Ok(other) => r.problems.push(format!(
-                        "{at}: object {id} is a {}, expected a message",
+                        "{}: object {id} is a {}, expected a message",
+                        at(),
                         other.kind().name()
                     )),
-                    Err(reason) => r.problems.push(format!("{at}: object {id}: {reason}")),
+                    Err(reason) => r.problems.push(format!("{}: object {id}: {reason}", at())),
                 }
             } else if seen_pages.contains(&id) || named.contains(&id) {
                 // Decoded as a page during the walk, or opaque content a spec name holds.

@@ -292,11 +292,22 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
         &self.data[at..at + 32]
     }
 
+    /// Whether the id of entry `i` sorts before `id`. Ids are uniform hashes, so their
+    /// first 8 bytes almost always decide, without a call to memcmp.
+    fn id_below(&self, i: usize, id: &Id) -> bool {
+        let at = self.id_at(i);
+        let head = |b: &[u8]| u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        match head(at).cmp(&head(&id.0)) {
+            std::cmp::Ordering::Equal => at < &id.0[..],
+            o => o == std::cmp::Ordering::Less,
+        }
+    }
+
     /// The first index position in `lo..hi` whose id is not below `id`.
     fn lower_bound(&self, id: &Id, mut lo: usize, mut hi: usize) -> usize {
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.id_at(mid) < &id.0[..] {
+            if self.id_below(mid, id) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -321,7 +332,7 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
         for (k, id) in ids.iter().enumerate() {
             let mut step = 1usize;
             let mut hi = lo;
-            while hi < n && self.id_at(hi) < &id.0[..] {
+            while hi < n && self.id_below(hi, id) {
                 lo = hi + 1;
                 hi = hi.saturating_add(step).min(n);
                 step = step.saturating_mul(2);

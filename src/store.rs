@@ -621,8 +621,14 @@ impl Backend for FsStore {
             });
         }
         let mut cache = LooseListing::default();
+        let list = rest.len() >= 256;
         for id in rest {
-            if self.loose_listed(&mut cache, &id)? {
+            let here = if list {
+                self.loose_listed(&mut cache, &id)?
+            } else {
+                self.has_object(&id)?
+            };
+            if here {
                 out.insert(id);
             }
         }
