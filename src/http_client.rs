@@ -871,7 +871,11 @@ impl HttpBatch<'_> {
     }
 
     fn split_if_big(&mut self) -> Result<()> {
-        if self.writer.as_ref().is_some_and(|w| w.size() >= PACK_SPLIT) {
+        if self
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.size() >= PACK_SPLIT || w.len() >= pack::BATCH_MAX_OBJECTS)
+        {
             self.upload()?;
         }
         Ok(())

@@ -33,6 +33,10 @@ pub const BLOCK_TARGET: usize = 256 << 10;
 /// next, and repack's default target: large enough for few files, small enough that a
 /// writer's per-pack index stays a few MiB.
 pub const BATCH_TARGET: u64 = 64 << 20;
+/// Objects at which a batch closes its pack whatever its size: a writer holds about 110
+/// bytes per object until the pack is finished, and tiny objects would otherwise put
+/// millions in one pack.
+pub const BATCH_MAX_OBJECTS: usize = 1 << 18;
 /// Largest decompressed block a reader accepts.
 pub const MAX_BLOCK: u32 = 64 << 20;
 
@@ -69,8 +73,11 @@ pub struct Pack<D> {
     objects_at: usize,
     /// The last decompressed block, since objects are mostly read in order.
     cache: Mutex<Option<(u32, std::sync::Arc<Vec<u8>>)>>,
-    /// Where block frames are read from, when not from `data`.
+    /// Where block frames and looked-up index entries are read from, when not from
+    /// `data`.
     file: Option<File>,
+    /// The first 4 bytes of every id, in index order, read once on the first lookup.
+    prefixes: std::sync::OnceLock<std::result::Result<Vec<u32>, String>>,
 }
 
 fn u32_at(d: &[u8], at: usize) -> u32 {
@@ -144,6 +151,7 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
             objects_at,
             cache: Mutex::new(None),
             file: None,
+            prefixes: std::sync::OnceLock::new(),
         };
         for i in 0..block_count {
             let b = pack.block(i as u32);
@@ -286,63 +294,101 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
         )
     }
 
-    /// The id bytes of index entry `i` (must be < len), for comparisons without copies.
-    fn id_at(&self, i: usize) -> &[u8] {
-        let at = self.objects_at + i * OBJECT_ENTRY;
-        &self.data[at..at + 32]
-    }
-
-    /// Whether the id of entry `i` sorts before `id`. Ids are uniform hashes, so their
-    /// first 8 bytes almost always decide, without a call to memcmp.
-    fn id_below(&self, i: usize, id: &Id) -> bool {
-        let at = self.id_at(i);
-        let head = |b: &[u8]| u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-        match head(at).cmp(&head(&id.0)) {
-            std::cmp::Ordering::Equal => at < &id.0[..],
-            o => o == std::cmp::Ordering::Less,
-        }
-    }
-
-    /// The first index position in `lo..hi` whose id is not below `id`.
-    fn lower_bound(&self, id: &Id, mut lo: usize, mut hi: usize) -> usize {
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.id_below(mid, id) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
+    /// The first 4 bytes of every id, as integers in index order: lookups search this
+    /// table in memory (4 bytes per object) and then read only the entries whose prefix
+    /// matches, so a pack read through `file` never has its index paged in whole — the
+    /// index of a million objects is 44 MB, its prefixes 4 MB.
+    fn prefixes(&self) -> std::result::Result<&[u32], String> {
+        let table = self.prefixes.get_or_init(|| {
+            let mut out = Vec::with_capacity(self.object_count);
+            let mut buf = vec![0u8; OBJECT_ENTRY * 1024];
+            let mut i = 0;
+            while i < self.object_count {
+                let n = (self.object_count - i).min(1024);
+                let bytes = self.entries_bytes(i, n, &mut buf)?;
+                out.extend(
+                    bytes
+                        .chunks_exact(OBJECT_ENTRY)
+                        .map(|e| u32::from_be_bytes([e[0], e[1], e[2], e[3]])),
+                );
+                i += n;
             }
-        }
-        lo
+            Ok(out)
+        });
+        table.as_deref().map_err(|e| e.clone())
     }
 
-    /// Finds an object by binary search over the index.
+    /// The raw bytes of index entries `first..first + n`, read through `file` when there is
+    /// one (into `buf`), else straight from `data`.
+    fn entries_bytes<'a>(
+        &'a self,
+        first: usize,
+        n: usize,
+        buf: &'a mut Vec<u8>,
+    ) -> std::result::Result<&'a [u8], String> {
+        let at = self.objects_at + first * OBJECT_ENTRY;
+        let len = n * OBJECT_ENTRY;
+        match &self.file {
+            Some(f) => {
+                buf.resize(len, 0);
+                std::os::unix::fs::FileExt::read_exact_at(f, &mut buf[..len], at as u64)
+                    .map_err(|e| format!("its index cannot be read: {e}"))?;
+                Ok(&buf[..len])
+            }
+            None => Ok(&self.data[at..at + len]),
+        }
+    }
+
+    /// Entries `i..` whose id starts like `id`, checked in full; the location of `id`.
+    fn confirm(&self, prefixes: &[u32], i: usize, id: &Id) -> Option<Location> {
+        let want = u32::from_be_bytes([id.0[0], id.0[1], id.0[2], id.0[3]]);
+        let same = prefixes[i..].iter().take_while(|p| **p == want).count();
+        if same == 0 {
+            return None;
+        }
+        let mut buf = Vec::new();
+        let bytes = self.entries_bytes(i, same, &mut buf).ok()?;
+        bytes.chunks_exact(OBJECT_ENTRY).find_map(|e| {
+            (e[..32] == id.0[..]).then(|| Location {
+                block: u32::from_le_bytes([e[32], e[33], e[34], e[35]]),
+                offset: u32::from_le_bytes([e[36], e[37], e[38], e[39]]),
+                len: u32::from_le_bytes([e[40], e[41], e[42], e[43]]),
+            })
+        })
+    }
+
+    /// Finds an object. An index that cannot be read finds nothing; `check` reports it.
     pub fn lookup(&self, id: &Id) -> Option<Location> {
-        let i = self.lower_bound(id, 0, self.object_count);
-        (i < self.object_count && self.id_at(i) == &id.0[..]).then(|| self.entry(i).1)
+        let prefixes = self.prefixes().ok()?;
+        let want = u32::from_be_bytes([id.0[0], id.0[1], id.0[2], id.0[3]]);
+        let i = prefixes.partition_point(|p| *p < want);
+        self.confirm(prefixes, i, id)
     }
 
     /// Looks up many ids, given in ascending order, and calls `found` with the position in
     /// `ids` and the location of each one present. Each search gallops on from where the
-    /// previous one ended, so a batch costs a few steps per id instead of a full binary
-    /// search, and reads the index front to back.
+    /// previous one ended in the prefix table, so a batch costs a few steps per id.
     pub fn lookup_sorted(&self, ids: &[Id], mut found: impl FnMut(usize, Location)) {
-        let n = self.object_count;
+        let Ok(prefixes) = self.prefixes() else {
+            return;
+        };
+        let n = prefixes.len();
         let mut lo = 0usize;
         for (k, id) in ids.iter().enumerate() {
+            let want = u32::from_be_bytes([id.0[0], id.0[1], id.0[2], id.0[3]]);
             let mut step = 1usize;
             let mut hi = lo;
-            while hi < n && self.id_below(hi, id) {
+            while hi < n && prefixes[hi] < want {
                 lo = hi + 1;
                 hi = hi.saturating_add(step).min(n);
                 step = step.saturating_mul(2);
             }
-            lo = self.lower_bound(id, lo, hi.min(n));
-            if lo < n && self.id_at(lo) == &id.0[..] {
-                found(k, self.entry(lo).1);
-            }
+            lo += prefixes[lo..hi.min(n)].partition_point(|p| *p < want);
             if lo >= n {
                 return;
+            }
+            if let Some(loc) = self.confirm(prefixes, lo, id) {
+                found(k, loc);
             }
         }
     }
@@ -652,11 +698,13 @@ impl PackWriter {
         self.close_block(0)?;
         self.close_block(1)?;
         self.flush_queue()?;
-        self.entries.sort_by_key(|e| e.0);
+        self.entries.sort_unstable_by_key(|e| e.0);
         let index_offset = self.written;
-        let mut index = Vec::with_capacity(
-            12 + self.blocks.len() * BLOCK_ENTRY + self.entries.len() * OBJECT_ENTRY,
-        );
+        // The index goes out in pieces, after the dedup set is freed: a pack's finish is
+        // the peak of a transfer's memory.
+        self.seen = Default::default();
+        let index_len = 12 + self.blocks.len() * BLOCK_ENTRY + self.entries.len() * OBJECT_ENTRY;
+        let mut index = Vec::with_capacity(64 << 10);
         index.extend_from_slice(&(self.blocks.len() as u32).to_le_bytes());
         for b in &self.blocks {
             index.extend_from_slice(&b.offset.to_le_bytes());
@@ -665,7 +713,12 @@ impl PackWriter {
             index.extend_from_slice(&b.checksum);
         }
         index.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
-        for (id, loc) in &self.entries {
+        let entries = std::mem::take(&mut self.entries);
+        for (id, loc) in &entries {
+            if index.len() >= 64 << 10 {
+                self.write(&index)?;
+                index.clear();
+            }
             index.extend_from_slice(&id.0);
             index.extend_from_slice(&loc.block.to_le_bytes());
             index.extend_from_slice(&loc.offset.to_le_bytes());
@@ -674,7 +727,7 @@ impl PackWriter {
         self.write(&index)?;
         let mut trailer = Vec::with_capacity(24);
         trailer.extend_from_slice(&index_offset.to_le_bytes());
-        trailer.extend_from_slice(&(index.len() as u64).to_le_bytes());
+        trailer.extend_from_slice(&(index_len as u64).to_le_bytes());
         trailer.extend_from_slice(END_MAGIC);
         self.write(&trailer)?;
         let id = Id(*self.hasher.finalize().as_bytes());
@@ -684,7 +737,7 @@ impl PackWriter {
             tmp: self.tmp,
             id,
             prev: self.header_prev,
-            objects: self.entries.len(),
+            objects: entries.len(),
         };
         done.repoint(wanted_prev)?;
         Ok(done)

@@ -986,11 +986,9 @@ impl FsBatch<'_> {
     }
 
     fn roll_if_full(&mut self) -> Result<()> {
-        if self
-            .writer
-            .as_ref()
-            .is_some_and(|w| w.size() >= self.store.pack_target)
-        {
+        if self.writer.as_ref().is_some_and(|w| {
+            w.size() >= self.store.pack_target || w.len() >= pack::BATCH_MAX_OBJECTS
+        }) {
             self.commit_writer()?;
         }
         Ok(())

@@ -164,10 +164,10 @@ impl std::ops::AddAssign for Copied {
     }
 }
 
-/// Entries whose messages are copied together. A transfer holds about 150 bytes per entry
-/// of one chunk, so its memory does not grow with the log; a chunk spans hundreds of
+/// Entries whose messages are copied together. A transfer holds about 300 bytes per entry
+/// of one chunk, so its memory does not grow with the log; a chunk spans over a hundred
 /// blocks, so few blocks straddle two chunks and lose the whole-block copy.
-const CHUNK: usize = 1 << 16;
+const CHUNK: usize = 1 << 15;
 
 /// Copies every object of the chain at `head` that `dst` lacks, verifying each, and makes
 /// them durable in `dst` as one batch (packs on a store). The walk stops at the first page
@@ -196,7 +196,7 @@ pub fn copy_log_in_chunks(
 ) -> Result<Copied> {
     let mut stats = Copied::default();
     // (H2, H1) of the current chunk's entries, in walk order.
-    let mut chunk: Vec<(Id, Id)> = Vec::new();
+    let mut chunk: Vec<(Id, Id)> = Vec::with_capacity(chunk_len.min(CHUNK) + 1024);
     let head_count = count_of(src, Some(head))?;
     progress.phase("copying", Some(head_count));
     let mut batch = dst.batch()?;

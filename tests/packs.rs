@@ -503,3 +503,87 @@ fn index_entries_are_checked_when_used_and_by_check() {
     let e = p.validate_index().unwrap_err();
     assert!(e.contains("out of order"), "{e}");
 }
+
+/// Lookups search a table of 4-byte id prefixes and confirm in the index: ids that share
+/// a prefix (1 in 4 billion for two hashes, so this test writes a pack by hand) are told
+/// apart, and an absent id with a present prefix is not found.
+#[test]
+fn lookups_tell_apart_ids_sharing_a_prefix() {
+    let id = |prefix: u32, tail: u8| {
+        let mut b = [tail; 32];
+        b[..4].copy_from_slice(&prefix.to_be_bytes());
+        Id(b)
+    };
+    let ids = [
+        id(1, 1),
+        id(7, 1),
+        id(7, 2),
+        id(7, 9),
+        id(8, 0),
+        id(u32::MAX, 5),
+    ];
+    let data = vec![0x5au8; 10 * ids.len()];
+    let frame = zstd::bulk::compress(&data, 3).unwrap();
+    let mut f = Vec::new();
+    f.extend_from_slice(b"RLOGPACK");
+    f.extend_from_slice(&1u32.to_le_bytes());
+    f.extend_from_slice(&0u32.to_le_bytes());
+    f.extend_from_slice(&[0u8; 32]);
+    f.extend_from_slice(&frame);
+    let index_offset = f.len() as u64;
+    f.extend_from_slice(&1u32.to_le_bytes());
+    f.extend_from_slice(&48u64.to_le_bytes());
+    f.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    f.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    f.extend_from_slice(&blake3::hash(&frame).as_bytes()[..8]);
+    f.extend_from_slice(&(ids.len() as u64).to_le_bytes());
+    for (k, i) in ids.iter().enumerate() {
+        f.extend_from_slice(&i.0);
+        f.extend_from_slice(&0u32.to_le_bytes());
+        f.extend_from_slice(&(10 * k as u32).to_le_bytes());
+        f.extend_from_slice(&10u32.to_le_bytes());
+    }
+    let index_len = f.len() as u64 - index_offset;
+    f.extend_from_slice(&index_offset.to_le_bytes());
+    f.extend_from_slice(&index_len.to_le_bytes());
+    f.extend_from_slice(b"RLOGPEND");
+    let sum = *blake3::hash(&f).as_bytes();
+    f.extend_from_slice(&sum);
+
+    let t = tempfile::tempdir().unwrap();
+    let path = t.path().join("hand.pack");
+    std::fs::write(&path, &f).unwrap();
+    // Both ways of reading: from bytes, and the store's way (entries read from the file).
+    let from_bytes = Pack::parse(&f[..]).unwrap();
+    let from_file = Pack::parse(&f[..])
+        .unwrap()
+        .read_frames_from(std::fs::File::open(&path).unwrap());
+    for p in [&from_bytes, &from_file] {
+        p.verify_checksum().unwrap();
+        p.validate_index().unwrap();
+        for (k, i) in ids.iter().enumerate() {
+            assert_eq!(p.lookup(i).map(|l| l.offset), Some(10 * k as u32), "{i}");
+        }
+        let absent = [
+            id(0, 0),
+            id(7, 0),
+            id(7, 5),
+            id(7, 10),
+            id(9, 9),
+            id(u32::MAX, 6),
+        ];
+        for a in &absent {
+            assert!(p.lookup(a).is_none(), "{a}");
+        }
+        let mut all: Vec<Id> = ids.iter().chain(absent.iter()).copied().collect();
+        all.sort();
+        let mut hits = Vec::new();
+        p.lookup_sorted(&all, |k, loc| hits.push((all[k], loc.offset)));
+        let want: Vec<(Id, u32)> = ids
+            .iter()
+            .enumerate()
+            .map(|(k, i)| (*i, 10 * k as u32))
+            .collect();
+        assert_eq!(hits, want);
+    }
+}
