@@ -31,12 +31,12 @@ const PACK_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 type MappedPack = Pack<memmap2::Mmap>;
 
-/// Names of loose objects, one shard directory listed at a time and remembered: a
-/// presence check for 100,000 ids costs at most 256 directory reads instead of 100,000
-/// failed `stat`s.
+/// Loose objects, one shard directory listed at a time and remembered (by its first id
+/// byte): a presence check for 100,000 ids costs at most 256 directory reads instead of
+/// 100,000 failed `stat`s.
 #[derive(Default)]
 struct LooseListing {
-    shards: std::collections::HashMap<String, std::collections::HashSet<String>>,
+    shards: std::collections::HashMap<u8, std::collections::HashSet<Id>>,
 }
 
 /// The packs on the chain, newest first, as last loaded.
@@ -353,23 +353,30 @@ impl FsStore {
 
     /// Whether `id` is a loose object, answering from `cache`.
     fn loose_listed(&self, cache: &mut LooseListing, id: &Id) -> Result<bool> {
-        let hex = id.to_hex();
-        let (shard, rest) = hex.split_at(2);
-        if !cache.shards.contains_key(shard) {
-            let dir = self.root.join("objects").join(shard);
-            let mut names = std::collections::HashSet::new();
+        let first = id.0[0];
+        if !cache.shards.contains_key(&first) {
+            let shard = format!("{first:02x}");
+            let dir = self.root.join("objects").join(&shard);
+            let mut ids = std::collections::HashSet::new();
             match fs::read_dir(&dir) {
                 Ok(rd) => {
                     for e in rd {
-                        names.insert(e.at(&dir)?.file_name().to_string_lossy().into_owned());
+                        let name = e.at(&dir)?.file_name();
+                        // Temporary files and strays do not parse as ids.
+                        if let Some(id) = name
+                            .to_str()
+                            .and_then(|n| format!("{shard}{n}").parse().ok())
+                        {
+                            ids.insert(id);
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e).at(&dir),
             }
-            cache.shards.insert(shard.to_string(), names);
+            cache.shards.insert(first, ids);
         }
-        Ok(cache.shards.get(shard).is_some_and(|n| n.contains(rest)))
+        Ok(cache.shards.get(&first).is_some_and(|ids| ids.contains(id)))
     }
 
     /// Complete pack files in `packs/` that are not on the chain.
