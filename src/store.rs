@@ -354,7 +354,7 @@ impl FsStore {
     /// Whether `id` is a loose object, answering from `cache`.
     fn loose_listed(&self, cache: &mut LooseListing, id: &Id) -> Result<bool> {
         let first = id.0[0];
-        if !cache.shards.contains_key(&first) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = cache.shards.entry(first) {
             let shard = format!("{first:02x}");
             let dir = self.root.join("objects").join(&shard);
             let mut ids = std::collections::HashSet::new();
@@ -374,7 +374,7 @@ impl FsStore {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e).at(&dir),
             }
-            cache.shards.insert(first, ids);
+            slot.insert(ids);
         }
         Ok(cache.shards.get(&first).is_some_and(|ids| ids.contains(id)))
     }
