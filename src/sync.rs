@@ -169,10 +169,16 @@ impl std::ops::AddAssign for Copied {
 /// blocks, so few blocks straddle two chunks and lose the whole-block copy.
 const CHUNK: usize = 1 << 15;
 
+/// Bytes of walked pages a transfer keeps per entry of a chunk, to store them at its end
+/// (8 MiB with the default chunk; an entry is about 70 bytes of a page); older pages are
+/// read again instead.
+const PAGE_BYTES_PER_CHUNK_ENTRY: usize = 256;
+
 /// Copies every object of the chain at `head` that `dst` lacks, verifying each, and makes
 /// them durable in `dst` as one batch (packs on a store). The walk stops at the first page
 /// `dst` already has: everything older is there too, since a page is only ever stored
-/// after its messages and its previous page. Messages go in chunks of [`CHUNK`] entries:
+/// after its messages and its previous page (here too: pages are stored last, oldest
+/// first). Messages go in chunks of [`CHUNK`] entries:
 /// whole compressed blocks are copied without recompression where a block holds only
 /// wanted objects, the rest object by object; either way each message is checked against
 /// its id, kind and the H1 its page gives it.
@@ -194,7 +200,42 @@ pub fn copy_log_in_chunks(
     chunk_len: usize,
     progress: &dyn Progress,
 ) -> Result<Copied> {
+    // The verifying threads live for the whole copy, so the walk of the next chunk
+    // overlaps the checks of the last one.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (job_tx, job_rx) = std::sync::mpsc::sync_channel(2 * workers);
+    let job_rx = std::sync::Mutex::new(job_rx);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let (jobs, done) = (&job_rx, done_tx.clone());
+            s.spawn(move || verify_blocks(jobs, done));
+        }
+        drop(done_tx);
+        let verifier = Verifier {
+            jobs: Some(job_tx),
+            done: done_rx,
+        };
+        // An early error drops the verifier, which stops the threads before the scope
+        // joins them.
+        walk_and_copy(src, dst, head, chunk_len, progress, verifier)
+    })
+}
+
+fn walk_and_copy(
+    src: &dyn Backend,
+    dst: &dyn Backend,
+    head: Id,
+    chunk_len: usize,
+    progress: &dyn Progress,
+    verifier: Verifier,
+) -> Result<Copied> {
     let mut stats = Copied::default();
+    // The pages walked, newest first, with their bytes while they fit the budget; they are
+    // stored last (see below).
+    let budget = chunk_len.max(1).saturating_mul(PAGE_BYTES_PER_CHUNK_ENTRY);
+    let mut pages: Vec<(Id, Option<Vec<u8>>)> = Vec::new();
+    let mut kept = 0usize;
     // (H2, H1) of the current chunk's entries, in walk order.
     let mut chunk: Vec<(Id, Id)> = Vec::with_capacity(chunk_len.min(CHUNK) + 1024);
     let head_count = count_of(src, Some(head))?;
@@ -223,9 +264,9 @@ pub fn copy_log_in_chunks(
         if expect_count.is_some_and(|c| c != page.count) {
             return Err(corrupt(src, &id, "page count does not chain".into()));
         }
-        // Pages go straight into the batch: they were just read and checked.
-        stats.bytes += bytes.len() as u64;
-        batch.add(id, &bytes)?;
+        let keep = kept + bytes.len() <= budget;
+        kept += if keep { bytes.len() } else { 0 };
+        pages.push((id, keep.then_some(bytes)));
         for entry in &page.entries {
             if entry.embedded.is_some() {
                 // Check the embedded copy now: it travels inside the page.
@@ -246,10 +287,42 @@ pub fn copy_log_in_chunks(
         expect_count = Some(rest);
         next = if rest > 0 { page.prev } else { None };
         if chunk.len() >= chunk_len.max(1) || next.is_none() {
-            copy_messages(src, dst, &mut chunk, &mut *batch, &mut stats, progress)?;
+            copy_messages(
+                src,
+                dst,
+                &mut chunk,
+                &mut *batch,
+                &mut stats,
+                progress,
+                &verifier,
+            )?;
         }
     }
-    copy_messages(src, dst, &mut chunk, &mut *batch, &mut stats, progress)?;
+    copy_messages(
+        src,
+        dst,
+        &mut chunk,
+        &mut *batch,
+        &mut stats,
+        progress,
+        &verifier,
+    )?;
+    verifier.finish(&mut *batch, &mut stats)?;
+    // Pages go last, oldest first: a batch may commit several packs, and a page in the
+    // destination must mean that its messages and every older page are there too — the
+    // walk above stops at the first page the destination has. Pages beyond the budget
+    // are read again.
+    for (id, bytes) in pages.into_iter().rev() {
+        let bytes = match bytes {
+            Some(b) => b,
+            None => {
+                stats.objects_read += 1;
+                src.get_object(&id)?
+            }
+        };
+        stats.bytes += bytes.len() as u64;
+        batch.add(id, &bytes)?;
+    }
     stats.objects = batch.commit()? as u64;
     Ok(stats)
 }
@@ -263,6 +336,7 @@ fn copy_messages(
     batch: &mut dyn Batch,
     stats: &mut Copied,
     progress: &dyn Progress,
+    verifier: &Verifier,
 ) -> Result<()> {
     if chunk.is_empty() {
         return Ok(());
@@ -282,7 +356,14 @@ fn copy_messages(
         }
     }
     drop(present);
-    copy_blocks(src, &order, &mut wanted, batch, stats)?;
+    src.raw_blocks(&order, &mut |block: RawBlock| {
+        let h1s = block
+            .objects
+            .iter()
+            .map(|(id, _, _)| wanted.remove(id).unwrap_or(Id([0; 32])))
+            .collect();
+        verifier.submit(block, h1s, batch, stats)
+    })?;
     for id in order {
         let Some(h1) = wanted.remove(&id) else {
             continue;
@@ -297,73 +378,78 @@ fn copy_messages(
     Ok(())
 }
 
-/// Copies the blocks `src` offers for `order` whole into `batch`, removing their objects
-/// from `wanted`. The block checksum only says a frame arrived as written; a copy must not
-/// trust the writer, so every object is checked (id, kind and H1) before its block is
-/// added — on all cores, since that is most of a clone's work.
-fn copy_blocks(
-    src: &dyn Backend,
-    order: &[Id],
-    wanted: &mut HashMap<Id, Id>,
-    batch: &mut dyn Batch,
-    stats: &mut Copied,
-) -> Result<()> {
-    type Checked = Result<(RawBlock, u64)>;
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(RawBlock, Vec<Id>)>(2 * workers);
-    let job_rx = std::sync::Mutex::new(job_rx);
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<Checked>();
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            let (job_rx, done_tx) = (&job_rx, done_tx.clone());
-            s.spawn(move || loop {
-                let job = job_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                let Ok((block, h1s)) = job else { return };
-                let mut h1s = h1s.into_iter();
-                let mut bytes = 0u64;
-                let checked = block.for_each_verified(|id, b| {
-                    bytes += b.len() as u64;
-                    let h1 = h1s.next().unwrap_or(Id([0; 32]));
-                    check_h1(id, b, h1, || "a copied block".into())
-                });
-                if done_tx.send(checked.map(|()| (block, bytes))).is_err() {
-                    return;
-                }
-            });
+/// A block checked by a worker, with the uncompressed bytes of its objects.
+type Checked = Result<(RawBlock, u64)>;
+
+/// Copied blocks on their way through the verifying threads. The block checksum only says
+/// a frame arrived as written; a copy must not trust the writer, so every object is
+/// checked (id, kind and the H1 its page gives it) before its block enters the batch — on
+/// all cores, since that is most of a clone's work.
+struct Verifier {
+    jobs: Option<std::sync::mpsc::SyncSender<(RawBlock, Vec<Id>)>>,
+    done: std::sync::mpsc::Receiver<Checked>,
+}
+
+impl Verifier {
+    /// Queues `block`, whose objects' pages give them `h1s`, and adds every block checked
+    /// meanwhile to `batch`.
+    fn submit(
+        &self,
+        block: RawBlock,
+        h1s: Vec<Id>,
+        batch: &mut dyn Batch,
+        stats: &mut Copied,
+    ) -> Result<()> {
+        let stopped = || Error::Invalid("the verifying threads stopped".into());
+        let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
+        jobs.send((block, h1s)).map_err(|_| stopped())?;
+        while let Ok(checked) = self.done.try_recv() {
+            accept(checked, batch, stats)?;
         }
-        drop(done_tx);
-        let mut accept = |checked: Checked| -> Result<()> {
-            let (block, bytes) = checked?;
-            stats.bytes += bytes;
-            stats.objects_read += block.objects.len() as u64;
-            stats.blocks_copied += 1;
-            batch.add_raw_block(&block)
-        };
-        let offered = src.raw_blocks(order, &mut |block: RawBlock| {
-            let h1s = block
-                .objects
-                .iter()
-                .map(|(id, _, _)| wanted.remove(id).unwrap_or(Id([0; 32])))
-                .collect();
-            job_tx
-                .send((block, h1s))
-                .map_err(|_| Error::Invalid("the verifying threads stopped".into()))?;
-            while let Ok(checked) = done_rx.try_recv() {
-                accept(checked)?;
-            }
-            Ok(())
-        });
-        // Closing the queue stops the workers once it is empty; every block they checked
-        // is still accepted, or its error reported.
-        drop(job_tx);
-        let mut result = offered;
-        for checked in done_rx.iter() {
+        Ok(())
+    }
+
+    /// Waits for every queued block and adds them to `batch`, or returns the first error.
+    fn finish(mut self, batch: &mut dyn Batch, stats: &mut Copied) -> Result<()> {
+        // Closing the queue stops the workers once it is empty.
+        self.jobs = None;
+        let mut result = Ok(());
+        for checked in self.done.iter() {
             if result.is_ok() {
-                result = accept(checked);
+                result = accept(checked, batch, stats);
             }
         }
         result
-    })
+    }
+}
+
+fn accept(checked: Checked, batch: &mut dyn Batch, stats: &mut Copied) -> Result<()> {
+    let (block, bytes) = checked?;
+    stats.bytes += bytes;
+    stats.objects_read += block.objects.len() as u64;
+    stats.blocks_copied += 1;
+    batch.add_raw_block(&block)
+}
+
+/// A verifying thread: checks queued blocks until the queue closes.
+fn verify_blocks(
+    jobs: &std::sync::Mutex<std::sync::mpsc::Receiver<(RawBlock, Vec<Id>)>>,
+    done: std::sync::mpsc::Sender<Checked>,
+) {
+    loop {
+        let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok((block, h1s)) = job else { return };
+        let mut h1s = h1s.into_iter();
+        let mut bytes = 0u64;
+        let checked = block.for_each_verified(|id, b| {
+            bytes += b.len() as u64;
+            let h1 = h1s.next().unwrap_or(Id([0; 32]));
+            check_h1(id, b, h1, || "a copied block".into())
+        });
+        if done.send(checked.map(|()| (block, bytes))).is_err() {
+            return;
+        }
+    }
 }
 
 /// Checks that `bytes` (already checked against `id`) are a message whose H1 is `h1`.
