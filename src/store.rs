@@ -428,6 +428,24 @@ impl FsStore {
 
     /// Writes loose objects (the caller filtered out those present).
     fn put_loose(&self, todo: &[(Id, &[u8])]) -> Result<usize> {
+        // Pages become durable after everything else and one by one, in the order given
+        // (oldest first from every writer): a reader that finds a page takes its messages
+        // and older pages to be there too, also after a power loss.
+        let is_page = |b: &[u8]| crate::object::peek_kind(b) == Some(crate::object::Kind::Page);
+        let (pages, rest): (Vec<(Id, &[u8])>, Vec<(Id, &[u8])>) =
+            todo.iter().partition(|(_, b)| is_page(b));
+        let mut written = self.put_loose_group(&rest)?;
+        for page in &pages {
+            written += self.put_loose_group(std::slice::from_ref(page))?;
+        }
+        Ok(written)
+    }
+
+    /// Writes loose objects durably: contents, then names, then directories.
+    fn put_loose_group(&self, todo: &[(Id, &[u8])]) -> Result<usize> {
+        if todo.is_empty() {
+            return Ok(0);
+        }
         let small = todo.len() <= SMALL_BATCH;
         let mut dirs: Vec<PathBuf> = todo
             .iter()
