@@ -432,8 +432,7 @@ impl FsStore {
         // (oldest first from every writer): a reader that finds a page takes its messages
         // and older pages to be there too, also after a power loss.
         let is_page = |b: &[u8]| crate::object::peek_kind(b) == Some(crate::object::Kind::Page);
-        let (pages, rest): (Vec<(Id, &[u8])>, Vec<(Id, &[u8])>) =
-            todo.iter().partition(|(_, b)| is_page(b));
+        let (pages, rest): (Vec<_>, Vec<_>) = todo.iter().copied().partition(|(_, b)| is_page(b));
         let mut written = self.put_loose_group(&rest)?;
         for page in &pages {
             written += self.put_loose_group(std::slice::from_ref(page))?;
