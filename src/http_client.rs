@@ -4,8 +4,10 @@
 //!
 //! Transfers are bulk: a batch is written locally as one pack and uploaded with one
 //! request (split at [`PACK_SPLIT`] bytes); presence checks go in one request per page;
-//! [`Backend::raw_blocks`] reads each remote pack's index and fetches the wanted blocks
-//! whole with range requests, so a clone downloads packs rather than objects. One
+//! [`Backend::raw_blocks`] reads each remote pack's header, index and trailer into a sparse
+//! local copy (so the pack parser and its lookups serve, at 4 bytes of memory per object)
+//! and fetches the wanted blocks whole with range requests, so a clone downloads packs
+//! rather than objects. One
 //! keep-alive connection is reused; idempotent requests are retried with backoff when the
 //! connection fails, writes that are not are never retried blindly.
 
@@ -112,6 +114,17 @@ enum Payload<'a> {
     File(&'a Path),
 }
 
+/// A remote pack's sparse local copy (see [`HttpBackend::remote_pack`]).
+type RemotePack = pack::Pack<memmap2::Mmap>;
+
+/// The remote packs whose indexes were fetched, and the directory of their sparse copies
+/// (removed with the backend).
+#[derive(Default)]
+struct RemotePacks {
+    packs: HashMap<Id, std::sync::Arc<RemotePack>>,
+    dir: Option<tempfile::TempDir>,
+}
+
 /// Objects read recently, oldest first out.
 #[derive(Default)]
 struct Cache {
@@ -146,7 +159,7 @@ pub struct HttpBackend {
     token: Option<String>,
     cache: Mutex<Cache>,
     /// Remote pack indexes already fetched: a transfer asks for blocks chunk by chunk.
-    indexes: Mutex<HashMap<Id, std::sync::Arc<BlockList>>>,
+    indexes: Mutex<RemotePacks>,
 }
 
 impl std::fmt::Debug for HttpBackend {
@@ -192,7 +205,7 @@ impl HttpBackend {
             agent: ureq::Agent::new_with_config(config),
             token,
             cache: Mutex::new(Cache::default()),
-            indexes: Mutex::new(HashMap::new()),
+            indexes: Mutex::new(RemotePacks::default()),
         };
         let reply = backend.request(Method::GET, "/healthz", Payload::Empty, &[], true)?;
         let health: Option<serde_json::Value> = serde_json::from_slice(&reply.body).ok();
@@ -404,16 +417,14 @@ impl HttpBackend {
         Ok(out)
     }
 
-    /// The blocks of remote pack `id` with their objects, from its trailer and index
-    /// (fetched once per backend).
-    fn pack_index(&self, id: &Id, size: u64) -> Result<std::sync::Arc<BlockList>> {
-        if let Some(b) = self
-            .indexes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-        {
-            return Ok(b.clone());
+    /// Remote pack `id` as a local sparse file: its header, index and trailer at their
+    /// offsets (three range requests, once per backend), its blocks left as holes. The
+    /// pack parser and lookups of [`pack`] then work on it as on a local pack, keeping
+    /// 4 bytes per object in memory; block frames are fetched by range when wanted.
+    fn remote_pack(&self, id: &Id, size: u64) -> Result<std::sync::Arc<RemotePack>> {
+        let mut cache = self.indexes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = cache.packs.get(id) {
+            return Ok(p.clone());
         }
         let bad = |r: String| Error::BadPack {
             path: format!("{}/packs/{id}", self.base).into(),
@@ -424,188 +435,52 @@ impl HttpBackend {
             return Err(bad(format!("{size} bytes is too short for a pack")));
         }
         let trailer = self.get_range(id, size - pack::TRAILER_LEN as u64, size - 1)?;
-        let index = Index::locate(&trailer, size).map_err(bad)?;
-        let raw = if index.len == 0 {
-            Vec::new()
-        } else {
-            self.get_range(id, index.offset, index.offset + index.len - 1)?
-        };
-        let blocks = std::sync::Arc::new(index.parse(&raw).map_err(bad)?);
-        self.indexes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(*id, blocks.clone());
-        Ok(blocks)
-    }
-
-    /// Offers the blocks of one remote pack made only of objects in `ids`, fetched in as
-    /// few ranges as possible.
-    fn pack_blocks(
-        &self,
-        id: &Id,
-        size: u64,
-        ids: &HashSet<Id>,
-        take: &mut dyn FnMut(RawBlock) -> Result<()>,
-    ) -> Result<()> {
-        let bad = |r: String| Error::BadPack {
-            path: format!("{}/packs/{id}", self.base).into(),
-            reason: r,
-        };
-        let blocks = self.pack_index(id, size)?;
-        let mut wanted: Vec<usize> = Vec::new();
-        for (n, (_, objects)) in blocks.iter().enumerate() {
-            if !objects.is_empty() && objects.iter().all(|(o, _, _)| ids.contains(o)) {
-                wanted.push(n);
-            }
+        let (offset, len) = pack::index_span(&trailer, size).map_err(bad)?;
+        let header = self.get_range(id, 0, pack::HEADER_LEN as u64 - 1)?;
+        let index = self.get_range(id, offset, offset + len - 1)?;
+        if cache.dir.is_none() {
+            cache.dir = Some(
+                tempfile::Builder::new()
+                    .prefix("remotelog-packs-")
+                    .tempdir()
+                    .at(&std::env::temp_dir())?,
+            );
         }
-        // Adjacent wanted blocks are fetched together; a clone reads each pack in a few
-        // large ranges.
-        let mut i = 0;
-        while i < wanted.len() {
-            let first = blocks[wanted[i]].0;
-            let mut j = i;
-            while j + 1 < wanted.len() {
-                let cur = blocks[wanted[j]].0;
-                let next = blocks[wanted[j + 1]].0;
-                let end = next.offset + u64::from(next.clen);
-                if next.offset != cur.offset + u64::from(cur.clen) || end - first.offset > RANGE_MAX
-                {
-                    break;
-                }
-                j += 1;
-            }
-            let last = blocks[wanted[j]].0;
-            let start = first.offset;
-            let stop = last.offset + u64::from(last.clen);
-            let bytes = if stop > start {
-                self.get_range(id, start, stop - 1)?
-            } else {
-                Vec::new()
-            };
-            for &n in &wanted[i..=j] {
-                let (b, objects) = &blocks[n];
-                let at = (b.offset - start) as usize;
-                let frame = &bytes[at..at + b.clen as usize];
-                if pack::frame_checksum(frame) != b.checksum {
-                    return Err(bad(format!("block {n} fails its checksum")));
-                }
-                // The block checksum guards against damage, not against a lying server:
-                // the caller checks every object against its id before keeping it.
-                take(RawBlock {
-                    frame: frame.to_vec(),
-                    ulen: b.ulen,
-                    checksum: b.checksum,
-                    objects: objects.clone(),
-                })?;
-            }
-            i = j + 1;
+        let dir = cache
+            .dir
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+            .unwrap_or_default();
+        let path = dir.join(format!("{id}.pack"));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .at(&path)?;
+        file.set_len(size).at(&path)?;
+        for (at, bytes) in [
+            (0, &header),
+            (offset, &index),
+            (size - pack::TRAILER_LEN as u64, &trailer),
+        ] {
+            std::os::unix::fs::FileExt::write_all_at(&file, bytes, at).at(&path)?;
         }
-        Ok(())
+        let map = pack::map(&path)?;
+        let p = pack::Pack::parse(map)
+            .and_then(|p| p.read_frames_from(file))
+            .map_err(bad)?;
+        if p.recorded_id() != *id {
+            return Err(bad(format!("its trailer says it is {}", p.recorded_id())));
+        }
+        let p = std::sync::Arc::new(p);
+        cache.packs.insert(*id, p.clone());
+        Ok(p)
     }
 
     fn ref_path(name: &RefName) -> String {
         format!("/ns/{}", name.as_str())
-    }
-}
-
-/// Where a pack's index is, from its trailer.
-struct Index {
-    offset: u64,
-    len: u64,
-}
-
-type BlockList = Vec<(pack::Block, Vec<(Id, u32, u32)>)>;
-
-impl Index {
-    fn locate(trailer: &[u8], size: u64) -> std::result::Result<Index, String> {
-        let u64_at = |at: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&trailer[at..at + 8]);
-            u64::from_le_bytes(b)
-        };
-        if trailer.len() != pack::TRAILER_LEN || &trailer[16..24] != pack::END_MAGIC {
-            return Err("bad trailer magic (truncated or damaged)".into());
-        }
-        let (offset, len) = (u64_at(0), u64_at(8));
-        if offset < pack::HEADER_LEN as u64
-            || offset.checked_add(len) != Some(size - pack::TRAILER_LEN as u64)
-        {
-            return Err("index position does not match the file length".into());
-        }
-        Ok(Index { offset, len })
-    }
-
-    /// The blocks and, per block, its objects sorted by offset — with the checks
-    /// `Pack::parse` makes, so nothing here indexes out of bounds.
-    fn parse(&self, d: &[u8]) -> std::result::Result<BlockList, String> {
-        let u32_at = |at: usize| -> std::result::Result<u32, String> {
-            d.get(at..at + 4)
-                .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-                .ok_or_else(|| "index truncated".to_string())
-        };
-        let u64_at = |at: usize| -> std::result::Result<u64, String> {
-            let s = d.get(at..at + 8).ok_or("index truncated")?;
-            let mut b = [0u8; 8];
-            b.copy_from_slice(s);
-            Ok(u64::from_le_bytes(b))
-        };
-        if d.len() as u64 != self.len {
-            return Err("index truncated".into());
-        }
-        let block_count = u32_at(0)? as usize;
-        let objects_at = 4 + block_count.checked_mul(24).ok_or("block count overflows")?;
-        let object_count = u64_at(objects_at)? as usize;
-        let expect = object_count
-            .checked_mul(44)
-            .and_then(|n| n.checked_add(objects_at + 8))
-            .ok_or("object count overflows")?;
-        if expect as u64 != self.len {
-            return Err(format!(
-                "index length {} does not fit {block_count} blocks and {object_count} objects",
-                self.len
-            ));
-        }
-        let mut blocks: BlockList = Vec::with_capacity(block_count);
-        for i in 0..block_count {
-            let at = 4 + i * 24;
-            let mut checksum = [0u8; 8];
-            checksum.copy_from_slice(&d[at + 16..at + 24]);
-            let b = pack::Block {
-                offset: u64_at(at)?,
-                clen: u32_at(at + 8)?,
-                ulen: u32_at(at + 12)?,
-                checksum,
-            };
-            let end = b.offset.checked_add(u64::from(b.clen));
-            if b.offset < pack::HEADER_LEN as u64 || end.is_none_or(|e| e > self.offset) {
-                return Err(format!("block {i} lies outside the block area"));
-            }
-            if b.ulen > pack::MAX_BLOCK {
-                return Err(format!("block {i} claims {} bytes decompressed", b.ulen));
-            }
-            blocks.push((b, Vec::new()));
-        }
-        let mut last: Option<Id> = None;
-        for i in 0..object_count {
-            let at = objects_at + 8 + i * 44;
-            let id = Id::from_slice(&d[at..at + 32]).ok_or("index truncated")?;
-            if last.is_some_and(|l| l >= id) {
-                return Err(format!("index entry {i} is out of order"));
-            }
-            last = Some(id);
-            let (block, offset, len) = (u32_at(at + 32)?, u32_at(at + 36)?, u32_at(at + 40)?);
-            let Some((b, objects)) = blocks.get_mut(block as usize) else {
-                return Err(format!("object {id} names block {block} of {block_count}"));
-            };
-            if u64::from(offset) + u64::from(len) > u64::from(b.ulen) {
-                return Err(format!("object {id} lies outside its block"));
-            }
-            objects.push((id, offset, len));
-        }
-        for (_, objects) in &mut blocks {
-            objects.sort_by_key(|o| o.1);
-        }
-        Ok(blocks)
     }
 }
 
@@ -702,9 +577,60 @@ impl Backend for HttpBackend {
         if ids.is_empty() {
             return Ok(());
         }
-        let ids: HashSet<Id> = ids.iter().copied().collect();
-        for (id, size) in self.packs()? {
-            self.pack_blocks(&id, size, &ids, take)?;
+        let listed = self.packs()?;
+        let packs = listed
+            .iter()
+            .map(|(id, size)| self.remote_pack(id, *size))
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&RemotePack> = packs.iter().map(|p| &**p).collect();
+        let bad = |k: usize, r: String| Error::BadPack {
+            path: format!("{}/packs/{}", self.base, listed[k].0).into(),
+            reason: r,
+        };
+        let blocks = pack::whole_blocks(&refs, ids).map_err(|(k, r)| bad(k, r))?;
+        // Adjacent wanted blocks of a pack are fetched together: a clone reads each pack
+        // in a few large ranges.
+        let mut i = 0;
+        while i < blocks.len() {
+            let k = blocks[i].0;
+            let p = &packs[k];
+            let first = p.block(blocks[i].1);
+            let mut j = i;
+            while j + 1 < blocks.len() && blocks[j + 1].0 == k {
+                let cur = p.block(blocks[j].1);
+                let next = p.block(blocks[j + 1].1);
+                let end = next.offset + u64::from(next.clen);
+                if next.offset != cur.offset + u64::from(cur.clen) || end - first.offset > RANGE_MAX
+                {
+                    break;
+                }
+                j += 1;
+            }
+            let last = p.block(blocks[j].1);
+            let start = first.offset;
+            let stop = last.offset + u64::from(last.clen);
+            let bytes = if stop > start {
+                self.get_range(&listed[k].0, start, stop - 1)?
+            } else {
+                Vec::new()
+            };
+            for (_, n, objects) in blocks[i..=j].iter().cloned() {
+                let b = p.block(n);
+                let at = (b.offset - start) as usize;
+                let frame = &bytes[at..at + b.clen as usize];
+                if pack::frame_checksum(frame) != b.checksum {
+                    return Err(bad(k, format!("block {n} fails its checksum")));
+                }
+                // The block checksum guards against damage, not against a lying server:
+                // the caller checks every object against its id before keeping it.
+                take(RawBlock {
+                    frame: frame.to_vec(),
+                    ulen: b.ulen,
+                    checksum: b.checksum,
+                    objects,
+                })?;
+            }
+            i = j + 1;
         }
         Ok(())
     }

@@ -110,17 +110,8 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
             ));
         }
         let t = len - TRAILER_LEN;
-        if &d[t + 16..t + 24] != END_MAGIC {
-            return Err("bad trailer magic (truncated or damaged)".into());
-        }
-        let index_offset = u64_at(d, t) as usize;
-        let index_len = u64_at(d, t + 8) as usize;
-        if index_offset < HEADER_LEN || index_offset.checked_add(index_len) != Some(t) {
-            return Err("index position does not match the file length (truncated?)".into());
-        }
-        if index_len < 12 {
-            return Err("index too short".into());
-        }
+        let (index_offset, index_len) = index_span(&d[t..], len as u64)?;
+        let (index_offset, index_len) = (index_offset as usize, index_len as usize);
         let block_count = u32_at(d, index_offset) as usize;
         let after_blocks = index_offset
             + 4
@@ -197,11 +188,14 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
         Ok(())
     }
 
-    /// Reads block frames with positioned reads of `file` (the same pack) instead of
-    /// through the mapping: a scan of a large pack then leaves only the index resident.
-    pub fn read_frames_from(mut self, file: File) -> Pack<D> {
+    /// Reads block frames and looked-up index entries with positioned reads of `file`
+    /// (the same pack) instead of through the mapping, so a long transfer does not leave
+    /// the pack resident; reads the lookup table now, so that an unreadable index is an
+    /// error at open rather than objects that seem missing.
+    pub fn read_frames_from(mut self, file: File) -> std::result::Result<Pack<D>, String> {
         self.file = Some(file);
-        self
+        self.prefixes()?;
+        Ok(self)
     }
 
     /// The previous pack in the chain.
@@ -446,6 +440,79 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
         let start = loc.offset as usize;
         Ok(block[start..start + loc.len as usize].to_vec())
     }
+}
+
+/// Where the index of a pack of `file_len` bytes is, (offset, length), from its trailer:
+/// what a reader that fetches a pack by ranges reads first.
+pub fn index_span(trailer: &[u8], file_len: u64) -> std::result::Result<(u64, u64), String> {
+    if trailer.len() != TRAILER_LEN || &trailer[16..24] != END_MAGIC {
+        return Err("bad trailer magic (truncated or damaged)".into());
+    }
+    let offset = u64_at(trailer, 0);
+    let len = u64_at(trailer, 8);
+    let t = file_len.checked_sub(TRAILER_LEN as u64);
+    if offset < HEADER_LEN as u64 || offset.checked_add(len) != t {
+        return Err("index position does not match the file length (truncated?)".into());
+    }
+    if len < 12 {
+        return Err("index too short".into());
+    }
+    Ok((offset, len))
+}
+
+/// A block made only of wanted objects: (position of its pack in the list, block number,
+/// its objects as (id, offset, length) in block order).
+pub type WholeBlock = (usize, u32, Vec<(Id, u32, u32)>);
+
+/// The blocks of `packs` that hold nothing but objects among `ids`, each id counted in the
+/// first pack holding it. Objects lie back to back in a block, so wanted objects that tile
+/// a block exactly are all it holds. Lookups instead of a walk over every index keep a
+/// small transfer's cost proportional to its size; sorted, they take one forward pass per
+/// pack. A damaged index entry is an error with the position of its pack.
+pub fn whole_blocks<D: Deref<Target = [u8]>>(
+    packs: &[&Pack<D>],
+    ids: &[Id],
+) -> std::result::Result<Vec<WholeBlock>, (usize, String)> {
+    let mut rest = ids.to_vec();
+    rest.sort_unstable();
+    rest.dedup();
+    // (pack, block, offset, length, id) of each wanted object found.
+    let mut found: Vec<(usize, u32, u32, u32, Id)> = Vec::with_capacity(rest.len());
+    for (k, p) in packs.iter().enumerate() {
+        let mut hit = vec![None; rest.len()];
+        p.lookup_sorted(&rest, |i, loc| hit[i] = Some(loc));
+        let mut i = 0;
+        let mut bad = None;
+        rest.retain(|id| {
+            let here = hit[i];
+            i += 1;
+            let Some(loc) = here else { return true };
+            match p.check_location(id, loc) {
+                Ok(()) => found.push((k, loc.block, loc.offset, loc.len, *id)),
+                Err(r) => bad = Some((k, r)),
+            }
+            false
+        });
+        if let Some(e) = bad {
+            return Err(e);
+        }
+    }
+    found.sort_unstable_by_key(|f| (f.0, f.1, f.2));
+    let mut out = Vec::new();
+    for group in found.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+        let (k, n) = (group[0].0, group[0].1);
+        let ulen = u64::from(packs[k].block(n).ulen);
+        let mut end = 0u64;
+        let tiles = group.iter().all(|f| {
+            let next_to = u64::from(f.2) == end;
+            end = u64::from(f.2) + u64::from(f.3);
+            next_to
+        }) && end == ulen;
+        if tiles {
+            out.push((k, n, group.iter().map(|f| (f.4, f.2, f.3)).collect()));
+        }
+    }
+    Ok(out)
 }
 
 /// A block's checksum: the first 8 bytes of BLAKE3 of its compressed frame.

@@ -162,8 +162,8 @@ impl FsStore {
         let map = pack::map(&path)?;
         let file = fs::File::open(&path).at(&path)?;
         let p = Pack::parse(map)
-            .map_err(|r| pack::bad_pack(&path, r))?
-            .read_frames_from(file);
+            .and_then(|p| p.read_frames_from(file))
+            .map_err(|r| pack::bad_pack(&path, r))?;
         if p.recorded_id() != *id {
             return Err(pack::bad_pack(
                 &path,
@@ -673,55 +673,18 @@ impl Backend for FsStore {
     fn raw_blocks(&self, ids: &[Id], take: &mut dyn FnMut(RawBlock) -> Result<()>) -> Result<()> {
         self.reload_packs()?;
         let packs = self.packs_snapshot();
-        // Where each wanted object is: (pack, block, offset, length, id), from the newest
-        // pack holding it. Lookups instead of a walk over every index keep a small
-        // transfer's cost proportional to its size; sorted, they take one forward pass.
-        let mut rest = ids.to_vec();
-        rest.sort_unstable();
-        rest.dedup();
-        let mut found: Vec<(usize, u32, u32, u32, Id)> = Vec::with_capacity(rest.len());
-        for (k, (_, path, p)) in packs.iter().enumerate() {
-            let mut hit = vec![None; rest.len()];
-            p.lookup_sorted(&rest, |i, loc| hit[i] = Some(loc));
-            let mut i = 0;
-            let mut bad = None;
-            rest.retain(|id| {
-                let here = hit[i];
-                i += 1;
-                let Some(loc) = here else { return true };
-                match p.check_location(id, loc) {
-                    Ok(()) => found.push((k, loc.block, loc.offset, loc.len, *id)),
-                    Err(r) => bad = Some(pack::bad_pack(path, r)),
-                }
-                false
-            });
-            if let Some(e) = bad {
-                return Err(e);
-            }
-        }
-        found.sort_unstable_by_key(|f| (f.0, f.1, f.2));
-        found.dedup_by_key(|f| (f.0, f.1, f.2));
-        for group in found.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
-            let (k, n) = (group[0].0, group[0].1);
+        let mapped: Vec<&MappedPack> = packs.iter().map(|(_, _, p)| &**p).collect();
+        let blocks =
+            pack::whole_blocks(&mapped, ids).map_err(|(k, r)| pack::bad_pack(&packs[k].1, r))?;
+        for (k, n, objects) in blocks {
             let (_, path, p) = &packs[k];
             let b = p.block(n);
-            // Objects lie back to back in a block, so wanted objects that tile it exactly
-            // are all it holds.
-            let mut end = 0u64;
-            let tiles = group.iter().all(|f| {
-                let next_to = u64::from(f.2) == end;
-                end = u64::from(f.2) + u64::from(f.3);
-                next_to
-            }) && end == u64::from(b.ulen);
-            if !tiles {
-                continue;
-            }
             let frame = p.frame(n).map_err(|r| pack::bad_pack(path, r))?;
             take(RawBlock {
                 frame: frame.into_owned(),
                 ulen: b.ulen,
                 checksum: b.checksum,
-                objects: group.iter().map(|f| (f.4, f.2, f.3)).collect(),
+                objects,
             })?;
         }
         Ok(())

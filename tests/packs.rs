@@ -565,7 +565,17 @@ fn lookups_tell_apart_ids_sharing_a_prefix() {
     let from_bytes = Pack::parse(&f[..]).unwrap();
     let from_file = Pack::parse(&f[..])
         .unwrap()
-        .read_frames_from(std::fs::File::open(&path).unwrap());
+        .read_frames_from(std::fs::File::open(&path).unwrap())
+        .unwrap();
+    // An index that cannot be read is an error when the pack is opened, not objects that
+    // seem missing later (here: a file opened for writing only).
+    let write_only = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let e = Pack::parse(&f[..])
+        .unwrap()
+        .read_frames_from(write_only)
+        .err()
+        .unwrap();
+    assert!(e.contains("index cannot be read"), "{e}");
     for p in [&from_bytes, &from_file] {
         p.verify_checksum().unwrap();
         p.validate_index().unwrap();
