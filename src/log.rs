@@ -151,20 +151,27 @@ where
             Some(batch) => batch,
             None => b.batch()?,
         };
-        let pages = build_pages(b, head.as_ref(), &ids, settings, &fresh)?;
-        for (id, bytes) in &pages {
-            batch.add(*id, bytes)?;
-        }
+        // Pages go into the batch as they are built, oldest first, after the messages.
+        let mut last = None;
+        build_pages(
+            b,
+            head.as_ref(),
+            &ids,
+            settings,
+            &fresh,
+            &mut |id, bytes| {
+                last = Some(id);
+                batch.add(id, &bytes)
+            },
+        )?;
         written += batch.commit()?;
-        let (new_head, _) = pages
-            .last()
-            .ok_or_else(|| Error::Invalid("no page built".into()))?;
+        let new_head = last.ok_or_else(|| Error::Invalid("no page built".into()))?;
         let count = head.as_ref().map_or(0, |(_, p)| p.count) + ids.len() as u64;
-        match b.update_ref(&refname, expected, Some(*new_head)) {
+        match b.update_ref(&refname, expected, Some(new_head)) {
             Ok(()) => {
                 return Ok(Appended {
                     ids,
-                    head: *new_head,
+                    head: new_head,
                     count,
                     objects_written: written,
                 })
@@ -176,14 +183,16 @@ where
     Err(last_conflict.unwrap_or_else(|| Error::Invalid("append did not finish".into())))
 }
 
-/// Builds the pages of an append, oldest first, as (id, encoded bytes).
+/// Builds the pages of an append and hands each to `emit` as (id, encoded bytes), oldest
+/// first, as soon as it is complete, so they are never all in memory.
 fn build_pages(
     b: &dyn Backend,
     head: Option<&(Id, Page)>,
     new: &[(Id, Id)],
     s: Settings,
     fresh: &HashMap<Id, &[u8]>,
-) -> Result<Vec<(Id, Vec<u8>)>> {
+    emit: &mut dyn FnMut(Id, Vec<u8>) -> Result<()>,
+) -> Result<()> {
     let cap = s.capacity as usize;
     // `cur` holds (position in the log counted from the oldest, entry), oldest first.
     let (mut cur, mut prev, mut before): (Vec<(u64, Entry)>, Option<Id>, u64) = match head {
@@ -203,7 +212,6 @@ fn build_pages(
     };
     let total = before + cur.len() as u64 + new.len() as u64;
     let embed_from = total.saturating_sub(s.embed);
-    let mut pages = Vec::new();
     let mut next_pos = before + cur.len() as u64;
     let flush = |cur: &[(u64, Entry)], prev: Option<Id>, before: u64| -> Result<(Id, Vec<u8>)> {
         let mut entries = Vec::with_capacity(cur.len());
@@ -238,7 +246,7 @@ fn build_pages(
             let (id, bytes) = flush(&cur, prev, before)?;
             before += cur.len() as u64;
             prev = Some(id);
-            pages.push((id, bytes));
+            emit(id, bytes)?;
             cur.clear();
         }
         cur.push((
@@ -251,8 +259,8 @@ fn build_pages(
         ));
         next_pos += 1;
     }
-    pages.push(flush(&cur, prev, before)?);
-    Ok(pages)
+    let (id, bytes) = flush(&cur, prev, before)?;
+    emit(id, bytes)
 }
 
 /// Reads and decodes page `id`.
