@@ -2,48 +2,21 @@
 //!
 //! Ids are checked against independent computations: H1 with the `sha2` crate from the
 //! formula of format/store-v1.md section 3.1, H2 with `blake3` over a CBOR encoding written
-//! out by hand below (section 3).
+//! out by hand below and in tests/common (section 3).
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+mod common;
+use common::{assert_ok, bin, cbor_head, fails_with, run, run_cmd, run_stdin};
+
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_remotelog"));
-    c.env_remove("REMOTELOG_STORE");
-    c.env("RUST_BACKTRACE", "0");
-    c
-}
-
-/// Runs `remotelog --store STORE ARGS...` with `stdin` (empty when `None`).
-fn run_in(store: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut c = bin();
-    c.arg("--store").arg(store).args(args);
-    run_cmd(c, stdin)
-}
-
-fn run_cmd(mut c: Command, stdin: Option<&[u8]>) -> Output {
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("spawn remotelog");
-    {
-        let mut input = child.stdin.take().unwrap();
-        if let Some(bytes) = stdin {
-            // The command may exit before reading its input (e.g. on a bad argument).
-            let _ = input.write_all(bytes);
-        }
-    }
-    child.wait_with_output().unwrap()
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).expect("stdout is UTF-8")
@@ -51,40 +24,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "command failed ({:?})\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        stderr(&o)
-    );
-    o
-}
-
-/// Asserts exit status 1 and a single-line stderr message containing every needle.
-#[track_caller]
-fn fails_with(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "expected exit 1\nstdout: {}\nstderr: {err}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    let line = err.strip_suffix('\n').unwrap_or(&err);
-    assert!(!line.is_empty(), "no message on stderr");
-    assert!(!line.contains('\n'), "stderr is not one line:\n{err}");
-    assert!(
-        !line.contains("panicked") && !line.contains("backtrace"),
-        "looks like a panic: {err}"
-    );
-    for n in needles {
-        assert!(line.contains(n), "stderr does not mention {n:?}: {err}");
-    }
 }
 
 struct Env {
@@ -96,17 +35,17 @@ impl Env {
     fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("store");
-        let o = ok(bin().arg("init").arg(&store).output().unwrap());
+        let o = assert_ok(bin().arg("init").arg(&store).output().unwrap());
         assert!(store.join("config").is_file(), "{}", stdout(&o));
         Env { dir, store }
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        run_in(&self.store, args, None)
+        run(&self.store, args)
     }
 
     fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
-        run_in(&self.store, args, Some(input))
+        run_stdin(&self.store, args, input)
     }
 
     /// Writes `content` to `rel` below the temp dir (creating folders) and returns its path.
@@ -118,7 +57,7 @@ impl Env {
     }
 
     fn log_json(&self, log: &str) -> Vec<Value> {
-        let o = ok(self.run(&["log", "--log", log, "--json"]));
+        let o = assert_ok(self.run(&["log", "--log", log, "--json"]));
         stdout(&o)
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
@@ -126,7 +65,7 @@ impl Env {
     }
 
     fn logs_json(&self) -> BTreeMap<String, Value> {
-        let o = ok(self.run(&["logs", "--json"]));
+        let o = assert_ok(self.run(&["logs", "--json"]));
         stdout(&o)
             .lines()
             .map(|l| {
@@ -137,7 +76,7 @@ impl Env {
     }
 
     fn check_ok(&self) {
-        let o = ok(self.run(&["check", "--read-data"]));
+        let o = assert_ok(self.run(&["check", "--read-data"]));
         assert!(stdout(&o).contains("ok"), "{}", stdout(&o));
     }
 }
@@ -150,25 +89,6 @@ fn h1(group: &[u8], ts: i64, body: &[u8]) -> String {
     h.update(ts.to_le_bytes());
     h.update(body);
     hex::encode(h.finalize())
-}
-
-fn cbor_head(major: u8, n: u64, out: &mut Vec<u8>) {
-    let m = major << 5;
-    if n < 24 {
-        out.push(m | n as u8);
-    } else if n <= 0xff {
-        out.push(m | 24);
-        out.push(n as u8);
-    } else if n <= 0xffff {
-        out.push(m | 25);
-        out.extend_from_slice(&(n as u16).to_be_bytes());
-    } else if n <= 0xffff_ffff {
-        out.push(m | 26);
-        out.extend_from_slice(&(n as u32).to_be_bytes());
-    } else {
-        out.push(m | 27);
-        out.extend_from_slice(&n.to_be_bytes());
-    }
 }
 
 /// H2 = BLAKE3 of `[1, 1, group: bstr, ts: int, body: bstr]`, encoded here by hand.
@@ -233,7 +153,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)> {
 fn init_creates_a_store_and_a_second_init_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("s");
-    let o = ok(bin().arg("init").arg(&store).output().unwrap());
+    let o = assert_ok(bin().arg("init").arg(&store).output().unwrap());
     assert!(
         stdout(&o).contains(&store.display().to_string()),
         "{}",
@@ -250,10 +170,10 @@ fn init_creates_a_store_and_a_second_init_changes_nothing() {
     assert!(store.join("refs").is_dir());
 
     // Give the store some content, so "changes nothing" covers objects and refs too.
-    ok(run_in(
+    assert_ok(run_stdin(
         &store,
         &["append", "--group", "g", "--timestamp", "1"],
-        Some(b"x"),
+        b"x",
     ));
     let before = snapshot(&store);
     for o in [
@@ -282,18 +202,20 @@ fn init_creates_a_store_and_a_second_init_changes_nothing() {
 fn init_with_global_store_option_env_and_default_dir() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a");
-    ok(bin().arg("--store").arg(&a).arg("init").output().unwrap());
+    assert_ok(bin().arg("--store").arg(&a).arg("init").output().unwrap());
     assert!(a.join("config").is_file());
 
     let b = dir.path().join("b");
-    ok(bin()
-        .env("REMOTELOG_STORE", &b)
-        .arg("init")
-        .output()
-        .unwrap());
+    assert_ok(
+        bin()
+            .env("REMOTELOG_STORE", &b)
+            .arg("init")
+            .output()
+            .unwrap(),
+    );
     assert!(b.join("config").is_file());
     // The env var selects the store for other commands too.
-    ok(run_cmd(
+    assert_ok(run_cmd(
         {
             let mut c = bin();
             c.env("REMOTELOG_STORE", &b)
@@ -302,16 +224,18 @@ fn init_with_global_store_option_env_and_default_dir() {
         },
         Some(b"via env"),
     ));
-    let o = ok(bin()
-        .env("REMOTELOG_STORE", &b)
-        .args(["cat", &h1(b"g", 5, b"via env")])
-        .output()
-        .unwrap());
+    let o = assert_ok(
+        bin()
+            .env("REMOTELOG_STORE", &b)
+            .args(["cat", &h1(b"g", 5, b"via env")])
+            .output()
+            .unwrap(),
+    );
     assert_eq!(o.stdout, b"via env");
 
     let cwd = dir.path().join("cwd");
     fs::create_dir(&cwd).unwrap();
-    ok(bin().current_dir(&cwd).arg("init").output().unwrap());
+    assert_ok(bin().current_dir(&cwd).arg("init").output().unwrap());
     assert!(cwd.join(".remotelog").join("config").is_file());
 }
 
@@ -339,7 +263,7 @@ fn append_files_prints_h1_h2_matching_the_formulas() {
     let mut args = vec!["append", "--group", "chat", "--timestamp", "1700000000"];
     let paths: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     args.extend(paths.iter().map(String::as_str));
-    let o = ok(env.run(&args));
+    let o = assert_ok(env.run(&args));
     let ids = id_lines(&o);
     assert_eq!(ids.len(), 3);
     for (i, body) in bodies.iter().enumerate() {
@@ -373,7 +297,7 @@ fn append_files_prints_h1_h2_matching_the_formulas() {
 fn append_negative_timestamp_and_group_hex() {
     let env = Env::new();
     let group = [0x00u8, 0xde, 0xad, 0xbe, 0xef, 0xff];
-    let o = ok(env.run_stdin(
+    let o = assert_ok(env.run_stdin(
         &[
             "append",
             "--group-hex",
@@ -397,7 +321,7 @@ fn append_negative_timestamp_and_group_hex() {
     // Extreme timestamps survive the round trip too.
     for ts in [i64::MIN, i64::MAX, 0] {
         let t = ts.to_string();
-        let o = ok(env.run_stdin(&["append", "--group", "x", "--timestamp", &t], b"edge"));
+        let o = assert_ok(env.run_stdin(&["append", "--group", "x", "--timestamp", &t], b"edge"));
         assert_eq!(
             id_lines(&o),
             vec![(h1(b"x", ts, b"edge"), h2(b"x", ts, b"edge"))]
@@ -422,7 +346,7 @@ fn append_dir_takes_files_in_sorted_path_order() {
     }
     fs::create_dir_all(env.dir.path().join("inbox/empty")).unwrap();
     let inbox = env.dir.path().join("inbox");
-    let o = ok(env.run(&[
+    let o = assert_ok(env.run(&[
         "append",
         "--group",
         "g",
@@ -451,12 +375,12 @@ fn append_dir_takes_files_in_sorted_path_order() {
 fn append_from_stdin() {
     let env = Env::new();
     let body = b"hello from stdin\n\x00\x01";
-    let o = ok(env.run_stdin(&["append", "--group", "room", "--timestamp", "99"], body));
+    let o = assert_ok(env.run_stdin(&["append", "--group", "room", "--timestamp", "99"], body));
     assert_eq!(
         id_lines(&o),
         vec![(h1(b"room", 99, body), h2(b"room", 99, body))]
     );
-    let o = ok(env.run(&["cat", &h1(b"room", 99, body)]));
+    let o = assert_ok(env.run(&["cat", &h1(b"room", 99, body)]));
     assert_eq!(o.stdout, body);
 }
 
@@ -467,7 +391,7 @@ fn append_without_timestamp_uses_now() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    ok(env.run_stdin(&["append", "--group", "g"], b"now"));
+    assert_ok(env.run_stdin(&["append", "--group", "g"], b"now"));
     let after = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -479,7 +403,7 @@ fn append_without_timestamp_uses_now() {
 #[test]
 fn append_with_an_unreadable_file_appends_nothing() {
     let env = Env::new();
-    ok(env.run_stdin(&["append", "--group", "g", "--timestamp", "1"], b"one"));
+    assert_ok(env.run_stdin(&["append", "--group", "g", "--timestamp", "1"], b"one"));
     let good = env.file("good", b"good");
     let missing = env.dir.path().join("no-such-file");
     let o = env.run(&[
@@ -501,13 +425,13 @@ fn append_with_an_unreadable_file_appends_nothing() {
 fn appends_accumulate_and_logs_lists_counts() {
     let env = Env::new();
     for i in 0..3 {
-        ok(env.run_stdin(
+        assert_ok(env.run_stdin(
             &["append", "--group", "g", "--timestamp", &i.to_string()],
             format!("main {i}").as_bytes(),
         ));
     }
     for i in 0..2 {
-        ok(env.run_stdin(
+        assert_ok(env.run_stdin(
             &[
                 "append",
                 "--log",
@@ -520,7 +444,7 @@ fn appends_accumulate_and_logs_lists_counts() {
             format!("chat {i}").as_bytes(),
         ));
     }
-    let o = ok(env.run(&["logs"]));
+    let o = assert_ok(env.run(&["logs"]));
     let text = stdout(&o);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
@@ -544,9 +468,9 @@ fn appends_accumulate_and_logs_lists_counts() {
 #[test]
 fn logs_of_an_empty_store_is_empty() {
     let env = Env::new();
-    let o = ok(env.run(&["logs"]));
+    let o = assert_ok(env.run(&["logs"]));
     assert_eq!(stdout(&o).trim(), "");
-    let o = ok(env.run(&["check"]));
+    let o = assert_ok(env.run(&["check"]));
     assert!(stdout(&o).contains("ok"), "{}", stdout(&o));
 }
 
@@ -557,7 +481,7 @@ fn logs_of_an_empty_store_is_empty() {
 fn log_json_has_the_documented_fields() {
     let env = Env::new();
     let a = env.file("a", &[7u8; 300]);
-    ok(env.run(&[
+    assert_ok(env.run(&[
         "append",
         "--group",
         "grp",
@@ -575,7 +499,7 @@ fn log_json_has_the_documented_fields() {
     assert_eq!(v["size"].as_u64().unwrap(), 300);
 
     // The plain form names both ids on one line per entry.
-    let o = ok(env.run(&["log"]));
+    let o = assert_ok(env.run(&["log"]));
     let text = stdout(&o);
     assert_eq!(text.lines().count(), 1);
     assert!(text.contains(v["h1"].as_str().unwrap()) && text.contains(v["h2"].as_str().unwrap()));
@@ -586,7 +510,7 @@ fn cat_by_h1_h2_and_prefix() {
     let env = Env::new();
     let bodies: [&[u8]; 3] = [b"alpha", b"beta \xff\x00", b"gamma"];
     for (i, b) in bodies.iter().enumerate() {
-        ok(env.run_stdin(
+        assert_ok(env.run_stdin(
             &["append", "--group", "g", "--timestamp", &i.to_string()],
             b,
         ));
@@ -610,7 +534,7 @@ fn cat_by_h1_h2_and_prefix() {
                 }
                 continue;
             }
-            let o = ok(o);
+            let o = assert_ok(o);
             assert_eq!(o.stdout, *b, "cat {id}");
         }
     }
@@ -619,11 +543,11 @@ fn cat_by_h1_h2_and_prefix() {
 #[test]
 fn cat_finds_messages_in_any_log() {
     let env = Env::new();
-    ok(env.run_stdin(
+    assert_ok(env.run_stdin(
         &["append", "--log", "x/y", "--group", "g", "--timestamp", "3"],
         b"deep",
     ));
-    let o = ok(env.run(&["cat", &h1(b"g", 3, b"deep")[..10]]));
+    let o = assert_ok(env.run(&["cat", &h1(b"g", 3, b"deep")[..10]]));
     assert_eq!(o.stdout, b"deep");
 }
 
@@ -640,10 +564,10 @@ fn missing_store_is_named() {
         &["check"],
         &["cat", "0123456789abcdef"],
     ] {
-        let o = run_in(&nowhere, args, None);
+        let o = run(&nowhere, args);
         fails_with(&o, &["nowhere"]);
     }
-    let o = run_in(&nowhere, &["append", "--group", "g"], Some(b"x"));
+    let o = run_stdin(&nowhere, &["append", "--group", "g"], b"x");
     fails_with(&o, &["nowhere"]);
     assert!(
         !nowhere.exists(),
@@ -653,7 +577,7 @@ fn missing_store_is_named() {
     // A directory that exists but is not a store.
     let plain = dir.path().join("plain");
     fs::create_dir(&plain).unwrap();
-    let o = run_in(&plain, &["log"], None);
+    let o = run(&plain, &["log"]);
     fails_with(&o, &["plain"]);
     assert_eq!(fs::read_dir(&plain).unwrap().count(), 0);
 }
@@ -678,14 +602,14 @@ fn bad_log_names_are_refused() {
     }
     assert!(!env.dir.path().join("escape").exists());
     assert!(!env.store.join("escape").exists());
-    let o = ok(env.run(&["logs"]));
+    let o = assert_ok(env.run(&["logs"]));
     assert_eq!(stdout(&o).trim(), "", "a refused name created a log");
 }
 
 #[test]
 fn unknown_log_and_unknown_id_are_named() {
     let env = Env::new();
-    ok(env.run_stdin(&["append", "--group", "g", "--timestamp", "1"], b"x"));
+    assert_ok(env.run_stdin(&["append", "--group", "g", "--timestamp", "1"], b"x"));
     let o = env.run(&["log", "--log", "nosuchlog"]);
     fails_with(&o, &["nosuchlog"]);
     let o = env.run(&["cat", "0123456789abcdef"]);
@@ -707,7 +631,7 @@ fn group_hex_that_is_not_hex_is_refused() {
         let o = env.run_stdin(&["append", "--group-hex", bad, "--timestamp", "1"], b"x");
         fails_with(&o, &["--group-hex", bad]);
     }
-    let o = ok(env.run(&["logs"]));
+    let o = assert_ok(env.run(&["logs"]));
     assert_eq!(stdout(&o).trim(), "");
 }
 
@@ -752,7 +676,7 @@ fn check_passes_on_a_sound_store() {
             );
         }
         let d = env.dir.path().join(log);
-        ok(env.run(&[
+        assert_ok(env.run(&[
             "append",
             "--log",
             log,
@@ -766,11 +690,11 @@ fn check_passes_on_a_sound_store() {
             d.to_str().unwrap(),
         ]));
     }
-    let o = ok(env.run(&["check"]));
+    let o = assert_ok(env.run(&["check"]));
     assert!(stdout(&o).contains("ok"), "{}", stdout(&o));
-    let o = ok(env.run(&["check", "--read-data"]));
+    let o = assert_ok(env.run(&["check", "--read-data"]));
     assert!(stdout(&o).contains("ok"), "{}", stdout(&o));
-    let o = ok(env.run(&["check", "--json"]));
+    let o = assert_ok(env.run(&["check", "--json"]));
     let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(v["logs"], 2);
     assert_eq!(v["entries"], 17);
@@ -838,7 +762,7 @@ fn page_size_and_embed_show_in_logs_json_and_persist() {
     let append = |log: &str, extra: &[&str], body: &str| {
         let mut args = vec!["append", "--log", log, "--group", "g", "--timestamp", "1"];
         args.extend_from_slice(extra);
-        ok(env.run_stdin(&args, body.as_bytes()));
+        assert_ok(env.run_stdin(&args, body.as_bytes()));
     };
     append("linked", &["--page-size", "1"], "l1");
     append("linked", &[], "l2");
@@ -912,7 +836,7 @@ fn page_size_1_writes_one_page_per_message() {
         env.file(&format!("d/{i}"), format!("m{i}").as_bytes());
     }
     let d = env.dir.path().join("d");
-    ok(env.run(&[
+    assert_ok(env.run(&[
         "append",
         "--group",
         "g",
@@ -923,7 +847,7 @@ fn page_size_1_writes_one_page_per_message() {
         "--dir",
         d.to_str().unwrap(),
     ]));
-    let o = ok(env.run(&["check", "--json"]));
+    let o = assert_ok(env.run(&["check", "--json"]));
     let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(v["pages"], 4, "{v}");
     assert_eq!(v["messages"], 4, "{v}");

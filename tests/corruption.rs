@@ -4,58 +4,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
 use remotelog::{FsStore, Id, Message};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_remotelog"));
-    c.env_remove("REMOTELOG_STORE");
-    c.env("RUST_BACKTRACE", "0");
-    c
-}
-
-fn run(store: &Path, args: &[&str]) -> Output {
-    bin()
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-#[track_caller]
-fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "command failed: {}", text(&o));
-    o
-}
-
-/// Exit 1, a one-line stderr without panic, mentioning every needle.
-#[track_caller]
-fn fails_with(o: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "expected exit 1: {}", text(o));
-    let line = err.trim_end_matches('\n');
-    assert!(
-        !line.is_empty() && !line.contains('\n'),
-        "not one line: {err}"
-    );
-    assert!(!line.contains("panicked"), "{err}");
-    for n in needles {
-        assert!(line.contains(n), "stderr does not mention {n:?}: {err}");
-    }
-}
+mod common;
+use common::{assert_ok, fails_with, run, run_stdin, text};
 
 /// `check` (with or without --read-data) exits 1 and its output names every needle.
 #[track_caller]
@@ -177,7 +133,7 @@ fn flipped_byte_in_a_message_object() {
     fails_with(&run(&f.root, &["cat", &h1.to_hex()]), &[&id, &file]);
     fails_with(&run(&f.root, &["log"]), &[&id]);
     // The others are still readable.
-    let o = ok(run(&f.root, &["cat", &f.ids[2].0.to_hex()]));
+    let o = assert_ok(run(&f.root, &["cat", &f.ids[2].0.to_hex()]));
     assert_eq!(o.stdout, msg(2).body);
 }
 
@@ -236,13 +192,7 @@ fn ref_pointing_at_a_message_object() {
     check_names(&f.root, false, &[&id, "message", "page"]);
     fails_with(&run(&f.root, &["log"]), &[&id, "message"]);
     // Appending on top of it is refused too, and leaves the ref alone.
-    let o = bin()
-        .arg("--store")
-        .arg(&f.root)
-        .args(["append", "--group", "g"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = run(&f.root, &["append", "--group", "g"]);
     fails_with(&o, &[&id]);
     assert_eq!(fs::read_to_string(&refpath).unwrap(), format!("{h2}\n"));
 }
@@ -315,13 +265,7 @@ fn garbage_in_a_ref_file() {
         check_names(&f.root, false, &[&file]);
         fails_with(&run(&f.root, &["log"]), &[&file]);
         fails_with(&run(&f.root, &["logs"]), &[&file]);
-        let o = bin()
-            .arg("--store")
-            .arg(&f.root)
-            .args(["append", "--group", "g"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let o = run(&f.root, &["append", "--group", "g"]);
         fails_with(&o, &[&file]);
         assert_eq!(
             fs::read(&refpath).unwrap(),
@@ -378,13 +322,7 @@ fn newer_format_version_is_refused() {
     ] {
         fails_with(&run(&f.root, args), &["upgrade"]);
     }
-    let o = bin()
-        .arg("--store")
-        .arg(&f.root)
-        .args(["append", "--group", "g"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = run(&f.root, &["append", "--group", "g"]);
     fails_with(&o, &["upgrade"]);
     assert_eq!(
         log::entries(&f.store, "main").unwrap().len(),
@@ -417,19 +355,7 @@ fn lock_text(pid: u32, host: &str) -> String {
 }
 
 fn append_stdin(root: &Path, body: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = bin()
-        .arg("--store")
-        .arg(root)
-        .args(["append", "--group", "g", "--timestamp", "5"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The command may fail before reading its input.
-    let _ = child.stdin.take().unwrap().write_all(body);
-    child.wait_with_output().unwrap()
+    run_stdin(root, &["append", "--group", "g", "--timestamp", "5"], body)
 }
 
 #[test]

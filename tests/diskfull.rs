@@ -3,7 +3,10 @@
 //! needs root (as on CI); elsewhere it says it was skipped.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+mod common;
+use common::run;
 
 struct Tmpfs(PathBuf);
 
@@ -24,15 +27,6 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg(&self.0).output();
         let _ = std::fs::remove_dir(&self.0);
     }
-}
-
-fn run(store: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_remotelog"))
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// Incompressible bodies, `n` files of `size` bytes.

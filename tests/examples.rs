@@ -5,30 +5,17 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+mod common;
+
 fn script(name: &str) -> Command {
     let mut c = Command::new("bash");
-    c.arg(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples")
-            .join(name),
-    );
+    c.arg(common::examples().join(name));
     c.env("REMOTELOG", env!("CARGO_BIN_EXE_remotelog"));
     c
 }
 
 fn log_json(store: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_remotelog"))
-        .arg("--store")
-        .arg(store)
-        .args(["log", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::ok(store, &["log", "--json"])
 }
 
 #[test]

@@ -2,31 +2,15 @@
 //! message is left in any file.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
 use remotelog::pack::Pack;
 use remotelog::{check, FsStore, Message};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_remotelog"))
-}
-
-fn run(store: &Path, args: &[&str]) -> Output {
-    bin().arg("--store").arg(store).args(args).output().unwrap()
-}
-
-fn ok(store: &Path, args: &[&str]) -> String {
-    let out = run(store, args);
-    assert!(
-        out.status.success(),
-        "remotelog {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::{ok, run};
 
 fn msg(i: usize, body: &str) -> Message {
     Message {

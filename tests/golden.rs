@@ -6,15 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
 use remotelog::{check, FsStore, Message};
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
+mod common;
+use common::fixtures;
 
 fn msg(group: &str, ts: i64, body: &str) -> Message {
     Message {
@@ -116,8 +115,8 @@ fn rebuilding_gives_the_golden_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("store");
     let ids = build(&root);
-    let golden = fixture_dir().join("store-v1");
-    let golden_ids = fixture_dir().join("store-v1.ids");
+    let golden = fixtures().join("store-v1");
+    let golden_ids = fixtures().join("store-v1.ids");
     if std::env::var_os("REMOTELOG_BLESS").is_some() {
         let _ = fs::remove_dir_all(&golden);
         copy_tree(&root, &golden);
@@ -145,11 +144,11 @@ fn rebuilding_gives_the_golden_bytes() {
 
 #[test]
 fn committed_fixture_reads_with_current_code() {
-    let golden = fixture_dir().join("store-v1");
+    let golden = fixtures().join("store-v1");
     let store = FsStore::open(&golden).unwrap();
     let report = check::check(&store, true);
     assert!(report.is_sound(), "{:?}", report.problems);
-    let listing = fs::read_to_string(fixture_dir().join("store-v1.ids")).unwrap();
+    let listing = fs::read_to_string(fixtures().join("store-v1.ids")).unwrap();
     let mut expected_logs = BTreeMap::new();
     let mut expected_msgs: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for line in listing.lines() {

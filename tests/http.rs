@@ -5,108 +5,25 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::{Child, Command, Stdio};
 
 use prost::Message as _;
 use remotelog::backend::Backend;
 use remotelog::config::Config;
 use remotelog::http_client::HttpBackend;
 use remotelog::log::{self, SettingsChange};
-use remotelog::name::RefName;
 use remotelog::pack;
 use remotelog::progress::Silent;
-use remotelog::server::{self, Options, Running};
+use remotelog::server::{self, Options};
 use remotelog::sync::{self, Force};
 use remotelog::twirp::proto::vac::{cas, ns};
 use remotelog::{check, FsStore, Id, Message};
 
+mod common;
+use common::{append, bin, entries, fails_env, ok, ok_env, serve, sound, store, Counting, Rng};
+
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-fn serve(dir: &Path, tweak: impl FnOnce(&mut Options)) -> Running {
-    if !dir.join("config").exists() {
-        FsStore::init(dir, Config::default()).unwrap();
-    }
-    let mut o = Options::new(dir);
-    o.listen = "127.0.0.1:0".into();
-    o.log_requests = false;
-    tweak(&mut o);
-    server::start(o).unwrap()
-}
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_remotelog"));
-    c.env_remove("REMOTELOG_TOKEN")
-        .env_remove("REMOTELOG_TOKEN_FILE")
-        .env_remove("REMOTELOG_STORE");
-    c
-}
-
-fn run_env(store: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = bin();
-    c.arg("--store").arg(store).args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn ok_env(store: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let out = run_env(store, args, env);
-    assert!(
-        out.status.success(),
-        "remotelog {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn ok(store: &Path, args: &[&str]) -> String {
-    ok_env(store, args, &[])
-}
-
-fn fails_env(store: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let out = run_env(store, args, env);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "remotelog {args:?} should fail: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn msgs(tag: &str, n: usize) -> Vec<Message> {
-    (0..n)
-        .map(|i| Message {
-            group_id: b"g".to_vec(),
-            timestamp: i as i64,
-            body: format!("{tag} message {i} {}", "x".repeat(i % 50)).into_bytes(),
-        })
-        .collect()
-}
-
-fn store(dir: &Path) -> FsStore {
-    FsStore::init(dir, Config::default()).unwrap()
-}
-
-fn append(s: &FsStore, n: usize, tag: &str) {
-    log::append(s, "main", &msgs(tag, n), SettingsChange::default()).unwrap();
-}
-
-fn entries(s: &dyn Backend, name: &str) -> Vec<(Id, Id)> {
-    log::entries(s, name)
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.h1, e.h2))
-        .collect()
-}
-
-fn sound(s: &dyn Backend) {
-    let r = check::check(s, true);
-    assert!(r.is_sound(), "{:?}", r.problems);
-}
 
 fn remote(url: &str) -> HttpBackend {
     HttpBackend::open(url, None).unwrap()
@@ -234,59 +151,6 @@ fn twirp_error(r: &Resp, code: &str, status: u16) {
         .is_some_and(|c| c.to_str().unwrap().starts_with("application/json")));
 }
 
-/// Counts reads, forwarding everything (bulk paths included) to the backend inside.
-struct Counting<'a> {
-    inner: &'a dyn Backend,
-    reads: AtomicU64,
-}
-
-impl Backend for Counting<'_> {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn object_location(&self, id: &Id) -> String {
-        self.inner.object_location(id)
-    }
-    fn get_object(&self, id: &Id) -> remotelog::Result<Vec<u8>> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        self.inner.get_object(id)
-    }
-    fn has_object(&self, id: &Id) -> remotelog::Result<bool> {
-        self.inner.has_object(id)
-    }
-    fn present_objects(&self, ids: &[Id]) -> remotelog::Result<std::collections::HashSet<Id>> {
-        self.inner.present_objects(ids)
-    }
-    fn put_objects(&self, objects: &[(Id, &[u8])]) -> remotelog::Result<usize> {
-        self.inner.put_objects(objects)
-    }
-    fn batch(&self) -> remotelog::Result<Box<dyn remotelog::backend::Batch + '_>> {
-        self.inner.batch()
-    }
-    fn raw_blocks(
-        &self,
-        ids: &[Id],
-        take: &mut dyn FnMut(remotelog::backend::RawBlock) -> remotelog::Result<()>,
-    ) -> remotelog::Result<()> {
-        self.inner.raw_blocks(ids, take)
-    }
-    fn list_objects(&self) -> remotelog::Result<Vec<Id>> {
-        self.inner.list_objects()
-    }
-    fn objects_with_prefix(&self, prefix: &str) -> remotelog::Result<Vec<Id>> {
-        self.inner.objects_with_prefix(prefix)
-    }
-    fn read_ref(&self, name: &RefName) -> remotelog::Result<Option<Id>> {
-        self.inner.read_ref(name)
-    }
-    fn update_ref(&self, name: &RefName, e: Option<Id>, n: Option<Id>) -> remotelog::Result<()> {
-        self.inner.update_ref(name, e, n)
-    }
-    fn list_refs(&self, prefix: &str) -> remotelog::Result<Vec<RefName>> {
-        self.inner.list_refs(prefix)
-    }
-}
-
 /// A child process killed when dropped, so a failing test never leaves a server behind.
 struct ChildGuard(Child);
 
@@ -397,14 +261,11 @@ fn push_sends_packs_and_clone_fetches_them_whole() {
     sound(&served);
 
     // A clone reads the pages one by one and the messages as whole blocks.
-    let counting = Counting {
-        inner: &r,
-        reads: AtomicU64::new(0),
-    };
+    let counting = Counting::bulk(&r);
     let dest = t.path().join("clone");
     let (c, _) = sync::clone(&counting, &srv.url(), &dest, None, false, &Silent).unwrap();
     assert_eq!(entries(&c, "main"), entries(&w, "main"));
-    let reads = counting.reads.load(Ordering::Relaxed);
+    let reads = counting.read_count();
     assert!(
         reads <= 2 * 12 + 4,
         "pages only, no per-message reads: {reads}"
@@ -416,13 +277,10 @@ fn push_sends_packs_and_clone_fetches_them_whole() {
     let second = sync::push(&w, "origin", &r, "main", Force::No, &Silent).unwrap();
     assert_eq!((second.outcome, second.entries), ("fast-forward", 5));
     assert!(second.copied.objects <= 5 + 2, "{:?}", second.copied);
-    let counting = Counting {
-        inner: &r,
-        reads: AtomicU64::new(0),
-    };
+    let counting = Counting::bulk(&r);
     let pulled = sync::pull(&c, "origin", &counting, "main", &Silent).unwrap();
     assert_eq!(pulled.entries, 5);
-    assert!(counting.reads.load(Ordering::Relaxed) <= 5 + 8);
+    assert!(counting.read_count() <= 5 + 8);
     assert_eq!(entries(&c, "main"), entries(&w, "main"));
 }
 
@@ -1182,18 +1040,6 @@ fn twirp_cas_and_ns_in_both_encodings() {
 
 // ---------------------------------------------------------------------------------------
 // Load
-
-/// A tiny deterministic generator, so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 const COUNTERS: usize = 5;
 

@@ -4,35 +4,13 @@
 use std::fs;
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{bin, run, text, Rng};
+
 const FILES: usize = 3000;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_remotelog"));
-    c.env_remove("REMOTELOG_STORE");
-    c.env("RUST_BACKTRACE", "0");
-    c
-}
-
-fn run(store: &Path, args: &[&str]) -> Output {
-    bin()
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// Entries of log "main" according to `remotelog logs --json` (0 when there is no log).
 fn count(store: &Path) -> u64 {
@@ -55,24 +33,6 @@ fn check(store: &Path, args: &[&str], context: &str) {
         args.join(" "),
         text(&o)
     );
-}
-
-/// A small xorshift generator, so runs differ but a failing seed can be replayed with
-/// REMOTELOG_KILL9_SEED.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 #[test]

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use proptest::prelude::*;
 use remotelog::backend::Backend;
@@ -13,9 +12,8 @@ use remotelog::pack::{Pack, PackWriter};
 use remotelog::progress::Silent;
 use remotelog::{check, sync, FsStore, Id, Message};
 
-fn fixtures() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
+mod common;
+use common::{bin, fixtures, kill_after, run};
 
 fn msg(i: usize, tag: &str) -> Message {
     Message {
@@ -165,10 +163,6 @@ fn truncation_and_bit_flips_are_detected_never_a_panic() {
     }
 }
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_remotelog"))
-}
-
 #[test]
 fn check_names_a_damaged_pack() {
     let t = tempfile::tempdir().unwrap();
@@ -181,12 +175,7 @@ fn check_names_a_damaged_pack() {
     let mut bytes = std::fs::read(path).unwrap();
     bytes[1000] ^= 0x10;
     std::fs::write(path, &bytes).unwrap();
-    let out = bin()
-        .arg("--store")
-        .arg(t.path())
-        .args(["check"])
-        .output()
-        .unwrap();
+    let out = run(t.path(), &["check"]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -195,12 +184,7 @@ fn check_names_a_damaged_pack() {
     );
     // Truncated: opening the store names the pack.
     std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
-    let out = bin()
-        .arg("--store")
-        .arg(t.path())
-        .args(["log"])
-        .output()
-        .unwrap();
+    let out = run(t.path(), &["log"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&path.display().to_string()), "{stderr}");
@@ -254,23 +238,14 @@ fn kill_9_during_repack_loses_nothing() {
     }
     let want: Vec<_> = log::entries(&s, "main").unwrap();
     for delay in [1u64, 5, 15, 30, 60, 120, 250] {
-        let mut child = bin()
-            .arg("--store")
-            .arg(&dir)
-            .args(["repack", "--quiet", "--target-size", "1"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay));
-        let _ = child.kill();
-        child.wait().unwrap();
-        let out = bin()
-            .arg("--store")
-            .arg(&dir)
-            .args(["check", "--read-data"])
-            .output()
-            .unwrap();
+        kill_after(
+            bin()
+                .arg("--store")
+                .arg(&dir)
+                .args(["repack", "--quiet", "--target-size", "1"]),
+            std::time::Duration::from_millis(delay),
+        );
+        let out = run(&dir, &["check", "--read-data"]);
         assert!(
             out.status.success(),
             "after kill at {delay} ms: {}",
@@ -287,12 +262,7 @@ fn kill_9_during_repack_loses_nothing() {
         )
         .unwrap();
     }
-    let out = bin()
-        .arg("--store")
-        .arg(&dir)
-        .args(["repack", "--json"])
-        .output()
-        .unwrap();
+    let out = run(&dir, &["repack", "--json"]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["packs_after"], 1);
@@ -344,12 +314,7 @@ fn clone_verifies_objects_inside_blocks_copied_whole() {
         .update_ref(&packs_ref, Some(old_id), Some(new_id))
         .unwrap();
 
-    let out = bin()
-        .arg("--store")
-        .arg(&remote_dir)
-        .args(["check", "--read-data"])
-        .output()
-        .unwrap();
+    let out = run(&remote_dir, &["check", "--read-data"]);
     assert_eq!(out.status.code(), Some(1), "check must see the lie");
     let dest = t.path().join("clone");
     let out = bin()
@@ -569,7 +534,10 @@ fn lookups_tell_apart_ids_sharing_a_prefix() {
         .unwrap();
     // An index that cannot be read is an error when the pack is opened, not objects that
     // seem missing later (here: a file opened for writing only).
-    let write_only = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let write_only = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
     let e = Pack::parse(&f[..])
         .unwrap()
         .read_frames_from(write_only)

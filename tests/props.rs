@@ -12,47 +12,30 @@ use remotelog::object::{decode_message, decode_page, Object};
 use remotelog::{check, Entry, FsStore, Id, MemStore, Message, Page};
 use sha2::{Digest, Sha256};
 
+mod common;
+use common::cbor_head;
+
 // ---------------------------------------------------------------------------------------
 // An independent CBOR writer for the layouts of format/store-v1.md section 3
 
-fn head(major: u8, n: u64, out: &mut Vec<u8>) {
-    let m = major << 5;
-    match n {
-        0..=23 => out.push(m | n as u8),
-        24..=0xff => out.extend_from_slice(&[m | 24, n as u8]),
-        0x100..=0xffff => {
-            out.push(m | 25);
-            out.extend_from_slice(&(n as u16).to_be_bytes())
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(m | 26);
-            out.extend_from_slice(&(n as u32).to_be_bytes())
-        }
-        _ => {
-            out.push(m | 27);
-            out.extend_from_slice(&n.to_be_bytes())
-        }
-    }
-}
-
 fn bstr(b: &[u8], out: &mut Vec<u8>) {
-    head(2, b.len() as u64, out);
+    cbor_head(2, b.len() as u64, out);
     out.extend_from_slice(b);
 }
 
 fn int(i: i64, out: &mut Vec<u8>) {
     if i >= 0 {
-        head(0, i as u64, out)
+        cbor_head(0, i as u64, out)
     } else {
-        head(1, !i as u64, out)
+        cbor_head(1, !i as u64, out)
     }
 }
 
 fn spec_message(m: &Message) -> Vec<u8> {
     let mut o = Vec::new();
-    head(4, 5, &mut o);
-    head(0, 1, &mut o);
-    head(0, 1, &mut o);
+    cbor_head(4, 5, &mut o);
+    cbor_head(0, 1, &mut o);
+    cbor_head(0, 1, &mut o);
     bstr(&m.group_id, &mut o);
     int(m.timestamp, &mut o);
     bstr(&m.body, &mut o);
@@ -61,19 +44,19 @@ fn spec_message(m: &Message) -> Vec<u8> {
 
 fn spec_page(p: &Page) -> Vec<u8> {
     let mut o = Vec::new();
-    head(4, 7, &mut o);
-    head(0, 1, &mut o);
-    head(0, 2, &mut o);
+    cbor_head(4, 7, &mut o);
+    cbor_head(0, 1, &mut o);
+    cbor_head(0, 2, &mut o);
     match &p.prev {
         Some(id) => bstr(&id.0, &mut o),
         None => o.push(0xf6),
     }
-    head(0, p.count, &mut o);
-    head(0, p.capacity, &mut o);
-    head(0, p.embed, &mut o);
-    head(4, p.entries.len() as u64, &mut o);
+    cbor_head(0, p.count, &mut o);
+    cbor_head(0, p.capacity, &mut o);
+    cbor_head(0, p.embed, &mut o);
+    cbor_head(4, p.entries.len() as u64, &mut o);
     for e in &p.entries {
-        head(4, if e.embedded.is_some() { 3 } else { 2 }, &mut o);
+        cbor_head(4, if e.embedded.is_some() { 3 } else { 2 }, &mut o);
         bstr(&e.h1.0, &mut o);
         bstr(&e.h2.0, &mut o);
         if let Some(b) = &e.embedded {

@@ -3,17 +3,19 @@
 //! twice: against a directory remote and against the same store served over HTTP.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use remotelog::backend::Backend;
-use remotelog::config::Config;
 use remotelog::http_client::HttpBackend;
 use remotelog::log::{self, SettingsChange};
 use remotelog::name::RefName;
 use remotelog::progress::Silent;
-use remotelog::server::{self, Options, Running};
-use remotelog::{check, sync, Error, FsStore, Id, Message};
+use remotelog::server::Running;
+use remotelog::{sync, Error, FsStore};
+
+mod common;
+use common::{
+    append, bin, entries, fails, fixtures, kill_after, msgs, ok, run, serve, sound, store, Counting,
+};
 
 /// How a test reaches its remote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,15 +34,7 @@ impl TestRemote {
     /// A remote at `dir`. A directory remote is created by the first push; an HTTP one is
     /// a store (made now unless `dir` already is one) served on a free loopback port.
     fn new(dir: &Path, tr: Transport) -> TestRemote {
-        let server = (tr == Transport::Http).then(|| {
-            if !dir.join("config").exists() {
-                FsStore::init(dir, Config::default()).unwrap();
-            }
-            let mut o = Options::new(dir);
-            o.listen = "127.0.0.1:0".into();
-            o.log_requests = false;
-            server::start(o).unwrap()
-        });
+        let server = (tr == Transport::Http).then(|| serve(dir, |_| {}));
         TestRemote {
             dir: dir.to_path_buf(),
             server,
@@ -101,110 +95,12 @@ both_transports!(
     remote_created_by_the_v1_fixture_clones_and_accepts_pushes,
 );
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_remotelog"))
-}
-
-fn run(store: &Path, args: &[&str]) -> Output {
-    bin().arg("--store").arg(store).args(args).output().unwrap()
-}
-
-fn ok(store: &Path, args: &[&str]) -> String {
-    let out = run(store, args);
-    assert!(
-        out.status.success(),
-        "remotelog {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(store: &Path, args: &[&str]) -> String {
-    let out = run(store, args);
-    assert_eq!(out.status.code(), Some(1), "remotelog {args:?} should fail");
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn msgs(tag: &str, n: usize) -> Vec<Message> {
-    (0..n)
-        .map(|i| Message {
-            group_id: b"g".to_vec(),
-            timestamp: i as i64,
-            body: format!("{tag} message {i} {}", "x".repeat(i % 50)).into_bytes(),
-        })
-        .collect()
-}
-
-fn store(dir: &Path) -> FsStore {
-    FsStore::init(dir, Config::default()).unwrap()
-}
-
-fn append(s: &FsStore, n: usize, tag: &str) {
-    log::append(s, "main", &msgs(tag, n), SettingsChange::default()).unwrap();
-}
-
 fn append_with(s: &FsStore, n: usize, tag: &str, capacity: u64) {
     let c = SettingsChange {
         capacity: Some(capacity),
         embed: None,
     };
     log::append(s, "main", &msgs(tag, n), c).unwrap();
-}
-
-fn entries(s: &dyn Backend, name: &str) -> Vec<(Id, Id)> {
-    log::entries(s, name)
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.h1, e.h2))
-        .collect()
-}
-
-fn sound(s: &dyn Backend) {
-    let r = check::check(s, true);
-    assert!(r.is_sound(), "{:?}", r.problems);
-}
-
-/// Counts object reads, to prove that transfers are incremental.
-struct Counting<'a> {
-    inner: &'a dyn Backend,
-    reads: AtomicU64,
-}
-
-impl Backend for Counting<'_> {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn object_location(&self, id: &Id) -> String {
-        self.inner.object_location(id)
-    }
-    fn get_object(&self, id: &Id) -> remotelog::Result<Vec<u8>> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        self.inner.get_object(id)
-    }
-    fn has_object(&self, id: &Id) -> remotelog::Result<bool> {
-        self.inner.has_object(id)
-    }
-    fn put_objects(&self, objects: &[(Id, &[u8])]) -> remotelog::Result<usize> {
-        self.inner.put_objects(objects)
-    }
-    fn batch(&self) -> remotelog::Result<Box<dyn remotelog::backend::Batch + '_>> {
-        self.inner.batch()
-    }
-    fn list_objects(&self) -> remotelog::Result<Vec<Id>> {
-        self.inner.list_objects()
-    }
-    fn objects_with_prefix(&self, prefix: &str) -> remotelog::Result<Vec<Id>> {
-        self.inner.objects_with_prefix(prefix)
-    }
-    fn read_ref(&self, name: &RefName) -> remotelog::Result<Option<Id>> {
-        self.inner.read_ref(name)
-    }
-    fn update_ref(&self, name: &RefName, e: Option<Id>, n: Option<Id>) -> remotelog::Result<()> {
-        self.inner.update_ref(name, e, n)
-    }
-    fn list_refs(&self, prefix: &str) -> remotelog::Result<Vec<RefName>> {
-        self.inner.list_refs(prefix)
-    }
 }
 
 fn push_to_two_remotes_and_clone_from_each(tr: Transport) {
@@ -328,14 +224,11 @@ fn pull_reads_grow_with_new_entries_not_with_the_log(tr: Transport) {
         sync::pull(&r, "origin", remote, "main", &Silent).unwrap();
         append(&w, 10, "new");
         sync::push(&w, "origin", remote, "main", sync::Force::No, &Silent).unwrap();
-        let counting = Counting {
-            inner: remote,
-            reads: AtomicU64::new(0),
-        };
+        let counting = Counting::per_object(remote);
         let done = sync::pull(&r, "origin", &counting, "main", &Silent).unwrap();
         assert_eq!(done.entries, 10);
         assert_eq!(entries(&r, "main"), entries(&w, "main"));
-        reads.push(counting.reads.load(Ordering::Relaxed));
+        reads.push(counting.read_count());
     }
     assert_eq!(
         reads[0], reads[1],
@@ -358,10 +251,7 @@ fn push_copies_only_what_is_new(tr: Transport) {
     let first = sync::push(&w, "origin", remote, "main", sync::Force::No, &Silent).unwrap();
     assert_eq!(first.outcome, "created");
     append(&w, 5, "b");
-    let counting = Counting {
-        inner: &w,
-        reads: AtomicU64::new(0),
-    };
+    let counting = Counting::per_object(&w);
     let second = sync::push(
         &counting,
         "origin",
@@ -374,7 +264,7 @@ fn push_copies_only_what_is_new(tr: Transport) {
     assert_eq!(second.outcome, "fast-forward");
     assert_eq!(second.entries, 5);
     assert!(second.copied.objects <= 5 + 2, "{:?}", second.copied);
-    assert!(counting.reads.load(Ordering::Relaxed) <= 5 + 6);
+    assert!(counting.read_count() <= 5 + 6);
     assert_eq!(entries(remote, "main"), entries(&w, "main"));
     sound(&served.files());
 }
@@ -490,7 +380,7 @@ fn clone_of_a_corrupt_remote_fails_naming_the_object_and_leaves_nothing(tr: Tran
 
 fn remote_created_by_the_v1_fixture_clones_and_accepts_pushes(tr: Transport) {
     let t = tempfile::tempdir().unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v1");
+    let fixture = fixtures().join("store-v1");
     let remote_dir = t.path().join("remote");
     for entry in walkdir::WalkDir::new(&fixture) {
         let entry = entry.unwrap();
@@ -600,15 +490,10 @@ fn kill_9_during_push_leaves_the_remote_sound_and_push_completes() {
         if i % 2 == 0 {
             let _ = std::fs::remove_dir_all(&remote);
         }
-        let mut child = bin()
-            .args(["--store", a.to_str().unwrap(), "push", "--quiet"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(*delay_ms));
-        let _ = child.kill();
-        child.wait().unwrap();
+        kill_after(
+            bin().args(["--store", a.to_str().unwrap(), "push", "--quiet"]),
+            std::time::Duration::from_millis(*delay_ms),
+        );
         if Path::new(&remote).join("config").exists() {
             let out = run(Path::new(&remote), &["check", "--read-data"]);
             assert!(

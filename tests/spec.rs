@@ -4,27 +4,18 @@
 //! spec input, which must give a clear error and import nothing.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use prost::Message as _;
 use remotelog::backend::Backend;
 use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
-use remotelog::server::{self, Options, Running};
 use remotelog::spec::{self, Limits, Pair, RemoteLog, SpecSource, TwirpSource};
 use remotelog::twirp::proto::vac::{cas, mvds, ns};
 use remotelog::{check, FsStore, Id, Message};
 
-fn serve(dir: &Path) -> Running {
-    if !dir.join("config").exists() {
-        FsStore::init(dir, Config::default()).unwrap();
-    }
-    let mut o = Options::new(dir);
-    o.listen = "127.0.0.1:0".into();
-    o.log_requests = false;
-    server::start(o).unwrap()
-}
+mod common;
+use common::{examples, run, serve, sound};
 
 fn msgs(tag: &str, n: usize, from: usize) -> Vec<Message> {
     (from..from + n)
@@ -148,32 +139,12 @@ fn h1s(s: &dyn Backend, name: &str) -> Vec<Id> {
         .collect()
 }
 
-fn sound(s: &dyn Backend) {
-    let r = check::check(s, true);
-    assert!(r.is_sound(), "{:?}", r.problems);
-}
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
-}
-
 fn python(script: &str, args: &[&str]) -> std::process::Output {
     Command::new("python3")
         .arg(examples().join(script))
         .args(args)
         .output()
         .expect("python3 is needed for the spec examples")
-}
-
-fn bin(store: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_remotelog"))
-        .env_remove("REMOTELOG_TOKEN")
-        .env_remove("REMOTELOG_TOKEN_FILE")
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn import(
@@ -201,7 +172,7 @@ fn native_log_reads_back_entry_by_entry_through_the_spec_view() {
     // Several appends: closed pages, an open head rewritten, embedded newest entries.
     log::append(&s, "main", &msgs("a", 9, 0), change).unwrap();
     log::append(&s, "main", &msgs("a", 2, 9), SettingsChange::default()).unwrap();
-    let srv = serve(&dir);
+    let srv = serve(&dir, |_| {});
     let url = srv.url();
     let spec_pages = read_spec(&url, "main");
     assert_eq!(spec_pages, native_pages(&s, "main"));
@@ -277,7 +248,7 @@ fn python_reader_reads_a_served_native_log() {
         embed: Some(2),
     };
     log::append(&s, "main", &m, change).unwrap();
-    let srv = serve(&dir);
+    let srv = serve(&dir, |_| {});
     let out = python("spec_reader.py", &[&srv.url(), "main"]);
     assert!(
         out.status.success(),
@@ -303,7 +274,7 @@ fn python_reader_reads_a_served_native_log() {
 fn python_writer_log_is_imported_then_only_what_is_new() {
     let t = tempfile::tempdir().unwrap();
     let srv_dir = t.path().join("srv");
-    let srv = serve(&srv_dir);
+    let srv = serve(&srv_dir, |_| {});
     let url = srv.url();
     let w = |bodies: &[&str], ts: &str| {
         let mut args = vec![&url[..], "chat", "--group", "g1", "--timestamp", ts];
@@ -318,7 +289,7 @@ fn python_writer_log_is_imported_then_only_what_is_new() {
     w(&["one", "two", "three", "four", "five"], "100");
     let local = t.path().join("bob");
     FsStore::init(&local, Config::default()).unwrap();
-    let out = bin(&local, &["import-spec", &url, "chat", "--log", "inbox"]);
+    let out = run(&local, &["import-spec", &url, "chat", "--log", "inbox"]);
     assert!(
         out.status.success(),
         "{}",
@@ -326,12 +297,12 @@ fn python_writer_log_is_imported_then_only_what_is_new() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("imported 5 new"));
     w(&["six", "seven"], "105");
-    let out = bin(&local, &["import-spec", &url, "chat", "--log", "inbox"]);
+    let out = run(&local, &["import-spec", &url, "chat", "--log", "inbox"]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("imported 2 new"),
         "{out:?}"
     );
-    let out = bin(&local, &["import-spec", &url, "chat", "--log", "inbox"]);
+    let out = run(&local, &["import-spec", &url, "chat", "--log", "inbox"]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("imported 0 new"),
         "{out:?}"
@@ -383,7 +354,7 @@ fn rust_spec_writer_and_our_native_view_import_incrementally() {
         embed: Some(2),
     };
     log::append(&s, "main", &msgs("n", 12, 0), change).unwrap();
-    let srv = serve(&srv_dir);
+    let srv = serve(&srv_dir, |_| {});
     let url = srv.url();
     let local = FsStore::init(&t.path().join("local"), Config::default()).unwrap();
     let limits = Limits::default();
@@ -465,7 +436,7 @@ impl SpecSource for Fake {
 #[test]
 fn hostile_spec_logs_are_clear_errors_and_import_nothing() {
     let t = tempfile::tempdir().unwrap();
-    let srv = serve(&t.path().join("srv"));
+    let srv = serve(&t.path().join("srv"), |_| {});
     let url = srv.url();
     let local = FsStore::init(&t.path().join("local"), Config::default()).unwrap();
     let limits = Limits::default();

@@ -1,0 +1,358 @@
+//! Helpers shared by the integration tests: running the `remotelog` binary, building small
+//! stores and logs, serving a store over HTTP, and a few test doubles.
+
+// Every test binary compiles this module on its own and uses only a subset of it.
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use remotelog::backend::{Backend, Batch, RawBlock};
+use remotelog::config::Config;
+use remotelog::log::{self, SettingsChange};
+use remotelog::name::RefName;
+use remotelog::server::{self, Options, Running};
+use remotelog::{check, FsStore, Id, Message};
+
+// ---------------------------------------------------------------------------------------
+// The binary
+
+/// A `remotelog` command untouched by the caller's store and token variables, without backtraces.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_remotelog"));
+    c.env_remove("REMOTELOG_STORE")
+        .env_remove("REMOTELOG_TOKEN")
+        .env_remove("REMOTELOG_TOKEN_FILE")
+        .env("RUST_BACKTRACE", "0");
+    c
+}
+
+/// Runs `remotelog --store STORE ARGS...` with no input and returns its output.
+pub fn run(store: &Path, args: &[&str]) -> Output {
+    run_env(store, args, &[])
+}
+
+/// Runs `remotelog --store STORE ARGS...` with extra environment variables.
+pub fn run_env(store: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = bin();
+    c.arg("--store").arg(store).args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// Runs `remotelog --store STORE ARGS...` with `input` on its standard input.
+pub fn run_stdin(store: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut c = bin();
+    c.arg("--store").arg(store).args(args);
+    run_cmd(c, Some(input))
+}
+
+/// Runs `c` with `stdin` (empty when `None`) on its standard input, capturing its output.
+pub fn run_cmd(mut c: Command, stdin: Option<&[u8]>) -> Output {
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn remotelog");
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(bytes) = stdin {
+            // The command may exit before reading its input (e.g. on a bad argument).
+            let _ = input.write_all(bytes);
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Standard output followed by standard error, for messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The exit status and output of a finished command, for failure messages.
+fn describe(o: &Output) -> String {
+    format!(
+        "({:?})\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Asserts that a finished command succeeded, showing its status and output if not.
+#[track_caller]
+pub fn assert_ok(o: Output) -> Output {
+    assert!(o.status.success(), "command failed {}", describe(&o));
+    o
+}
+
+/// Runs `remotelog --store STORE ARGS...`, asserts success and returns its stdout.
+#[track_caller]
+pub fn ok(store: &Path, args: &[&str]) -> String {
+    ok_env(store, args, &[])
+}
+
+/// Like [`ok`], with extra environment variables.
+#[track_caller]
+pub fn ok_env(store: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = run_env(store, args, env);
+    assert!(
+        out.status.success(),
+        "remotelog {args:?} failed {}",
+        describe(&out)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `remotelog --store STORE ARGS...`, asserts exit status 1 and returns its stderr.
+#[track_caller]
+pub fn fails(store: &Path, args: &[&str]) -> String {
+    fails_env(store, args, &[])
+}
+
+/// Like [`fails`], with extra environment variables.
+#[track_caller]
+pub fn fails_env(store: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = run_env(store, args, env);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "remotelog {args:?} should fail {}",
+        describe(&out)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// Asserts exit status 1 and a single-line stderr message, no panic, containing every needle.
+#[track_caller]
+pub fn fails_with(o: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "expected exit 1 {}", describe(o));
+    let line = err.strip_suffix('\n').unwrap_or(&err);
+    assert!(!line.is_empty(), "no message on stderr");
+    assert!(!line.contains('\n'), "stderr is not one line:\n{err}");
+    assert!(
+        !line.contains("panicked") && !line.contains("backtrace"),
+        "looks like a panic: {err}"
+    );
+    for n in needles {
+        assert!(line.contains(n), "stderr does not mention {n:?}: {err}");
+    }
+}
+
+/// Spawns `c` with its output discarded, kills it (SIGKILL) after `delay` and reaps it.
+pub fn kill_after(c: &mut Command, delay: Duration) {
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let _ = child.kill(); // harmless if it already exited
+    child.wait().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Stores and logs
+
+/// The committed fixtures folder (`fixtures/`).
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// The example scripts folder (`examples/`).
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// `n` messages of group "g" with timestamps 0.., bodies tagged `tag` and of varied length.
+pub fn msgs(tag: &str, n: usize) -> Vec<Message> {
+    (0..n)
+        .map(|i| Message {
+            group_id: b"g".to_vec(),
+            timestamp: i as i64,
+            body: format!("{tag} message {i} {}", "x".repeat(i % 50)).into_bytes(),
+        })
+        .collect()
+}
+
+/// A new store at `dir` with the default configuration.
+pub fn store(dir: &Path) -> FsStore {
+    FsStore::init(dir, Config::default()).unwrap()
+}
+
+/// Appends [`msgs`]`(tag, n)` to log "main" with default settings.
+pub fn append(s: &FsStore, n: usize, tag: &str) {
+    log::append(s, "main", &msgs(tag, n), SettingsChange::default()).unwrap();
+}
+
+/// The (H1, H2) pairs of log `name`, oldest first.
+pub fn entries(s: &dyn Backend, name: &str) -> Vec<(Id, Id)> {
+    log::entries(s, name)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.h1, e.h2))
+        .collect()
+}
+
+/// Asserts that a full check (object data included) finds no problem.
+pub fn sound(s: &dyn Backend) {
+    let r = check::check(s, true);
+    assert!(r.is_sound(), "{:?}", r.problems);
+}
+
+/// Serves the store at `dir` (made first if missing) on a free loopback port, quietly;
+/// `tweak` adjusts the options. The server stops when the result is dropped.
+pub fn serve(dir: &Path, tweak: impl FnOnce(&mut Options)) -> Running {
+    if !dir.join("config").exists() {
+        FsStore::init(dir, Config::default()).unwrap();
+    }
+    let mut o = Options::new(dir);
+    o.listen = "127.0.0.1:0".into();
+    o.log_requests = false;
+    tweak(&mut o);
+    server::start(o).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// Test doubles and generators
+
+/// A backend that counts object reads (`get_object`), to prove transfers are incremental.
+pub struct Counting<'a> {
+    inner: &'a dyn Backend,
+    reads: AtomicU64,
+    /// Whether the bulk paths (`present_objects`, `raw_blocks`) go to `inner`.
+    bulk: bool,
+}
+
+impl<'a> Counting<'a> {
+    /// Forwards everything, bulk paths included: blocks copied whole are not counted.
+    pub fn bulk(inner: &'a dyn Backend) -> Self {
+        Counting {
+            inner,
+            reads: AtomicU64::new(0),
+            bulk: true,
+        }
+    }
+
+    /// Offers no raw blocks, so every object is read, and counted, one by one.
+    pub fn per_object(inner: &'a dyn Backend) -> Self {
+        Counting {
+            inner,
+            reads: AtomicU64::new(0),
+            bulk: false,
+        }
+    }
+
+    /// How many objects were read so far.
+    pub fn read_count(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+}
+
+impl Backend for Counting<'_> {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn object_location(&self, id: &Id) -> String {
+        self.inner.object_location(id)
+    }
+    fn get_object(&self, id: &Id) -> remotelog::Result<Vec<u8>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.get_object(id)
+    }
+    fn has_object(&self, id: &Id) -> remotelog::Result<bool> {
+        self.inner.has_object(id)
+    }
+    fn present_objects(&self, ids: &[Id]) -> remotelog::Result<HashSet<Id>> {
+        if self.bulk {
+            return self.inner.present_objects(ids);
+        }
+        let mut out = HashSet::new();
+        for id in ids {
+            if self.inner.has_object(id)? {
+                out.insert(*id);
+            }
+        }
+        Ok(out)
+    }
+    fn put_objects(&self, objects: &[(Id, &[u8])]) -> remotelog::Result<usize> {
+        self.inner.put_objects(objects)
+    }
+    fn batch(&self) -> remotelog::Result<Box<dyn Batch + '_>> {
+        self.inner.batch()
+    }
+    fn raw_blocks(
+        &self,
+        ids: &[Id],
+        take: &mut dyn FnMut(RawBlock) -> remotelog::Result<()>,
+    ) -> remotelog::Result<()> {
+        if self.bulk {
+            self.inner.raw_blocks(ids, take)
+        } else {
+            Ok(())
+        }
+    }
+    fn list_objects(&self) -> remotelog::Result<Vec<Id>> {
+        self.inner.list_objects()
+    }
+    fn objects_with_prefix(&self, prefix: &str) -> remotelog::Result<Vec<Id>> {
+        self.inner.objects_with_prefix(prefix)
+    }
+    fn read_ref(&self, name: &RefName) -> remotelog::Result<Option<Id>> {
+        self.inner.read_ref(name)
+    }
+    fn update_ref(&self, name: &RefName, e: Option<Id>, n: Option<Id>) -> remotelog::Result<()> {
+        self.inner.update_ref(name, e, n)
+    }
+    fn list_refs(&self, prefix: &str) -> remotelog::Result<Vec<RefName>> {
+        self.inner.list_refs(prefix)
+    }
+}
+
+/// A small xorshift generator, so runs can differ yet a failing seed can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Appends a CBOR head (major type `major`, argument `n`) in its shortest form.
+pub fn cbor_head(major: u8, n: u64, out: &mut Vec<u8>) {
+    let m = major << 5;
+    if n < 24 {
+        out.push(m | n as u8);
+    } else if n <= 0xff {
+        out.push(m | 24);
+        out.push(n as u8);
+    } else if n <= 0xffff {
+        out.push(m | 25);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else if n <= 0xffff_ffff {
+        out.push(m | 26);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    } else {
+        out.push(m | 27);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
