@@ -328,6 +328,25 @@ struct AppendArgs {
     files: Vec<PathBuf>,
 }
 
+/// Packs on a directory remote beyond which a push suggests a repack: every push adds one.
+const PACKS_BEFORE_HINT: usize = 16;
+
+/// Tells on stderr when a directory remote has gathered many packs, and how to merge them.
+fn repack_hint(name: &str, location: &str) {
+    if remotelog::http_client::is_url(location) {
+        return;
+    }
+    let packs = FsStore::open(Path::new(location)).and_then(|s| s.packs());
+    if let Ok(packs) = packs {
+        if packs.len() > PACKS_BEFORE_HINT {
+            eprintln!(
+                "remotelog: remote {name} now holds {} packs (one per push); `remotelog repack --store {location}` merges them into a few large ones",
+                packs.len()
+            );
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -583,6 +602,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         sync::push(&store, &target.name, &*dst, name, force, bar)
                     })?;
                 }
+                repack_hint(&target.name, &target.location);
             }
             out.flush()?;
             if failed > 0 {

@@ -858,3 +858,31 @@ fn page_size_1_writes_one_page_per_message() {
         .count();
     assert_eq!(objects, 8);
 }
+
+/// Every push adds a pack to a directory remote; past 16 the push names the repack that
+/// merges them, and after it the hint is gone.
+#[test]
+fn push_suggests_a_repack_once_a_remote_has_many_packs() {
+    let t = tempfile::tempdir().unwrap();
+    let s = t.path().join("s");
+    let r = t.path().join("r");
+    let store = common::store(&s);
+    assert_ok(run(&s, &["remote", "add", "origin", r.to_str().unwrap()]));
+    let hint = "merges them into a few large ones";
+    for round in 0..17 {
+        // More than 64 objects per push, so each push is a pack, not loose objects.
+        common::append(&store, 70, &format!("round {round}"));
+        let out = assert_ok(run(&s, &["push"]));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.contains(hint), round == 16, "round {round}: {err}");
+    }
+    assert!(String::from_utf8_lossy(&assert_ok(run(&s, &["push"])).stderr).contains(hint));
+    assert_ok(run(&r, &["repack"]));
+    common::append(&store, 70, "after repack");
+    let out = assert_ok(run(&s, &["push"]));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(hint));
+    assert!(
+        String::from_utf8_lossy(&assert_ok(run(&r, &["check"])).stdout).contains("ok"),
+        "the remote passes check"
+    );
+}
