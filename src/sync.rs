@@ -241,6 +241,9 @@ fn walk_and_copy(
     let head_count = count_of(src, Some(head))?;
     progress.phase("copying", Some(head_count));
     let mut batch = dst.batch()?;
+    let flush = |chunk: &mut Vec<(Id, Id)>, batch: &mut dyn Batch, stats: &mut Copied| {
+        copy_messages(src, dst, chunk, batch, stats, progress, &verifier)
+    };
     let mut next = Some(head);
     let mut expect_count: Option<u64> = None;
     while let Some(id) = next {
@@ -286,27 +289,12 @@ fn walk_and_copy(
         }
         expect_count = Some(rest);
         next = if rest > 0 { page.prev } else { None };
-        if chunk.len() >= chunk_len.max(1) || next.is_none() {
-            copy_messages(
-                src,
-                dst,
-                &mut chunk,
-                &mut *batch,
-                &mut stats,
-                progress,
-                &verifier,
-            )?;
+        if chunk.len() >= chunk_len.max(1) {
+            flush(&mut chunk, &mut *batch, &mut stats)?;
         }
     }
-    copy_messages(
-        src,
-        dst,
-        &mut chunk,
-        &mut *batch,
-        &mut stats,
-        progress,
-        &verifier,
-    )?;
+    // The walk ended at the first page, or at one the destination has.
+    flush(&mut chunk, &mut *batch, &mut stats)?;
     verifier.finish(&mut *batch, &mut stats)?;
     // Pages go last, oldest first: a batch may commit several packs, and a page in the
     // destination must mean that its messages and every older page are there too — the
