@@ -605,3 +605,35 @@ fn assert_packs_in_safe_order(store: &FsStore) {
     }
     assert!(pages > 0);
 }
+
+/// A transfer that fails half way, after its batch committed some packs (as a crash between
+/// two packs would), leaves nothing that misleads the next one: the retry stops only at a
+/// page whose messages and older pages are all there, so the log it delivers is complete.
+#[test]
+fn a_transfer_cut_between_packs_is_completed_by_the_next() {
+    let t = tempfile::tempdir().unwrap();
+    let w = FsStore::init(&t.path().join("w"), Config::default()).unwrap();
+    let msgs: Vec<Message> = (0..1500).map(|i| big_msg(i, "cut")).collect();
+    log::append(&w, "main", &msgs, SettingsChange::default()).unwrap();
+    let main = remotelog::name::RefName::log("main").unwrap();
+    let head = w.read_ref(&main).unwrap().unwrap();
+    for cut in [300u64, 700, 1400] {
+        let dst = FsStore::init(&t.path().join(format!("d{cut}")), Config::default())
+            .unwrap()
+            .with_pack_target(128 << 10);
+        let failing = common::Counting::failing_after(&w, cut);
+        assert!(sync::copy_log(&failing, &dst, head, &Silent).is_err());
+        assert!(
+            !dst.packs().unwrap().is_empty(),
+            "cut at {cut}: packs were committed before the failure"
+        );
+        sync::copy_log(&w, &dst, head, &Silent).unwrap();
+        dst.update_ref(&main, None, Some(head)).unwrap();
+        assert!(check::check(&dst, true).is_sound(), "cut at {cut}");
+        assert_eq!(
+            log::entries(&dst, "main").unwrap(),
+            log::entries(&w, "main").unwrap(),
+            "cut at {cut}"
+        );
+    }
+}

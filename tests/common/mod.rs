@@ -232,6 +232,8 @@ pub struct Counting<'a> {
     reads: AtomicU64,
     /// Whether the bulk paths (`present_objects`, `raw_blocks`) go to `inner`.
     bulk: bool,
+    /// Reads after this many fail, as if the source went away mid-transfer.
+    fail_after: Option<u64>,
 }
 
 impl<'a> Counting<'a> {
@@ -241,6 +243,7 @@ impl<'a> Counting<'a> {
             inner,
             reads: AtomicU64::new(0),
             bulk: true,
+            fail_after: None,
         }
     }
 
@@ -250,6 +253,15 @@ impl<'a> Counting<'a> {
             inner,
             reads: AtomicU64::new(0),
             bulk: false,
+            fail_after: None,
+        }
+    }
+
+    /// Like [`Counting::per_object`], but every read after the first `n` fails.
+    pub fn failing_after(inner: &'a dyn Backend, n: u64) -> Self {
+        Counting {
+            fail_after: Some(n),
+            ..Counting::per_object(inner)
         }
     }
 
@@ -267,7 +279,12 @@ impl Backend for Counting<'_> {
         self.inner.object_location(id)
     }
     fn get_object(&self, id: &Id) -> remotelog::Result<Vec<u8>> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
+        let done = self.reads.fetch_add(1, Ordering::Relaxed);
+        if self.fail_after.is_some_and(|n| done >= n) {
+            return Err(remotelog::Error::Invalid(format!(
+                "simulated failure after {done} reads"
+            )));
+        }
         self.inner.get_object(id)
     }
     fn has_object(&self, id: &Id) -> remotelog::Result<bool> {
