@@ -6,7 +6,7 @@
 //! every stored object exactly once, in the backend's cheapest order (packs block by
 //! block), and checks each against what the logs expect of it (kind, H1).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::backend::Backend;
 use crate::id::Id;
@@ -50,10 +50,12 @@ impl Report {
 pub fn check(b: &dyn Backend, read_data: bool) -> Report {
     let mut r = Report::default();
     let mut seen_pages: HashSet<Id> = HashSet::new();
-    // Every referenced message, with the H1 its first page gives it and where: (H1, log
-    // number, page, entry). The text of a place is only made for a problem, since a
-    // store holds millions of messages.
-    let mut messages: HashMap<Id, (Id, u32, Id, u32)> = HashMap::new();
+    // Every referenced message with the H1 its page gives it and where: (H2, H1, page
+    // number in `page_list`, entry). A sorted vector rather than a map, and the text of a
+    // place only made for a problem: a store holds millions of messages.
+    let mut claims: Vec<(Id, Id, u32, u32)> = Vec::new();
+    // The pages walked, with their log's number in `log_names`.
+    let mut page_list: Vec<(Id, u32)> = Vec::new();
     let mut log_names: Vec<String> = Vec::new();
     let place = |log: &str, page: &Id, i: usize, h1: &Id| -> String {
         format!("log {log}: page {page} entry {i} (H1 {h1})")
@@ -112,12 +114,9 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
             }
             // One presence query per page: a request on HTTP, one pass over each index
             // on a directory.
-            let fresh: Vec<Id> = page
-                .entries
-                .iter()
-                .map(|e| e.h2)
-                .filter(|h2| !messages.contains_key(h2))
-                .collect();
+            let fresh: Vec<Id> = page.entries.iter().map(|e| e.h2).collect();
+            let page_no = page_list.len() as u32;
+            page_list.push((id, log_no));
             let present = match b.present_objects(&fresh) {
                 Ok(p) => p,
                 Err(e) => {
@@ -132,9 +131,6 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
                         r.problems.push(format!("{}: embedded copy: {e}", at()));
                     }
                 }
-                if messages.contains_key(&entry.h2) {
-                    continue;
-                }
                 if !present.contains(&entry.h2) {
                     r.problems.push(format!(
                         "{}: message object {} is missing ({})",
@@ -143,7 +139,7 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
                         b.object_location(&entry.h2)
                     ));
                 }
-                messages.insert(entry.h2, (entry.h1, log_no, id, i as u32));
+                claims.push((entry.h2, entry.h1, page_no, i as u32));
             }
         }
     }
@@ -189,7 +185,11 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
         }
     }
     r.pages = seen_pages.len();
-    r.messages = messages.len();
+    // A message listed twice is checked against its first listing.
+    claims.sort_by_key(|c| c.0);
+    claims.dedup_by_key(|c| c.0);
+    claims.shrink_to_fit();
+    r.messages = claims.len();
     if read_data {
         let mut opaque = 0usize;
         let mut scan = |id: Id, got: crate::Result<Vec<u8>>| {
@@ -203,11 +203,16 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
             r.objects_read += 1;
             r.bytes_read += bytes.len() as u64;
             let decoded = Object::decode(&bytes);
-            if let Some((h1, log_no, page, i)) = messages.get(&id) {
-                let log = log_names.get(*log_no as usize).map_or("?", |s| s.as_str());
-                let at = || place(log, page, *i as usize, h1);
+            let claim = claims
+                .binary_search_by_key(&id, |c| c.0)
+                .ok()
+                .map(|k| claims[k]);
+            if let Some((_, h1, page_no, i)) = claim {
+                let (page, log_no) = page_list[page_no as usize];
+                let log = log_names.get(log_no as usize).map_or("?", |s| s.as_str());
+                let at = || place(log, &page, i as usize, &h1);
                 match decoded {
-                    Ok(Object::Message(m)) if m.h1() == *h1 => {}
+                    Ok(Object::Message(m)) if m.h1() == h1 => {}
                     Ok(Object::Message(m)) => r.problems.push(format!(
                         "{}: object {id} is a message whose H1 is {}",
                         at(),

@@ -438,3 +438,53 @@ fn lock_of_another_host_is_not_broken() {
 fn unreadable_lock_is_not_broken() {
     held_lock_is_reported_not_broken("garbage without holder".to_string(), &[]);
 }
+
+/// A page that claims the wrong H1 for a message it lists: only reading the message can
+/// tell, so `check --read-data` names the page entry and both H1s; a plain `check` does
+/// not read messages and passes.
+#[test]
+fn a_page_claiming_the_wrong_h1_is_named_by_read_data() {
+    use remotelog::backend::Backend;
+    use remotelog::object::{Entry, Object, Page};
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("s");
+    let s = FsStore::init(&root, Config::default()).unwrap();
+    let m = Message {
+        group_id: b"g".to_vec(),
+        timestamp: 7,
+        body: b"the real body".to_vec(),
+    };
+    let bytes = Object::Message(m.clone()).encode();
+    let h2 = Id::of(&bytes);
+    let wrong = Id([0x11; 32]);
+    let page = Object::Page(Page {
+        prev: None,
+        count: 1,
+        capacity: 256,
+        embed: 0,
+        entries: vec![Entry {
+            h1: wrong,
+            h2,
+            embedded: None,
+        }],
+    })
+    .encode();
+    let pid = Id::of(&page);
+    s.put_objects(&[(h2, &bytes), (pid, &page)]).unwrap();
+    s.update_ref(
+        &remotelog::name::RefName::log("main").unwrap(),
+        None,
+        Some(pid),
+    )
+    .unwrap();
+    assert_ok(run(&root, &["check"]));
+    check_names(
+        &root,
+        true,
+        &[
+            &format!("page {pid} entry 0"),
+            &format!("H1 {wrong}"),
+            &format!("whose H1 is {}", m.h1()),
+        ],
+    );
+}
