@@ -32,7 +32,7 @@ pub const TOKEN_FILE_ENV: &str = "REMOTELOG_TOKEN_FILE";
 /// comes near the server's default `--max-body`.
 pub const PACK_SPLIT: u64 = 64 << 20;
 /// Largest byte range fetched in one request by `raw_blocks`.
-const RANGE_MAX: u64 = 64 << 20;
+const RANGE_MAX: u64 = 8 << 20;
 /// Attempts for an idempotent request whose connection fails.
 const ATTEMPTS: u32 = 5;
 /// Ids per presence request.
