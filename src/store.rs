@@ -940,8 +940,10 @@ struct FsBatch<'a> {
     small: Vec<(Id, Vec<u8>)>,
     listing: LooseListing,
     writer: Option<pack::PackWriter>,
-    /// Objects in packs this batch already committed; nonzero means it writes packs.
+    /// Objects in packs this batch already committed.
     committed: usize,
+    /// Whether the batch writes packs (it went past LOOSE_MAX objects); it then stays so
+    /// after each pack it commits.
     packing: bool,
 }
 
