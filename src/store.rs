@@ -301,7 +301,12 @@ impl FsStore {
             }
             match self.open_pack(&id) {
                 Ok(p) => {
-                    if let Err(r) = p.verify_checksum().and_then(|()| p.validate_index()) {
+                    // Both checks, so that a damaged index is named as such even when the
+                    // checksum already fails.
+                    for r in [p.verify_checksum(), p.validate_index()]
+                        .into_iter()
+                        .filter_map(|c| c.err())
+                    {
                         problems.push(pack::bad_pack(&self.pack_path(&id), r).to_string());
                     }
                     next = p.prev();

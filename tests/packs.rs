@@ -173,6 +173,7 @@ fn check_names_a_damaged_pack() {
     assert_eq!(packs.len(), 1, "a bulk append is one pack");
     let path = &packs[0].1;
     let mut bytes = std::fs::read(path).unwrap();
+    let pristine = bytes.clone();
     bytes[1000] ^= 0x10;
     std::fs::write(path, &bytes).unwrap();
     let out = run(t.path(), &["check"]);
@@ -182,6 +183,19 @@ fn check_names_a_damaged_pack() {
         stdout.contains(&path.display().to_string()) && stdout.contains("checksum"),
         "{stdout}"
     );
+    // An index entry naming a block that does not exist: named as such, not only as a
+    // checksum mismatch.
+    let mut bad = pristine;
+    let t_off = bad.len() - 56;
+    let index_offset = u64::from_le_bytes(bad[t_off..t_off + 8].try_into().unwrap()) as usize;
+    let blocks = u32::from_le_bytes(bad[index_offset..index_offset + 4].try_into().unwrap());
+    let entry = index_offset + 4 + 24 * blocks as usize + 8 + 44 * 7;
+    bad[entry + 32..entry + 36].copy_from_slice(&999_999u32.to_le_bytes());
+    std::fs::write(path, &bad).unwrap();
+    let out = run(t.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("names block 999999"), "{stdout}");
     // Truncated: opening the store names the pack.
     std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
     let out = run(t.path(), &["log"]);
