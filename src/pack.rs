@@ -754,9 +754,13 @@ impl PackWriter {
         Ok(())
     }
 
-    /// Bytes written so far (compressed).
+    /// Size of the pack so far: bytes written, plus a third of the bytes not compressed
+    /// yet (open blocks and blocks at the compressor threads). Counting the latter keeps
+    /// where a batch splits its packs from depending on how fast the threads run.
     pub fn size(&self) -> u64 {
-        self.written + self.pending.iter().map(|p| p.len() as u64).sum::<u64>() / 3
+        let open: u64 = self.pending.iter().map(|p| p.len() as u64).sum();
+        let queued: u64 = self.inflight.values().map(|(len, _)| u64::from(*len)).sum();
+        self.written + (open + queued) / 3
     }
 
     /// Writes the index and trailer and fsyncs the file. The pack is not in any store yet.
