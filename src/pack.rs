@@ -276,16 +276,7 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
     /// Index entry `i` (must be < len).
     pub fn entry(&self, i: usize) -> (Id, Location) {
         let at = self.objects_at + i * OBJECT_ENTRY;
-        let d = &self.data;
-        let id = Id::from_slice(&d[at..at + 32]).unwrap_or(Id([0; 32]));
-        (
-            id,
-            Location {
-                block: u32_at(d, at + 32),
-                offset: u32_at(d, at + 36),
-                len: u32_at(d, at + 40),
-            },
-        )
+        decode_entry(&self.data[at..at + OBJECT_ENTRY])
     }
 
     /// The first 4 bytes of every id, as integers in index order: lookups search this
@@ -300,11 +291,7 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
             while i < self.object_count {
                 let n = (self.object_count - i).min(1024);
                 let bytes = self.entries_bytes(i, n, &mut buf)?;
-                out.extend(
-                    bytes
-                        .chunks_exact(OBJECT_ENTRY)
-                        .map(|e| u32::from_be_bytes([e[0], e[1], e[2], e[3]])),
-                );
+                out.extend(bytes.chunks_exact(OBJECT_ENTRY).map(prefix));
                 i += n;
             }
             Ok(out)
@@ -335,26 +322,23 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
 
     /// Entries `i..` whose id starts like `id`, checked in full; the location of `id`.
     fn confirm(&self, prefixes: &[u32], i: usize, id: &Id) -> Option<Location> {
-        let want = u32::from_be_bytes([id.0[0], id.0[1], id.0[2], id.0[3]]);
+        let want = prefix(&id.0);
         let same = prefixes[i..].iter().take_while(|p| **p == want).count();
         if same == 0 {
             return None;
         }
         let mut buf = Vec::new();
         let bytes = self.entries_bytes(i, same, &mut buf).ok()?;
-        bytes.chunks_exact(OBJECT_ENTRY).find_map(|e| {
-            (e[..32] == id.0[..]).then(|| Location {
-                block: u32::from_le_bytes([e[32], e[33], e[34], e[35]]),
-                offset: u32::from_le_bytes([e[36], e[37], e[38], e[39]]),
-                len: u32::from_le_bytes([e[40], e[41], e[42], e[43]]),
-            })
-        })
+        bytes
+            .chunks_exact(OBJECT_ENTRY)
+            .map(decode_entry)
+            .find_map(|(e, loc)| (e == *id).then_some(loc))
     }
 
     /// Finds an object. An index that cannot be read finds nothing; `check` reports it.
     pub fn lookup(&self, id: &Id) -> Option<Location> {
         let prefixes = self.prefixes().ok()?;
-        let want = u32::from_be_bytes([id.0[0], id.0[1], id.0[2], id.0[3]]);
+        let want = prefix(&id.0);
         let i = prefixes.partition_point(|p| *p < want);
         self.confirm(prefixes, i, id)
     }
@@ -369,7 +353,7 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
         let n = prefixes.len();
         let mut lo = 0usize;
         for (k, id) in ids.iter().enumerate() {
-            let want = u32::from_be_bytes([id.0[0], id.0[1], id.0[2], id.0[3]]);
+            let want = prefix(&id.0);
             let mut step = 1usize;
             let mut hi = lo;
             while hi < n && prefixes[hi] < want {
@@ -460,6 +444,49 @@ pub fn index_span(trailer: &[u8], file_len: u64) -> std::result::Result<(u64, u6
     Ok((offset, len))
 }
 
+/// An index entry's 44 bytes: id, block, offset, length.
+fn decode_entry(e: &[u8]) -> (Id, Location) {
+    let id = Id::from_slice(&e[..32]).unwrap_or(Id([0; 32]));
+    let loc = Location {
+        block: u32_at(e, 32),
+        offset: u32_at(e, 36),
+        len: u32_at(e, 40),
+    };
+    (id, loc)
+}
+
+/// The first 4 bytes of an id (or of an index entry, which starts with it), as the integer
+/// the lookup table holds.
+fn prefix(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Where `ids` are in `packs`: each id (sorted, deduplicated) in the first pack holding it,
+/// as (pack position, location, id), then the ids in none. Sorted lookups take one forward
+/// pass per pack, and an id found is not looked for in the packs after.
+pub fn locate<D: Deref<Target = [u8]>>(
+    packs: &[&Pack<D>],
+    ids: &[Id],
+) -> (Vec<(usize, Location, Id)>, Vec<Id>) {
+    let mut rest = ids.to_vec();
+    rest.sort_unstable();
+    rest.dedup();
+    let mut found = Vec::new();
+    for (k, p) in packs.iter().enumerate() {
+        let mut hits = vec![None; rest.len()];
+        p.lookup_sorted(&rest, |i, loc| hits[i] = Some(loc));
+        let mut hits = hits.into_iter();
+        rest.retain(|id| match hits.next().flatten() {
+            Some(loc) => {
+                found.push((k, loc, *id));
+                false
+            }
+            None => true,
+        });
+    }
+    (found, rest)
+}
+
 /// A block made only of wanted objects: (position of its pack in the list, block number,
 /// its objects as (id, offset, length) in block order).
 pub type WholeBlock = (usize, u32, Vec<(Id, u32, u32)>);
@@ -473,29 +500,11 @@ pub fn whole_blocks<D: Deref<Target = [u8]>>(
     packs: &[&Pack<D>],
     ids: &[Id],
 ) -> std::result::Result<Vec<WholeBlock>, (usize, String)> {
-    let mut rest = ids.to_vec();
-    rest.sort_unstable();
-    rest.dedup();
     // (pack, block, offset, length, id) of each wanted object found.
-    let mut found: Vec<(usize, u32, u32, u32, Id)> = Vec::with_capacity(rest.len());
-    for (k, p) in packs.iter().enumerate() {
-        let mut hit = vec![None; rest.len()];
-        p.lookup_sorted(&rest, |i, loc| hit[i] = Some(loc));
-        let mut i = 0;
-        let mut bad = None;
-        rest.retain(|id| {
-            let here = hit[i];
-            i += 1;
-            let Some(loc) = here else { return true };
-            match p.check_location(id, loc) {
-                Ok(()) => found.push((k, loc.block, loc.offset, loc.len, *id)),
-                Err(r) => bad = Some((k, r)),
-            }
-            false
-        });
-        if let Some(e) = bad {
-            return Err(e);
-        }
+    let mut found: Vec<(usize, u32, u32, u32, Id)> = Vec::with_capacity(ids.len());
+    for (k, loc, id) in locate(packs, ids).0 {
+        packs[k].check_location(&id, loc).map_err(|r| (k, r))?;
+        found.push((k, loc.block, loc.offset, loc.len, id));
     }
     found.sort_unstable_by_key(|f| (f.0, f.1, f.2));
     let mut out = Vec::new();

@@ -62,6 +62,11 @@ impl std::fmt::Debug for FsStore {
     }
 }
 
+/// The packs of a snapshot, for the functions of [`pack`] that take several.
+fn as_packs(packs: &[(Id, PathBuf, Arc<MappedPack>)]) -> Vec<&MappedPack> {
+    packs.iter().map(|(_, _, p)| &**p).collect()
+}
+
 fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -632,23 +637,10 @@ impl Backend for FsStore {
         }
         // Many ids: sorted, they are looked up in each index in one forward pass, and
         // listing a loose shard pays off once several may fall in it.
-        let mut rest = ids.to_vec();
-        rest.sort_unstable();
-        rest.dedup();
-        let mut out = std::collections::HashSet::new();
-        for (_, _, p) in self.packs_snapshot() {
-            let mut hit = vec![false; rest.len()];
-            p.lookup_sorted(&rest, |i, _| hit[i] = true);
-            let mut k = 0;
-            rest.retain(|id| {
-                let here = hit[k];
-                k += 1;
-                if here {
-                    out.insert(*id);
-                }
-                !here
-            });
-        }
+        let packs = self.packs_snapshot();
+        let mapped = as_packs(&packs);
+        let (found, rest) = pack::locate(&mapped, ids);
+        let mut out: std::collections::HashSet<Id> = found.into_iter().map(|f| f.2).collect();
         let mut cache = LooseListing::default();
         let list = rest.len() >= 256;
         for id in rest {
@@ -678,7 +670,7 @@ impl Backend for FsStore {
     fn raw_blocks(&self, ids: &[Id], take: &mut dyn FnMut(RawBlock) -> Result<()>) -> Result<()> {
         self.reload_packs()?;
         let packs = self.packs_snapshot();
-        let mapped: Vec<&MappedPack> = packs.iter().map(|(_, _, p)| &**p).collect();
+        let mapped = as_packs(&packs);
         let blocks =
             pack::whole_blocks(&mapped, ids).map_err(|(k, r)| pack::bad_pack(&packs[k].1, r))?;
         for (k, n, objects) in blocks {
@@ -701,14 +693,13 @@ impl Backend for FsStore {
         // An object in several places is reported from the newest pack holding it: the ids
         // of each pack (and the loose ones) are matched against the newer packs' indexes,
         // so memory follows one pack, not the store.
-        let also_newer = |k: usize, ids: &[Id]| {
-            let mut dup = std::collections::HashSet::new();
-            for (_, _, newer) in &packs[..k] {
-                newer.lookup_sorted(ids, |i, _| {
-                    dup.insert(ids[i]);
-                });
-            }
-            dup
+        let mapped = as_packs(&packs);
+        let also_newer = |k: usize, ids: &[Id]| -> std::collections::HashSet<Id> {
+            pack::locate(&mapped[..k], ids)
+                .0
+                .into_iter()
+                .map(|f| f.2)
+                .collect()
         };
         for (k, (_, path, p)) in packs.iter().enumerate() {
             let dup = also_newer(k, &p.ids().collect::<Vec<_>>());
