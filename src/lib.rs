@@ -18,6 +18,7 @@ pub mod fsutil;
 pub mod gc;
 pub mod http_client;
 pub mod id;
+pub mod lease;
 pub mod lock;
 pub mod log;
 pub mod name;

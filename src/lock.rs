@@ -118,8 +118,7 @@ impl LockFile {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e).at(path),
             };
-            if Holder::parse(&text).is_some_and(|h| h.is_provably_gone()) || from_before_boot(path)
-            {
+            if is_stale(path, &text) {
                 if clear_stale(path, &text)? {
                     eprintln!(
                         "remotelog: removed stale lock {} ({})",
@@ -152,10 +151,33 @@ impl Drop for LockFile {
     }
 }
 
+/// Whether the lock or lease at `path`, holding `text`, was left by a process that can no
+/// longer hold it: one of this host that is not running, or one from before the last boot.
+pub fn is_stale(path: &Path, text: &str) -> bool {
+    Holder::parse(text).is_some_and(|h| h.is_provably_gone()) || from_before_boot(path)
+}
+
+/// Creates a new file in `dir` named `<prefix><pid>-<n>` that records this process as its
+/// holder, complete from the moment it appears (like a lock, but never contended), and
+/// returns its path.
+pub fn create_unique(dir: &Path, prefix: &str) -> Result<PathBuf> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("{prefix}{}-{n}", std::process::id()));
+        // Staged under a temporary name, so a crash can never leave it empty; leases are
+        // about running processes, so no fsync: after a crash every holder is gone anyway.
+        let tmp = fsutil::stage(dir, Holder::me().render().as_bytes())?;
+        if tmp.persist_noclobber(&path)? {
+            return Ok(path);
+        }
+    }
+}
+
 /// Removes a stale lock without racing another process that clears the same lock and
 /// takes a fresh one: the lock is first moved aside, then its content compared with what
 /// was judged stale. Returns whether the stale lock was removed by us.
-fn clear_stale(path: &Path, judged: &str) -> Result<bool> {
+pub fn clear_stale(path: &Path, judged: &str) -> Result<bool> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let aside = dir.join(format!(
         "{TMP_PREFIX}stale-lock-{}-{}",

@@ -743,6 +743,8 @@ pub fn import(
 ) -> Result<Imported> {
     let source = src.describe();
     let tref = import_ref(local)?;
+    // Held until the import record is named by its ref.
+    let _lease = b.write_lease()?;
     let old_ref = b.read_ref(&tref)?;
     let tracked = match old_ref {
         Some(id) => Some(Tracked::decode(&b.get_object(&id)?).ok_or_else(|| {

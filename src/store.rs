@@ -180,7 +180,19 @@ impl FsStore {
 
     /// Re-reads the pack chain from `refs/packs` if it moved.
     pub fn reload_packs(&self) -> Result<()> {
-        let head = self.read_ref(&packs_ref())?;
+        // A repack or gc may swap the chain and delete the old packs while we walk it:
+        // a pack gone missing under a ref that moved is read again from the new head.
+        let mut attempts = 0;
+        loop {
+            let head = self.read_ref(&packs_ref())?;
+            match self.load_chain(head) {
+                Err(_) if attempts < 20 && self.read_ref(&packs_ref())? != head => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn load_chain(&self, head: Option<Id>) -> Result<()> {
         let mut set = guard(&self.packs);
         if set.head == head && (head.is_none() || !set.packs.is_empty()) {
             return Ok(());
@@ -860,6 +872,11 @@ impl Backend for FsStore {
         }
         out.sort();
         Ok(out)
+    }
+
+    fn write_lease(&self) -> Result<crate::backend::WriteLease> {
+        let lease = crate::lease::writer(&self.root, crate::lease::WRITER_WAIT)?;
+        Ok(crate::backend::WriteLease::new(lease))
     }
 
     fn layout(&self) -> Result<Layout> {

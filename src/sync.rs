@@ -504,6 +504,10 @@ pub fn push(
 ) -> Result<LogTransfer> {
     let start = Instant::now();
     let refname = RefName::log(log)?;
+    // The remote keeps what we copy until its ref names it; the local store keeps the page
+    // the tracking ref will name, which a concurrent append may replace meanwhile.
+    let _local_lease = local.write_lease()?;
+    let _remote_lease = remote_store.write_lease()?;
     let ours = local.read_ref(&refname)?.ok_or_else(|| {
         Error::Invalid(format!(
             "there is no log {log:?} here to push; `remotelog logs` lists them"
@@ -569,6 +573,7 @@ pub fn pull(
 ) -> Result<LogTransfer> {
     let start = Instant::now();
     let refname = RefName::log(log)?;
+    let _lease = local.write_lease()?;
     let theirs = remote_store
         .read_ref(&refname)?
         .ok_or_else(|| Error::Invalid(format!("remote {remote} has no log {log:?}")))?;
