@@ -355,10 +355,25 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("remotelog: error: {e:#}");
+            eprintln!("remotelog: error: {}", one_line(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: most errors already show their
+/// cause in their own message (`Error::Io` shows the OS error it also chains as its
+/// source), so a cause whose text is already there is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -1026,8 +1041,19 @@ fn group_and_time(args: &AppendArgs) -> anyhow::Result<(Vec<u8>, i64)> {
 
 fn message_bodies(args: &AppendArgs) -> anyhow::Result<Bodies> {
     if let Some(dir) = &args.dir {
-        if !dir.is_dir() {
-            anyhow::bail!("{}: not a directory", dir.display());
+        match std::fs::metadata(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                anyhow::bail!("{}: no such directory", dir.display())
+            }
+            Err(e) => {
+                return Err(remotelog::Error::Io {
+                    path: dir.clone(),
+                    source: e,
+                }
+                .into())
+            }
+            Ok(m) if !m.is_dir() => anyhow::bail!("{}: not a directory", dir.display()),
+            Ok(_) => {}
         }
         let root = dir.clone();
         let mut files = walkdir::WalkDir::new(dir)
