@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod check;
+pub mod clone;
 pub mod config;
 pub mod error;
 pub mod forget;
