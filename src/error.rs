@@ -107,6 +107,17 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A file of a store that is not what its place calls for (a symbolic link, a fifo, a
+    /// device) or larger than the format allows there: refused before it is read.
+    #[error(
+        "{path}: {reason}; move it out of the store, or restore the store from another remote"
+    )]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        reason: String,
+    },
     /// Bad arguments or input that is not about a file.
     #[error("{0}")]
     Invalid(String),

@@ -3,7 +3,6 @@
 //! held at the last exchange (format/store-v1.md, section 8).
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::backend::Backend;
@@ -62,15 +61,21 @@ impl Remotes {
     /// Reads the store's `remotes` file (none yet means no remotes).
     pub fn load(store: &FsStore) -> Result<Remotes> {
         let path = Self::path(store);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Remotes::default()),
-            Err(e) => return Err(e).at(&path),
-        };
         let bad = |reason: String| Error::NotAStore {
             path: path.clone(),
             reason,
         };
+        // A few lines per remote; read without following a link.
+        let bytes = fsutil::read_below(
+            store.root(),
+            Path::new("remotes"),
+            "a remotes file",
+            1 << 20,
+        )?;
+        let Some(bytes) = bytes else {
+            return Ok(Remotes::default());
+        };
+        let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
         let mut lines = text.lines();
         if lines.next() != Some(MAGIC) {
             return Err(bad(format!("first line is not {MAGIC:?}")));

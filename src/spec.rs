@@ -159,13 +159,23 @@ impl ViewIndex {
         let mut m = lock(&self.maps);
         if !m.loaded {
             m.loaded = true;
-            if let Some(path) = &self.path {
-                if let Ok(bytes) = fs::read(path) {
+            // Read record by record, never through a link: the file is a cache, so
+            // anything unreadable is recomputed later rather than an error.
+            let root = self
+                .path
+                .as_deref()
+                .and_then(Path::parent)
+                .and_then(Path::parent);
+            let opened = root.map(|root| {
+                crate::fsutil::open_below(root, Path::new(INDEX_FILE), "the index", u64::MAX)
+            });
+            if let Some(Ok(Some((f, _)))) = opened {
+                let mut f = std::io::BufReader::new(f);
+                let mut r = [0u8; RECORD_LEN];
+                while f.read_exact(&mut r).is_ok() {
                     // Records failing their check (a torn write after a crash) are skipped.
-                    for r in bytes.chunks_exact(RECORD_LEN) {
-                        if let Some((kind, native, spec)) = parse_record(r) {
-                            m.insert(kind, native, spec);
-                        }
+                    if let Some((kind, native, spec)) = parse_record(&r) {
+                        m.insert(kind, native, spec);
                     }
                 }
             }
@@ -183,10 +193,12 @@ impl ViewIndex {
             if let Some(dir) = path.parent() {
                 fs::create_dir_all(dir)?;
             }
-            let mut f = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
+            // Never appended to through a link (it could point out of the store).
+            let mut f = std::os::unix::fs::OpenOptionsExt::custom_flags(
+                fs::OpenOptions::new().create(true).append(true),
+                rustix::fs::OFlags::NOFOLLOW.bits() as i32,
+            )
+            .open(path)?;
             // A crash may have left a partial record; realign so later records parse.
             let len = f.metadata()?.len();
             let torn = len % RECORD_LEN as u64;
