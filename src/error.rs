@@ -118,6 +118,15 @@ pub enum Error {
         /// What it is.
         reason: String,
     },
+    /// An entry under `refs/` that cannot be read as a ref: nobody can tell what it names,
+    /// so operations that must not miss a ref (gc, clone) stop at it.
+    #[error("{path}: {reason}, so it cannot be read as a ref; if it holds a log's head, make it a regular file under a valid name, otherwise move it out of the store")]
+    NotARef {
+        /// The entry.
+        path: PathBuf,
+        /// What it is.
+        reason: String,
+    },
     /// Bad arguments or input that is not about a file.
     #[error("{0}")]
     Invalid(String),

@@ -571,6 +571,81 @@ impl FsStore {
         Ok(())
     }
 
+    /// The refs below `refs/<prefix>/`, sorted, handing `damaged` each entry there that
+    /// is none (format/store-v1.md, section 4): a symbolic link, fifo or device, a name
+    /// that is not valid, a folder of such a name, a top-level folder that is not a
+    /// directory. Temporary files and `*.lock` files are skipped.
+    fn walk_refs(&self, prefix: &str, damaged: &mut dyn FnMut(Error)) -> Result<Vec<RefName>> {
+        if !prefix.is_empty() {
+            crate::name::validate(prefix)?;
+        }
+        let refs = self.root.join("refs");
+        let base = refs.join(prefix);
+        // The folders leading to `base`: none may be a link; a top-level one (`logs`,
+        // `remotes`, ...) must be a directory, while below it a ref file simply has no
+        // refs under it.
+        let mut at = self.root.clone();
+        let steps: Vec<&str> = std::iter::once("refs")
+            .chain(prefix.split('/').filter(|s| !s.is_empty()))
+            .collect();
+        for (i, step) in steps.iter().enumerate() {
+            at.push(step);
+            let m = match fs::symlink_metadata(&at) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e).at(&at),
+            };
+            if m.is_dir() {
+                continue;
+            }
+            if m.is_file() && i >= 2 {
+                return Ok(Vec::new());
+            }
+            damaged(Error::NotARef {
+                path: at,
+                reason: format!(
+                    "{} where a folder of refs belongs",
+                    file_kind(&m.file_type())
+                ),
+            });
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        let mut walk = walkdir::WalkDir::new(&base).min_depth(1).into_iter();
+        while let Some(entry) = walk.next() {
+            let entry = entry.map_err(|e| walk_error(e, &base))?;
+            let name = entry.file_name().to_string_lossy();
+            let t = entry.file_type();
+            if is_tmp_name(&name) || (t.is_file() && name.ends_with(".lock")) {
+                if t.is_dir() {
+                    walk.skip_current_dir();
+                }
+                continue;
+            }
+            let rel = entry.path().strip_prefix(&refs).unwrap_or(entry.path());
+            let parsed = RefName::parse(&rel.to_string_lossy());
+            let reason = match (&parsed, t.is_file(), t.is_dir()) {
+                (Ok(_), false, true) => continue, // a folder of refs
+                (Ok(name), true, _) => {
+                    out.push(name.clone());
+                    continue;
+                }
+                (Err(e), _, true) => format!("a folder whose name is not valid ({})", reason_of(e)),
+                (Err(e), true, _) => format!("a file whose name is not valid ({})", reason_of(e)),
+                (_, false, false) => format!("{}, not a ref file", file_kind(&t)),
+            };
+            if t.is_dir() {
+                walk.skip_current_dir();
+            }
+            damaged(Error::NotARef {
+                path: entry.path().to_path_buf(),
+                reason,
+            });
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Leftover temporary files and lock files below the store, for `check` and `gc`.
     pub fn leftovers(&self) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
@@ -594,6 +669,14 @@ fn no_link(dir: &Path) -> Result<()> {
                 .into(),
         }),
         _ => Ok(()),
+    }
+}
+
+/// Why a name is invalid, without the name (the path is in the message already).
+fn reason_of(e: &Error) -> String {
+    match e {
+        Error::InvalidName { reason, .. } => reason.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -911,8 +994,15 @@ impl Backend for FsStore {
     fn read_ref(&self, name: &RefName) -> Result<Option<Id>> {
         let path = self.ref_path(name);
         let rel = Path::new("refs").join(name.as_str());
-        // A folder of other refs reads as no ref.
+        // A folder of other refs reads as no ref, except where the pack chain's head
+        // belongs: taking it for "no packs" would make gc delete every pack.
         let Some(text) = fsutil::read_below(&self.root, &rel, "a ref file", REF_MAX)? else {
+            if *name == packs_ref() && fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                return Err(Error::NotARef {
+                    path,
+                    reason: "a directory where the head of the pack chain belongs".into(),
+                });
+            }
             return Ok(None);
         };
         parse_ref(&text)
@@ -950,24 +1040,22 @@ impl Backend for FsStore {
     }
 
     fn list_refs(&self, prefix: &str) -> Result<Vec<RefName>> {
-        let base = self.root.join("refs").join(prefix);
-        if !base.is_dir() {
-            return Ok(Vec::new());
+        let mut first = None;
+        let refs = self.walk_refs(prefix, &mut |e| {
+            first.get_or_insert(e);
+        })?;
+        // A reader must never take a store for one without the refs it cannot read (gc
+        // would delete what they name): the first such entry fails the listing.
+        match first {
+            Some(e) => Err(e),
+            None => Ok(refs),
         }
-        let refs = self.root.join("refs");
-        let mut out = Vec::new();
-        for entry in walkdir::WalkDir::new(&base).min_depth(1) {
-            let entry = entry.map_err(|e| walk_error(e, &base))?;
-            if !entry.file_type().is_file() {
-                continue;
-            }
-            let rel = entry.path().strip_prefix(&refs).unwrap_or(entry.path());
-            if let Ok(name) = RefName::parse(&rel.to_string_lossy()) {
-                out.push(name);
-            }
-        }
-        out.sort();
-        Ok(out)
+    }
+
+    fn list_refs_lenient(&self, prefix: &str) -> Result<(Vec<RefName>, Vec<String>)> {
+        let mut damaged = Vec::new();
+        let refs = self.walk_refs(prefix, &mut |e| damaged.push(e.to_string()))?;
+        Ok((refs, damaged))
     }
 
     fn layout(&self) -> Result<Layout> {
@@ -1040,18 +1128,7 @@ impl Backend for FsStore {
             }
         }
         self.pack_layout(&mut problems, &mut notes)?;
-        let refs = self.root.join("refs");
-        for entry in walkdir::WalkDir::new(&refs).min_depth(1) {
-            let entry = entry.map_err(|e| walk_error(e, &refs))?;
-            let name = entry.file_name().to_string_lossy();
-            if !entry.file_type().is_file() || is_tmp_name(&name) || name.ends_with(".lock") {
-                continue;
-            }
-            let rel = entry.path().strip_prefix(&refs).unwrap_or(entry.path());
-            if let Err(e) = RefName::parse(&rel.to_string_lossy()) {
-                problems.push(format!("{}: {e}", entry.path().display()));
-            }
-        }
+        self.walk_refs("", &mut |e| problems.push(e.to_string()))?;
         Ok(Layout { problems, notes })
     }
 }

@@ -1,5 +1,7 @@
 //! Reading a hostile remote is bounded: files of a store that are not what they claim are
-//! refused before they are read (a sparse 3 GB object, a link to /dev/zero).
+//! refused before they are read (a sparse 3 GB object, a link to /dev/zero), entries
+//! under `refs/` that cannot be read as refs stop clone and gc and are named by check and
+//! by the server, and HTTP answers that never end or drip are cut off.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -7,11 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use remotelog::backend::Backend;
 use remotelog::log::{self, SettingsChange};
 use remotelog::FsStore;
 
 mod common;
-use common::{fails_with, msgs, store, text};
+use common::{fails_with, msgs, ok, run, serve, store, text};
 
 /// Address space a child may use in the memory-bound tests: enough for remotelog's
 /// threads and allocator arenas, far less than the 3 GB file or an endless stream that
@@ -102,4 +105,182 @@ fn a_sparse_3gb_object_file_is_refused_by_size_before_it_is_read() {
 #[test]
 fn an_object_that_is_a_link_to_dev_zero_is_refused_without_reading_it() {
     hostile_object_is_refused(false, "a symbolic link, not a regular file");
+}
+
+// ---------------------------------------------------------------------------------------
+// Refs that cannot be read
+
+/// Every loose object and pack file of a store.
+fn object_files(root: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let p = e.path().to_string_lossy();
+            (p.contains("/objects/") || p.ends_with(".pack")) && e.file_type().is_file()
+        })
+        .map(|e| e.path().to_path_buf())
+        .collect();
+    out.sort();
+    out
+}
+
+/// A store with log "main" and log "other", whose objects only "other" reaches, then
+/// damaged by `damage` (given the store root and the content of `refs/logs/other`).
+/// Returns the damaged entry, which every command must name.
+fn damaged_store(root: &Path, packed: bool, damage: &dyn Fn(&Path, &[u8]) -> PathBuf) -> PathBuf {
+    let s = store(root);
+    let n = if packed { 100 } else { 4 };
+    log::append(&s, "main", &msgs("main", n), SettingsChange::default()).unwrap();
+    log::append(&s, "other", &msgs("other", n), SettingsChange::default()).unwrap();
+    let other = root.join("refs/logs/other");
+    let head = fs::read(&other).unwrap();
+    fs::remove_file(&other).unwrap();
+    damage(root, &head)
+}
+
+/// The ways an entry under `refs/` can be unreadable as a ref: (what, packed store,
+/// damage).
+type Damage = (&'static str, bool, Box<dyn Fn(&Path, &[u8]) -> PathBuf>);
+
+fn damages() -> Vec<Damage> {
+    vec![
+        (
+            "symbolic link",
+            false,
+            Box::new(|root: &Path, head: &[u8]| {
+                let target = root.parent().unwrap().join("elsewhere");
+                fs::write(&target, head).unwrap();
+                let p = root.join("refs/logs/other");
+                symlink(&target, &p).unwrap();
+                p
+            }),
+        ),
+        (
+            "name is not valid",
+            false,
+            Box::new(|root: &Path, head: &[u8]| {
+                let p = root.join("refs/logs/.other");
+                fs::write(&p, head).unwrap();
+                p
+            }),
+        ),
+        (
+            "folder whose name is not valid",
+            false,
+            Box::new(|root: &Path, head: &[u8]| {
+                let p = root.join("refs/logs/other.lock");
+                fs::create_dir(&p).unwrap();
+                fs::write(p.join("inner"), head).unwrap();
+                p
+            }),
+        ),
+        (
+            "a fifo",
+            false,
+            Box::new(|root: &Path, head: &[u8]| {
+                // Its head kept where nobody reads it: the fifo is what stands for it.
+                fs::write(root.parent().unwrap().join("lost-head"), head).unwrap();
+                let p = root.join("refs/logs/other");
+                let made = Command::new("mkfifo").arg(&p).status().unwrap();
+                assert!(made.success());
+                p
+            }),
+        ),
+        (
+            "a directory where the head of the pack chain belongs",
+            true,
+            Box::new(|root: &Path, head: &[u8]| {
+                fs::write(root.join("refs/logs/other"), head).unwrap();
+                let p = root.join("refs/packs");
+                let chain = fs::read(&p).unwrap();
+                fs::remove_file(&p).unwrap();
+                fs::create_dir(&p).unwrap();
+                fs::write(p.join("head"), chain).unwrap();
+                p
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn an_unreadable_ref_is_named_by_check_and_stops_clone_and_gc() {
+    for (what, packed, damage) in damages() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("src");
+        let bad = damaged_store(&root, packed, &*damage);
+        let shown = bad.display().to_string();
+        let before = object_files(&root);
+        assert!(!before.is_empty());
+
+        // check names it and fails.
+        let o = run(&root, &["check"]);
+        let all = text(&o);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{what}: check should fail:\n{all}"
+        );
+        assert!(all.contains(&shown) && all.contains(what), "{what}: {all}");
+        if !packed {
+            // ... and still checks the log it can read.
+            assert!(all.contains("FAILED: 1 logs, 4 entries"), "{what}: {all}");
+        }
+
+        // clone reports it and leaves nothing.
+        let dest = t.path().join("dest");
+        let o = run(
+            &root,
+            &["clone", root.to_str().unwrap(), dest.to_str().unwrap()],
+        );
+        fails_with(&o, &[&shown]);
+        assert!(
+            !dest.exists(),
+            "{what}: a failed clone leaves nothing behind"
+        );
+
+        // gc, of the store itself and of it as a directory remote, deletes nothing.
+        let o = run(&root, &["gc", "--prune", "now"]);
+        fails_with(&o, &[&shown]);
+        let local = t.path().join("local");
+        store(&local);
+        ok(&local, &["remote", "add", "origin", root.to_str().unwrap()]);
+        let o = run(&local, &["gc", "origin", "--prune", "now"]);
+        fails_with(&o, &[&shown]);
+        assert_eq!(object_files(&root), before, "{what}: gc deleted objects");
+    }
+}
+
+#[test]
+fn a_server_does_not_hide_an_unreadable_ref_from_its_clients() {
+    for (what, packed, damage) in damages().into_iter().take(3) {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("src");
+        let bad = damaged_store(&root, packed, &*damage);
+        let name = bad.file_name().unwrap().to_string_lossy().into_owned();
+        let srv = serve(&root, |_| {});
+        let url = &srv.url();
+
+        // The listing is an error naming the entry, not a list without it.
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build(),
+        );
+        let mut resp = agent.get(format!("{url}/ns?prefix=logs")).call().unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string().unwrap();
+        assert_eq!(status, 500, "{what}: {body}");
+        assert!(
+            body.contains(&format!("refs/logs/{name}")),
+            "{what}: {body}"
+        );
+
+        // So a clone over HTTP fails naming it too.
+        let dest = t.path().join("dest");
+        let o = run(&root, &["clone", url, dest.to_str().unwrap()]);
+        fails_with(&o, &[&format!("refs/logs/{name}")]);
+        let remote = remotelog::http_client::HttpBackend::open(url, None).unwrap();
+        assert!(remote.list_refs("logs").is_err(), "{what}");
+    }
 }
