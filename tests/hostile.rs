@@ -4,9 +4,13 @@
 //! by the server, and HTTP answers that never end or drip are cut off.
 
 use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use remotelog::backend::Backend;
@@ -283,4 +287,113 @@ fn a_server_does_not_hide_an_unreadable_ref_from_its_clients() {
         let remote = remotelog::http_client::HttpBackend::open(url, None).unwrap();
         assert!(remote.list_refs("logs").is_err(), "{what}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP servers that never finish an answer
+
+/// A hostile HTTP server on a loopback port: it reads each request's head and lets
+/// `respond` answer on the connection until `respond` returns. Stops with the value.
+struct Hostile {
+    url: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl Hostile {
+    fn start(respond: fn(&mut TcpStream, &AtomicBool)) -> Hostile {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                let (Ok(mut c), stopped) = (conn, stopped.clone()) else {
+                    continue;
+                };
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut b = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && head.len() < 1 << 16 {
+                        match c.read(&mut b) {
+                            Ok(1) => head.push(b[0]),
+                            _ => return,
+                        }
+                    }
+                    respond(&mut c, &stopped);
+                });
+            }
+        });
+        Hostile { url, stop }
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wakes the accepting thread so that it sees the flag.
+        let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
+    }
+}
+
+/// Headers that promise a megabyte, then one byte a second.
+fn drip(c: &mut TcpStream, stop: &AtomicBool) {
+    let head =
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000000\r\n\r\n";
+    if c.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    while !stop.load(Ordering::Relaxed) && c.write_all(b" ").is_ok() {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Runs `remotelog --store STORE ARGS...` with `env`; kills it and fails the test if it
+/// has not finished after `limit`. Returns its output and how long it ran.
+fn run_bounded(
+    store: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (Output, Duration) {
+    let mut c = common::bin();
+    c.arg("--store")
+        .arg(store)
+        .args(args)
+        .env_remove(remotelog::http_client::TIMEOUT_ENV)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let start = Instant::now();
+    let mut child = c.spawn().unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("remotelog {args:?} still waits after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = start.elapsed();
+    (child.wait_with_output().unwrap(), took)
+}
+
+#[test]
+fn a_remote_that_drips_its_answer_is_given_up_within_the_bound() {
+    let srv = Hostile::start(drip);
+    let t = tempfile::tempdir().unwrap();
+    let dest = t.path().join("dest");
+    // A wait of 2 s: after 2 s of a body, 4 KiB/s are due; this one brings 1 byte/s
+    // (and never waits a whole 2 s for it, so only the pace can catch it).
+    let env = [(remotelog::http_client::TIMEOUT_ENV, "2")];
+    let args = ["clone", srv.url.as_str(), dest.to_str().unwrap()];
+    let (o, took) = run_bounded(t.path(), &args, &env, Duration::from_secs(30));
+    fails_with(&o, &[&format!("{}/healthz", srv.url), "too slowly"]);
+    assert!(took < Duration::from_secs(20), "gave up after {took:?}");
+    assert!(!dest.exists());
 }
