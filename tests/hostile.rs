@@ -350,6 +350,16 @@ fn drip(c: &mut TcpStream, stop: &AtomicBool) {
     }
 }
 
+/// A Twirp answer without a length that never ends, as fast as the client reads.
+fn endless(c: &mut TcpStream, stop: &AtomicBool) {
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/protobuf\r\nconnection: close\r\n\r\n";
+    if c.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let chunk = vec![0u8; 64 << 10];
+    while !stop.load(Ordering::Relaxed) && c.write_all(&chunk).is_ok() {}
+}
+
 /// Runs `remotelog --store STORE ARGS...` with `env`; kills it and fails the test if it
 /// has not finished after `limit`. Returns its output and how long it ran.
 fn run_bounded(
@@ -396,4 +406,54 @@ fn a_remote_that_drips_its_answer_is_given_up_within_the_bound() {
     fails_with(&o, &[&format!("{}/healthz", srv.url), "too slowly"]);
     assert!(took < Duration::from_secs(20), "gave up after {took:?}");
     assert!(!dest.exists());
+}
+
+#[test]
+fn a_twirp_server_that_drips_its_answer_is_given_up_within_the_bound() {
+    let srv = Hostile::start(drip);
+    let t = tempfile::tempdir().unwrap();
+    let s = t.path().join("s");
+    store(&s);
+    let env = [(remotelog::http_client::TIMEOUT_ENV, "2")];
+    let (o, took) = run_bounded(
+        &s,
+        &["import-spec", &srv.url, "chat"],
+        &env,
+        Duration::from_secs(30),
+    );
+    fails_with(
+        &o,
+        &[&format!("{}/twirp/vac.ns.NS/Fetch", srv.url), "too slowly"],
+    );
+    assert!(took < Duration::from_secs(20), "gave up after {took:?}");
+}
+
+#[test]
+fn an_endless_twirp_answer_is_cut_off_at_the_limit_in_bounded_memory() {
+    let srv = Hostile::start(endless);
+    let t = tempfile::tempdir().unwrap();
+    let s = t.path().join("s");
+    store(&s);
+    // With the default limits, one answer stops at 256 MiB, well inside the address
+    // space the import may use.
+    let (o, took) = run_limited(&s, &["import-spec", &srv.url, "chat"], &[]);
+    fails_with(
+        &o,
+        &[
+            &srv.url,
+            "more than 268435456 bytes",
+            "nothing was imported",
+        ],
+    );
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    // --max-bytes counts what arrives: the answer stops where the budget ends.
+    let (o, _) = run_limited(
+        &s,
+        &["import-spec", &srv.url, "chat", "--max-bytes", "100000"],
+        &[],
+    );
+    fails_with(
+        &o,
+        &["more than 100000 bytes in all (--max-bytes)", "page 1"],
+    );
 }
