@@ -87,7 +87,9 @@ pub trait Backend {
     /// Compare-and-swap: sets `name` to `new` (`None` deletes it) if it holds `expected`.
     fn update_ref(&self, name: &RefName, expected: Option<Id>, new: Option<Id>) -> Result<()>;
 
-    /// All refs below `refs/<prefix>/`, sorted.
+    /// All refs below `refs/<prefix>/`, sorted. An entry there that cannot be read as a
+    /// ref (a symbolic link, an invalid name) fails the listing, naming it: a caller must
+    /// never act as if a ref it could not read did not exist.
     fn list_refs(&self, prefix: &str) -> Result<Vec<RefName>>;
 
     /// A writer's lease on this backend (format/store-v1.md section 9): while the returned
@@ -97,6 +99,13 @@ pub trait Backend {
     /// upkeep of its own needs none.
     fn write_lease(&self) -> Result<WriteLease> {
         Ok(WriteLease::none())
+    }
+
+    /// Like [`Backend::list_refs`], but each entry that cannot be read as a ref is named
+    /// (one line each) instead of failing the listing: for `check`, which reports them all
+    /// and still checks the rest.
+    fn list_refs_lenient(&self, prefix: &str) -> Result<(Vec<RefName>, Vec<String>)> {
+        Ok((self.list_refs(prefix)?, Vec::new()))
     }
 
     /// What the backend's own layout says beyond objects and refs (stray files, leftovers

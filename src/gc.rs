@@ -65,8 +65,13 @@ pub fn mark(b: &dyn Backend) -> Result<HashSet<Id>> {
     let mut marked = HashSet::new();
     // Spec names, with the pages and payloads of spec-form logs, and import records.
     crate::spec::mark(b, &mut marked)?;
-    let mut roots = b.list_refs(crate::name::LOGS)?;
-    roots.extend(b.list_refs(crate::remote::REMOTES)?);
+    // A ref that cannot be read may name anything: nothing is deleted while one exists.
+    let listed = |prefix: &str| {
+        b.list_refs(prefix)
+            .map_err(|e| Error::Invalid(format!("{e}; gc deletes nothing until then")))
+    };
+    let mut roots = listed(crate::name::LOGS)?;
+    roots.extend(listed(crate::remote::REMOTES)?);
     for r in roots {
         let head = b.read_ref(&r)?;
         for item in pages(b, head) {

@@ -16,7 +16,6 @@
 //! never broken.
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -68,10 +67,8 @@ fn locks_dir(root: &Path) -> Result<PathBuf> {
 /// What to say about the holder of the exclusive lease at `path`, or `None` when there is
 /// no such lease (or it was left by a process that is gone, and has been cleared).
 fn live_upkeep(path: &Path) -> Result<Option<String>> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).at(path),
+    let Some(text) = lock::read_lock(path)? else {
+        return Ok(None);
     };
     if lock::is_stale(path, &text) {
         lock::clear_stale(path, &text)?;
@@ -124,10 +121,8 @@ fn live_writers(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
             continue;
         }
         let path = entry.path();
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).at(&path),
+        let Some(text) = lock::read_lock(&path)? else {
+            continue;
         };
         if lock::is_stale(&path, &text) {
             lock::clear_stale(&path, &text)?;

@@ -14,6 +14,16 @@ use crate::fsutil::{self, TMP_PREFIX};
 /// How long to wait for a lock held by a live process before giving up.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(3);
 
+/// Most bytes of a lock file read: a holder is three short lines.
+const LOCK_MAX: u64 = 4096;
+
+/// A lock file's content (`None` when there is none), read without following a link and
+/// at most [`LOCK_MAX`] bytes of it: a lock in a hostile store cannot make us read forever.
+pub fn read_lock(path: &Path) -> Result<Option<String>> {
+    Ok(fsutil::read_file_below(path, "a lock file", LOCK_MAX)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
 /// A held lock; the file is removed when this is dropped.
 #[derive(Debug)]
 pub struct LockFile {
@@ -113,10 +123,8 @@ impl LockFile {
                 Err(e) => return Err(e).at(path),
             }
             drop(tmp);
-            let text = match fs::read_to_string(path) {
-                Ok(t) => t,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e).at(path),
+            let Some(text) = read_lock(path)? else {
+                continue;
             };
             if is_stale(path, &text) {
                 if clear_stale(path, &text)? {
@@ -191,7 +199,7 @@ pub fn clear_stale(path: &Path, judged: &str) -> Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e).at(path),
     }
-    let moved = fs::read_to_string(&aside).unwrap_or_default();
+    let moved = read_lock(&aside).ok().flatten().unwrap_or_default();
     if moved != judged {
         // We moved someone's fresh lock: put it back if nobody took the name meanwhile.
         let _ = fs::hard_link(&aside, path);

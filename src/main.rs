@@ -191,7 +191,10 @@ enum Command {
         /// Refuse a source log of more entries.
         #[arg(long, default_value_t = remotelog::spec::Limits::default().max_entries)]
         max_entries: usize,
-        /// Refuse to read more bytes (pages and payloads).
+        /// Refuse to read more bytes in all (pages and payloads, counted as they arrive).
+        ///
+        /// The import holds what it reads until its one atomic append, so this also bounds
+        /// its memory (default 1 GiB). One answer may hold at most 256 MiB.
         #[arg(long, default_value_t = remotelog::spec::Limits::default().max_bytes)]
         max_bytes: u64,
     },

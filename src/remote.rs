@@ -3,7 +3,6 @@
 //! held at the last exchange (format/store-v1.md, section 8).
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::backend::Backend;
@@ -68,15 +67,16 @@ impl Remotes {
     /// clone writes it before the `config` that makes the directory a store).
     pub fn load_in(root: &Path) -> Result<Remotes> {
         let path = Self::path(root);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Remotes::default()),
-            Err(e) => return Err(e).at(&path),
-        };
         let bad = |reason: String| Error::NotAStore {
             path: path.clone(),
             reason,
         };
+        // A few lines per remote; read without following a link.
+        let bytes = fsutil::read_below(root, Path::new("remotes"), "a remotes file", 1 << 20)?;
+        let Some(bytes) = bytes else {
+            return Ok(Remotes::default());
+        };
+        let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
         let mut lines = text.lines();
         if lines.next() != Some(MAGIC) {
             return Err(bad(format!("first line is not {MAGIC:?}")));
