@@ -28,6 +28,10 @@ use crate::pack::{self, PackWriter};
 pub const TOKEN_ENV: &str = "REMOTELOG_TOKEN";
 /// Environment variable naming a file that holds the token (whitespace trimmed).
 pub const TOKEN_FILE_ENV: &str = "REMOTELOG_TOKEN_FILE";
+/// Environment variable holding the admin token that gc of an HTTP remote sends.
+pub const ADMIN_TOKEN_ENV: &str = "REMOTELOG_ADMIN_TOKEN";
+/// Environment variable naming a file that holds the admin token (whitespace trimmed).
+pub const ADMIN_TOKEN_FILE_ENV: &str = "REMOTELOG_ADMIN_TOKEN_FILE";
 /// A batch uploads its pack once it reaches this size and starts another, so no upload
 /// comes near the server's default `--max-body`.
 pub const PACK_SPLIT: u64 = 64 << 20;
@@ -88,6 +92,21 @@ pub fn token_from_env() -> Result<Option<String>> {
         }
     }
     match std::env::var_os(TOKEN_FILE_ENV) {
+        Some(p) if !p.is_empty() => crate::server::read_token_file(Path::new(&p)).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// The admin token for gc of HTTP remotes (`POST /gc`): `REMOTELOG_ADMIN_TOKEN`, else
+/// the file named by `REMOTELOG_ADMIN_TOKEN_FILE`; `None` when neither is set.
+pub fn admin_token_from_env() -> Result<Option<String>> {
+    if let Ok(t) = std::env::var(ADMIN_TOKEN_ENV) {
+        let t = t.trim();
+        if !t.is_empty() {
+            return Ok(Some(t.to_string()));
+        }
+    }
+    match std::env::var_os(ADMIN_TOKEN_FILE_ENV) {
         Some(p) if !p.is_empty() => crate::server::read_token_file(Path::new(&p)).map(Some),
         _ => Ok(None),
     }

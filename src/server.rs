@@ -67,6 +67,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Requests served at once.
     pub max_concurrency: usize,
+    /// Bearer token for `POST /gc`; without one the server refuses gc over HTTP.
+    pub admin_token: Option<String>,
     /// One line per request on stderr.
     pub log_requests: bool,
 }
@@ -83,6 +85,7 @@ impl Options {
             max_body: DEFAULT_MAX_BODY,
             timeout: DEFAULT_TIMEOUT,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            admin_token: None,
             log_requests: true,
         }
     }
@@ -117,6 +120,7 @@ pub(crate) struct AppState {
     pub(crate) max_body: u64,
     timeout: Duration,
     slots: tokio::sync::Semaphore,
+    admin_token: Option<String>,
     log_requests: bool,
 }
 
@@ -223,16 +227,30 @@ where
 pub(crate) enum Access {
     Read,
     Write,
+    /// `POST /gc`: only with the admin token.
+    Admin,
+}
+
+/// The bearer token a request carries.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 impl AppState {
     /// Checks read-only mode and the bearer token.
     pub(crate) fn authorize(&self, headers: &HeaderMap, access: Access) -> ApiResult<()> {
-        if access == Access::Write && self.read_only {
+        if access != Access::Read && self.read_only {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "this server is read-only (started with --read-only); it refuses writes",
             ));
+        }
+        if access == Access::Admin {
+            return self.authorize_admin(headers);
         }
         let Some(token) = &self.token else {
             return Ok(());
@@ -245,11 +263,7 @@ impl AppState {
         } else {
             "reads (it is --private)"
         };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+        let given = bearer(headers);
         match given {
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -259,6 +273,40 @@ impl AppState {
             Some(_) => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 format!("the token was refused for {what}; check REMOTELOG_TOKEN / REMOTELOG_TOKEN_FILE against the server's --token-file"),
+            )),
+        }
+    }
+}
+
+impl AppState {
+    /// gc deletes, so it needs a token of its own: a writer's token must not be enough.
+    fn authorize_admin(&self, headers: &HeaderMap) -> ApiResult<()> {
+        let Some(admin) = &self.admin_token else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "this server does not run gc over HTTP: start it with --admin-token-file FILE (a token other than the writers'), or run `remotelog gc` on its directory",
+            ));
+        };
+        match bearer(headers) {
+            Some(t) if constant_time_eq(t.as_bytes(), admin.as_bytes()) => Ok(()),
+            Some(t)
+                if self
+                    .token
+                    .as_ref()
+                    .is_some_and(|w| constant_time_eq(t.as_bytes(), w.as_bytes())) =>
+            {
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "the writers' token cannot run gc; send the admin token (the client reads it from REMOTELOG_ADMIN_TOKEN or REMOTELOG_ADMIN_TOKEN_FILE)",
+                ))
+            }
+            Some(_) => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "the admin token was refused for gc; check REMOTELOG_ADMIN_TOKEN / REMOTELOG_ADMIN_TOKEN_FILE against the server's --admin-token-file",
+            )),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "gc needs the admin token: send `Authorization: Bearer <admin token>` (the remotelog client reads it from REMOTELOG_ADMIN_TOKEN or REMOTELOG_ADMIN_TOKEN_FILE)",
             )),
         }
     }
@@ -533,13 +581,14 @@ struct GcQuery {
     dry_run: bool,
 }
 
-/// Runs gc on the served store (a write: it needs the token, and is refused when read-only).
+/// Runs the library's gc on the served store: only with the admin token
+/// (`--admin-token-file`), never a writer's, and never on a read-only server.
 async fn gc_run(
     State(st): St,
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<GcQuery>,
 ) -> ApiResult<Response> {
-    st.authorize(&headers, Access::Write)?;
+    st.authorize(&headers, Access::Admin)?;
     let store = st.store.clone();
     let done = blocking(move || {
         crate::gc::gc(
@@ -1090,6 +1139,11 @@ fn prepare(opts: &Options) -> Result<(std::net::TcpListener, Arc<AppState>)> {
             "--max-concurrency must be at least 1".into(),
         ));
     }
+    if opts.admin_token.is_some() && opts.admin_token == opts.token {
+        return Err(Error::Invalid(
+            "the admin token (--admin-token-file) must differ from the writers' token (--token-file): a writer must not be able to delete".into(),
+        ));
+    }
     let store = FsStore::open(&opts.store)?;
     let listener = std::net::TcpListener::bind(&opts.listen).map_err(|e| {
         Error::Invalid(format!(
@@ -1108,6 +1162,7 @@ fn prepare(opts: &Options) -> Result<(std::net::TcpListener, Arc<AppState>)> {
         max_body: opts.max_body,
         timeout: opts.timeout,
         slots: tokio::sync::Semaphore::new(opts.max_concurrency),
+        admin_token: opts.admin_token.clone(),
         log_requests: opts.log_requests,
     });
     Ok((listener, state))

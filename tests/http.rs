@@ -1256,7 +1256,7 @@ fn serve_binary_logs_each_request_and_stops_cleanly_on_sigterm() {
 fn gc_on_an_http_remote_runs_on_the_server_and_keeps_spec_names_and_blobs() {
     let t = tempfile::tempdir().unwrap();
     let served = t.path().join("served");
-    let srv = serve(&served, |_| {});
+    let srv = serve(&served, |o| o.admin_token = Some("adm1n".into()));
     let url = srv.url();
     let a = t.path().join("a");
     let s = FsStore::init(&a, Config::default()).unwrap();
@@ -1284,13 +1284,20 @@ fn gc_on_an_http_remote_runs_on_the_server_and_keeps_spec_names_and_blobs() {
     // Forget one message and publish the rewrite, so the remote has typed garbage.
     ok(&a, &["forget", &msgs[2].h1().to_hex()]);
     ok(&a, &["push", "--force-with-lease"]);
-    let dry: serde_json::Value = serde_json::from_str(&ok(
+    let admin = [("REMOTELOG_ADMIN_TOKEN", "adm1n")];
+    let dry: serde_json::Value = serde_json::from_str(&ok_env(
         &a,
         &["gc", "origin", "--prune", "now", "--dry-run", "--json"],
+        &admin,
     ))
     .unwrap();
-    let real: serde_json::Value =
-        serde_json::from_str(&ok(&a, &["gc", "origin", "--prune", "now", "--json"])).unwrap();
+    let real: serde_json::Value = serde_json::from_str(&ok_env(
+        &a,
+        &["gc", "origin", "--prune", "now", "--json"],
+        &admin,
+    ))
+    .unwrap();
+
     assert!(real["objects"].as_u64().unwrap() >= 2, "{real}");
     assert_eq!(dry["objects"], real["objects"]);
     assert!(real["kept_opaque"].as_u64().unwrap() >= 1, "{real}");
@@ -1305,4 +1312,84 @@ fn gc_on_an_http_remote_runs_on_the_server_and_keeps_spec_names_and_blobs() {
         r.unreferenced, 1,
         "only the bare blob is unreferenced (the spec name holds the other)"
     );
+}
+
+#[test]
+fn gc_over_http_needs_the_admin_token_and_never_a_writers() {
+    let t = tempfile::tempdir().unwrap();
+    let served = t.path().join("served");
+    let srv = serve(&served, |o| {
+        o.token = Some("writer".into());
+        o.admin_token = Some("admin".into());
+    });
+    let a = t.path().join("a");
+    let s = store(&a);
+    append(&s, 3, "gc");
+    ok(&a, &["remote", "add", "origin", &srv.url()]);
+    ok_env(&a, &["push"], &[("REMOTELOG_TOKEN", "writer")]);
+    // Garbage the gc could delete: a message no log lists.
+    let garbage = remotelog::object::encode_message(&common::msgs("unlisted", 1)[0]);
+    let blob = call(
+        &agent(),
+        "POST",
+        &format!("{}/cas", srv.url()),
+        &[("authorization", "Bearer writer")],
+        &garbage,
+    );
+    assert_eq!(blob.status, 201, "{}", blob.text());
+    let gc = ["gc", "origin", "--prune", "now", "--json"];
+    // The writers' token, from either variable, is refused: it must not delete.
+    let err = fails_env(&a, &gc, &[("REMOTELOG_TOKEN", "writer")]);
+    assert!(err.contains("401") || err.contains("admin token"), "{err}");
+    let err = fails_env(&a, &gc, &[("REMOTELOG_ADMIN_TOKEN", "writer")]);
+    assert!(err.contains("writers' token cannot run gc"), "{err}");
+    let err = fails_env(&a, &gc, &[("REMOTELOG_ADMIN_TOKEN", "guess")]);
+    assert!(err.contains("admin token was refused"), "{err}");
+    let raw = call(
+        &agent(),
+        "POST",
+        &format!("{}/gc?prune=0", srv.url()),
+        &[("authorization", "Bearer writer")],
+        b"",
+    );
+    assert_eq!(raw.status, 403, "{}", raw.text());
+    assert!(FsStore::open(&served)
+        .unwrap()
+        .has_object(&Id::of(&garbage))
+        .unwrap());
+    // The admin token, also from a file, runs the library's gc.
+    let f = t.path().join("admin");
+    std::fs::write(&f, "admin\n").unwrap();
+    let out: serde_json::Value = serde_json::from_str(&ok_env(
+        &a,
+        &gc,
+        &[("REMOTELOG_ADMIN_TOKEN_FILE", f.to_str().unwrap())],
+    ))
+    .unwrap();
+    assert_eq!(out["objects"], 1, "{out}");
+    let served_store = FsStore::open(&served).unwrap();
+    assert!(!served_store.has_object(&Id::of(&garbage)).unwrap());
+    sound(&served_store);
+    assert_eq!(entries(&served_store, "main").len(), 3);
+
+    // Without --admin-token-file the endpoint is closed, whatever the token.
+    let plain = serve(&t.path().join("plain"), |o| o.token = Some("writer".into()));
+    for auth in ["Bearer writer", "Bearer admin"] {
+        let r = call(
+            &agent(),
+            "POST",
+            &format!("{}/gc?prune=0", plain.url()),
+            &[("authorization", auth)],
+            b"",
+        );
+        assert_eq!(r.status, 403, "{}", r.text());
+        assert!(r.text().contains("--admin-token-file"), "{}", r.text());
+    }
+    // And the two tokens may not be the same.
+    let mut o = Options::new(&served);
+    o.listen = "127.0.0.1:0".into();
+    o.token = Some("same".into());
+    o.admin_token = Some("same".into());
+    let err = server::start(o).err().unwrap().to_string();
+    assert!(err.contains("must differ"), "{err}");
 }
