@@ -741,6 +741,31 @@ impl Backend for HttpBackend {
                     actual,
                 })
             }
+            // The server lacks part of the chain: the caller can upload and retry.
+            409 if r.headers.contains_key(crate::server::MISSING_HEADER) => {
+                let header = |h: &str| {
+                    r.headers
+                        .get(h)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let missing = self.parse_id_from(
+                    crate::server::MISSING_HEADER,
+                    &header(crate::server::MISSING_HEADER),
+                )?;
+                let what = header(crate::server::MISSING_WHAT_HEADER);
+                Err(Error::IncompleteChain {
+                    name: name.to_string(),
+                    missing,
+                    what: if what.is_empty() {
+                        "object".into()
+                    } else {
+                        what
+                    },
+                    location: self.base.clone(),
+                })
+            }
             _ => Err(self.refused(&r_method(new), &path, &r)),
         }
     }

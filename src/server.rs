@@ -41,6 +41,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
 /// Most ids one `POST /cas/present` may ask about.
 pub const MAX_PRESENT_IDS: usize = 100_000;
+/// Header of a 409 answer to a ref update naming the first object its chain lacks.
+pub const MISSING_HEADER: &str = "x-remotelog-missing";
+/// Header of the same answer saying what that object is (`page ...`, `message ...`).
+pub const MISSING_WHAT_HEADER: &str = "x-remotelog-missing-what";
 /// The ref namespaces a client may write: native logs, and the Twirp NS.
 pub const WRITABLE: [&str; 2] = [name::LOGS, SPEC];
 /// Header of a 412 answer naming the ref's current value (hex, or `absent`).
@@ -132,6 +136,8 @@ pub(crate) struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) msg: String,
     etag: Option<Option<Id>>,
+    /// The first object a refused ref update lacks, and what it is.
+    missing: Option<(Id, String)>,
 }
 
 impl ApiError {
@@ -140,6 +146,7 @@ impl ApiError {
             status,
             msg: msg.into(),
             etag: None,
+            missing: None,
         }
     }
 
@@ -159,6 +166,20 @@ impl ApiError {
                 status: StatusCode::PRECONDITION_FAILED,
                 msg: e.to_string(),
                 etag: Some(actual),
+                missing: None,
+            },
+            Error::IncompleteChain {
+                ref name,
+                missing,
+                ref what,
+                ..
+            } => ApiError {
+                status: StatusCode::CONFLICT,
+                msg: format!(
+                    "ref {name} was not moved: {what} {missing} is not in this store; upload it first (POST /packs or POST /cas) and retry"
+                ),
+                etag: None,
+                missing: Some((missing, what.clone())),
             },
             Error::Locked { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -191,6 +212,11 @@ impl IntoResponse for ApiError {
             if let Some(id) = current {
                 set_header(r.headers_mut(), header::ETAG, &etag(&id));
             }
+        }
+        if let Some((id, what)) = &self.missing {
+            // So that a client can tell "upload again and retry" from other conflicts.
+            set_header(r.headers_mut(), MISSING_HEADER, &id.to_hex());
+            set_header(r.headers_mut(), MISSING_WHAT_HEADER, what);
         }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
@@ -758,13 +784,19 @@ async fn ns_put(
         .and_then(parse_id)?;
     let store = st.store.clone();
     blocking(move || {
-        // Objects before refs: a ref never names what the store does not hold.
+        // Objects before refs: a ref never names what the store does not hold, nor a
+        // chain with a page or message missing.
+        let missing = |what: &str| {
+            ApiError::from_store(Error::IncompleteChain {
+                name: name.to_string(),
+                missing: new,
+                what: what.into(),
+                location: store.location(),
+            })
+        };
         if name.log_name().is_some() {
             let bytes = store.get_object(&new).map_err(|e| match e {
-                Error::ObjectMissing { .. } => ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!("object {new} is not in this store; upload the log's objects first (POST /packs or POST /cas)"),
-                ),
+                Error::ObjectMissing { .. } => missing("page (the new head)"),
                 other => ApiError::from_store(other),
             })?;
             decode_page(&bytes).map_err(|r| {
@@ -773,11 +805,25 @@ async fn ns_put(
                     format!("object {new} is not a page ({r}); a log ref must name a page"),
                 )
             })?;
+            // Against the value the ref holds now (a stale If-Match is a 412 either way):
+            // everything it names is complete, so the walk stops there.
+            let current = store.read_ref(&name).map_err(ApiError::from_store)?;
+            if current != expected {
+                return Err(ApiError::from_store(Error::RefConflict {
+                    name: name.to_string(),
+                    expected,
+                    actual: current,
+                }));
+            }
+            crate::log::check_complete(&store, &name, new, current).map_err(|e| match e {
+                Error::ObjectCorrupt { .. } => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("the chain of page {new} is not sound: {e}; nothing changed"),
+                ),
+                other => ApiError::from_store(other),
+            })?;
         } else if !store.has_object(&new).map_err(ApiError::from_store)? {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!("object {new} is not in this store; POST it to /cas first"),
-            ));
+            return Err(missing("object"));
         }
         store
             .update_ref(&name, expected, Some(new))

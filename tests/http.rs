@@ -347,6 +347,119 @@ fn racing_pushes_over_http_exactly_one_wins() {
 }
 
 // ---------------------------------------------------------------------------------------
+// A ref never names an incomplete chain
+
+#[test]
+fn a_ref_update_naming_a_chain_the_server_lacks_is_refused_and_clones_still_work() {
+    let t = tempfile::tempdir().unwrap();
+    let served = t.path().join("srv");
+    let srv = serve(&served, |_| {});
+    let url = srv.url();
+    let a = t.path().join("a");
+    let s = store(&a);
+    append(&s, 300, "good");
+    ok(&a, &["remote", "add", "origin", &url]);
+    ok(&a, &["push"]);
+    let good_head = log::head(&s, "main").unwrap().unwrap();
+
+    // The reproduction: one POST /cas of a page whose prev and message the server
+    // does not have, then a PUT naming it.
+    let unsent = Message {
+        group_id: b"g".to_vec(),
+        timestamp: 1,
+        body: b"never uploaded".to_vec(),
+    };
+    let unsent_bytes = remotelog::object::encode_message(&unsent);
+    let phantom_prev = Id::of(b"a page nobody uploaded");
+    let page = remotelog::object::Object::Page(remotelog::Page {
+        prev: Some(phantom_prev),
+        count: 2,
+        capacity: 256,
+        embed: 0,
+        entries: vec![remotelog::Entry {
+            h1: unsent.h1(),
+            h2: Id::of(&unsent_bytes),
+            embedded: None,
+        }],
+    })
+    .encode();
+    let page_id = Id::of(&page);
+    let a_ = agent();
+    let posted = call(&a_, "POST", &format!("{url}/cas"), &[], &page);
+    assert_eq!(posted.status, 201, "{}", posted.text());
+    let put = |name: &str, cond: (&str, &str)| {
+        call(
+            &a_,
+            "PUT",
+            &format!("{url}/ns/logs/{name}"),
+            &[cond],
+            page_id.to_hex().as_bytes(),
+        )
+    };
+    let r = put("evil", ("if-none-match", "*"));
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(
+        r.headers.get("x-remotelog-missing").unwrap(),
+        Id::of(&unsent_bytes).to_hex().as_str()
+    );
+    assert!(
+        r.text().contains("message") && r.text().contains(&page_id.to_hex()),
+        "names the message and its page: {}",
+        r.text()
+    );
+    // Moving a good log there is refused the same way.
+    let good = format!("\"{good_head}\"");
+    assert_eq!(put("main", ("if-match", &good)).status, 409);
+    // Once the message is there, the missing prev is named.
+    let m = call(&a_, "POST", &format!("{url}/cas"), &[], &unsent_bytes);
+    assert_eq!(m.status, 201, "{}", m.text());
+    let r = put("evil", ("if-none-match", "*"));
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(
+        r.headers.get("x-remotelog-missing").unwrap(),
+        phantom_prev.to_hex().as_str()
+    );
+    assert!(r.text().contains("prev of page"), "{}", r.text());
+    // The client turns the answer into an error a caller can recognise and act on.
+    let client = remote(&url);
+    match client.update_ref(
+        &remotelog::name::RefName::log("evil").unwrap(),
+        None,
+        Some(page_id),
+    ) {
+        Err(e @ remotelog::Error::IncompleteChain { .. }) => {
+            let shown = e.to_string();
+            let remotelog::Error::IncompleteChain { missing, what, .. } = e else {
+                unreachable!()
+            };
+            assert_eq!(missing, phantom_prev);
+            assert!(what.contains("page"), "{what}");
+            assert!(!shown.contains('\n') && shown.contains("retry"), "{shown}");
+        }
+        other => panic!("expected IncompleteChain, got {other:?}"),
+    }
+
+    // Nothing moved: the store is sound, and clones of it get the good log.
+    let served_store = FsStore::open(&served).unwrap();
+    assert_eq!(served_store.list_refs("logs").unwrap().len(), 1);
+    assert_eq!(log::head(&served_store, "main").unwrap(), Some(good_head));
+    sound(&served_store);
+    let c = t.path().join("c");
+    ok(t.path(), &["clone", &url, c.to_str().unwrap()]);
+    ok(&c, &["check", "--read-data"]);
+    assert_eq!(
+        entries(&FsStore::open(&c).unwrap(), "main"),
+        entries(&s, "main")
+    );
+    // And ordinary pushes still pass the check: onto a full page and into an open one.
+    append(&s, 1, "more");
+    ok(&a, &["push"]);
+    append(&s, 300, "many more");
+    ok(&a, &["push"]);
+    assert_eq!(entries(&served_store, "main"), entries(&s, "main"));
+}
+
+// ---------------------------------------------------------------------------------------
 // Bad input
 
 fn pack_bytes(dir: &Path, objects: &[(Id, &[u8])]) -> Vec<u8> {
