@@ -127,6 +127,20 @@ pub enum Error {
         /// What it is.
         reason: String,
     },
+    /// A ref update refused because the chain it would name is not complete in the store:
+    /// uploading the log's objects again and retrying can fix it (`ObjectMissing` is for
+    /// plain reads).
+    #[error("{location}: ref {name} was not moved: {what} {missing} is missing there; upload the log's objects again (push does) and retry")]
+    IncompleteChain {
+        /// The ref.
+        name: String,
+        /// The first object found missing.
+        missing: Id,
+        /// What it is: `page ...` or `message ... of page ...`.
+        what: String,
+        /// The store or server.
+        location: String,
+    },
     /// Bad arguments or input that is not about a file.
     #[error("{0}")]
     Invalid(String),

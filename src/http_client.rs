@@ -28,6 +28,10 @@ use crate::pack::{self, PackWriter};
 pub const TOKEN_ENV: &str = "REMOTELOG_TOKEN";
 /// Environment variable naming a file that holds the token (whitespace trimmed).
 pub const TOKEN_FILE_ENV: &str = "REMOTELOG_TOKEN_FILE";
+/// Environment variable holding the admin token that gc of an HTTP remote sends.
+pub const ADMIN_TOKEN_ENV: &str = "REMOTELOG_ADMIN_TOKEN";
+/// Environment variable naming a file that holds the admin token (whitespace trimmed).
+pub const ADMIN_TOKEN_FILE_ENV: &str = "REMOTELOG_ADMIN_TOKEN_FILE";
 /// A batch uploads its pack once it reaches this size and starts another, so no upload
 /// comes near the server's default `--max-body`.
 pub const PACK_SPLIT: u64 = 64 << 20;
@@ -196,6 +200,21 @@ pub fn token_from_env() -> Result<Option<String>> {
         }
     }
     match std::env::var_os(TOKEN_FILE_ENV) {
+        Some(p) if !p.is_empty() => crate::server::read_token_file(Path::new(&p)).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// The admin token for gc of HTTP remotes (`POST /gc`): `REMOTELOG_ADMIN_TOKEN`, else
+/// the file named by `REMOTELOG_ADMIN_TOKEN_FILE`; `None` when neither is set.
+pub fn admin_token_from_env() -> Result<Option<String>> {
+    if let Ok(t) = std::env::var(ADMIN_TOKEN_ENV) {
+        let t = t.trim();
+        if !t.is_empty() {
+            return Ok(Some(t.to_string()));
+        }
+    }
+    match std::env::var_os(ADMIN_TOKEN_FILE_ENV) {
         Some(p) if !p.is_empty() => crate::server::read_token_file(Path::new(&p)).map(Some),
         _ => Ok(None),
     }
@@ -841,6 +860,31 @@ impl Backend for HttpBackend {
                     name: name.to_string(),
                     expected,
                     actual,
+                })
+            }
+            // The server lacks part of the chain: the caller can upload and retry.
+            409 if r.headers.contains_key(crate::server::MISSING_HEADER) => {
+                let header = |h: &str| {
+                    r.headers
+                        .get(h)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let missing = self.parse_id_from(
+                    crate::server::MISSING_HEADER,
+                    &header(crate::server::MISSING_HEADER),
+                )?;
+                let what = header(crate::server::MISSING_WHAT_HEADER);
+                Err(Error::IncompleteChain {
+                    name: name.to_string(),
+                    missing,
+                    what: if what.is_empty() {
+                        "object".into()
+                    } else {
+                        what
+                    },
+                    location: self.base.clone(),
                 })
             }
             _ => Err(self.refused(&r_method(new), &path, &r)),

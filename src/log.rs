@@ -363,6 +363,80 @@ impl Iterator for Pages<'_> {
     }
 }
 
+/// Ids asked about in one presence query while checking a chain: one request on HTTP,
+/// one sorted pass over each pack index on a directory.
+const COMPLETE_BATCH: usize = 4096;
+
+/// Checks that the chain from `new_head` is complete in `b` before ref `name` is moved
+/// there from `old_head` (its current value): every page exists and decodes, counts
+/// chain, and every message a page lists is present. Everything a ref already names is
+/// complete, so the walk stops at `old_head`, or at its `prev` when an append replaced
+/// the open head page (format/store-v1.md 4.3). The counts bound the walk: each page's
+/// count is the next one's plus its entries, so a chain cannot loop.
+///
+/// The first object missing, in walk order, is [`Error::IncompleteChain`] naming what it
+/// is; a page that does not decode or whose count does not chain is
+/// [`Error::ObjectCorrupt`].
+pub fn check_complete(
+    b: &dyn Backend,
+    name: &RefName,
+    new_head: Id,
+    old_head: Option<Id>,
+) -> Result<()> {
+    let stops = match old_head {
+        Some(old) => [Some(old), read_page(b, &old)?.prev],
+        None => [None, None],
+    };
+    if stops.contains(&Some(new_head)) {
+        return Ok(());
+    }
+    let incomplete = |missing: Id, what: String| Error::IncompleteChain {
+        name: name.to_string(),
+        missing,
+        what,
+        location: b.location(),
+    };
+    // (message, page listing it), in walk order, not yet asked about.
+    let mut pending: Vec<(Id, Id)> = Vec::new();
+    let flush = |pending: &mut Vec<(Id, Id)>| -> Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Id> = pending.iter().map(|p| p.0).collect();
+        let present = b.present_objects(&ids)?;
+        if let Some((m, page)) = pending.iter().find(|p| !present.contains(&p.0)) {
+            return Err(incomplete(*m, format!("message (listed by page {page})")));
+        }
+        pending.clear();
+        Ok(())
+    };
+    let mut newer: Option<Id> = None;
+    for item in pages(b, Some(new_head)) {
+        let (id, page) = match item {
+            Ok(x) => x,
+            Err(Error::ObjectMissing { id, .. }) => {
+                // Messages of newer pages come first in walk order.
+                flush(&mut pending)?;
+                let what = match newer {
+                    None => "page (the new head)".to_string(),
+                    Some(n) => format!("page (the prev of page {n})"),
+                };
+                return Err(incomplete(id, what));
+            }
+            Err(e) => return Err(e),
+        };
+        pending.extend(page.entries.iter().map(|e| (e.h2, id)));
+        if pending.len() >= COMPLETE_BATCH {
+            flush(&mut pending)?;
+        }
+        if stops.contains(&page.prev) {
+            break;
+        }
+        newer = Some(id);
+    }
+    flush(&mut pending)
+}
+
 /// The head of log `log`, if it has entries.
 pub fn head(b: &dyn Backend, log: &str) -> Result<Option<Id>> {
     b.read_ref(&RefName::log(log)?)

@@ -284,9 +284,17 @@ struct ServeArgs {
     /// Longest a request may take, in seconds (uploads included).
     #[arg(long, default_value_t = remotelog::server::DEFAULT_TIMEOUT.as_secs(), value_name = "SECS")]
     timeout: u64,
-    /// Requests served at once; more wait for a slot.
+    /// Requests served at once once their body is in; more wait for a slot.
     #[arg(long, default_value_t = remotelog::server::DEFAULT_MAX_CONCURRENCY)]
     max_concurrency: usize,
+    /// MiB the requests being served may hold at once for the objects and pack blocks
+    /// they work on; a request waits until its share is free.
+    #[arg(long, default_value_t = remotelog::server::DEFAULT_MAX_MEMORY >> 20, value_name = "MIB")]
+    max_memory: u64,
+    /// Allow gc over HTTP (`POST /gc`, `remotelog gc REMOTE`) with the token in this file,
+    /// which must differ from --token-file's: writers cannot delete.
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -783,7 +791,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let local = FsStore::open(&cli.store)?;
                     let r = Remotes::load(&local)?.named(name)?.clone();
                     if remotelog::http_client::is_url(&r.location) {
-                        let token = remotelog::http_client::token_from_env()?;
+                        // gc deletes: the server wants its admin token, not a writer's.
+                        let token = remotelog::http_client::admin_token_from_env()?;
                         remotelog::http_client::HttpBackend::open(&r.location, token)?
                             .gc(grace, dry_run)
                     } else {
@@ -953,6 +962,11 @@ fn serve(store: &Path, args: ServeArgs) -> anyhow::Result<()> {
     opts.max_body = args.max_body;
     opts.timeout = std::time::Duration::from_secs(args.timeout.max(1));
     opts.max_concurrency = args.max_concurrency;
+    opts.max_memory = args.max_memory.saturating_mul(1 << 20);
+    opts.admin_token = match &args.admin_token_file {
+        Some(f) => Some(remotelog::server::read_token_file(f)?),
+        None => None,
+    };
     let shown = remote::absolute(store)?;
     remotelog::server::run(opts, |addr| {
         eprintln!(

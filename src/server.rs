@@ -20,7 +20,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::backend::Backend;
@@ -41,6 +41,42 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
 /// Most ids one `POST /cas/present` may ask about.
 pub const MAX_PRESENT_IDS: usize = 100_000;
+/// Default `--max-memory`: what the requests being processed may hold at once for the
+/// bodies and blocks they work on (see [`Options::max_memory`]).
+pub const DEFAULT_MAX_MEMORY: u64 = 192 << 20;
+/// Longest a client may take to send a request's headers; a keep-alive connection idle
+/// this long is closed too (hyper times both from the end of the previous answer).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request body that sends nothing for this long is cut off.
+pub const BODY_STALL: Duration = Duration::from_secs(10);
+/// After [`BODY_GRACE`], a body must have arrived at this many bytes per second on average.
+pub const MIN_BODY_RATE: u64 = 1024;
+/// How long a body may take before [`MIN_BODY_RATE`] applies.
+pub const BODY_GRACE: Duration = Duration::from_secs(10);
+/// Connections served at once; more wait in the listen queue until one closes.
+pub const MAX_CONNECTIONS: usize = 512;
+/// Largest request head (request line and headers) a connection buffers.
+pub const MAX_HEAD_BYTES: usize = 64 << 10;
+/// Bodies held in memory before their request gets a slot, all requests together; a
+/// body that does not fit is answered 503. Only small bodies are read into memory (ids,
+/// names); objects and packs are written to a temporary file and never count here.
+pub const BODY_MEMORY: u64 = 64 << 20;
+/// Largest body of `POST /cas/present`: 100,000 ids of 64 hex digits and CR LF.
+pub const PRESENT_BODY_MAX: u64 = MAX_PRESENT_IDS as u64 * 66 + 1024;
+/// Largest body of a ref update (`PUT /ns/...`): an id and a newline, with room for spaces.
+pub const REF_BODY_MAX: u64 = 1024;
+/// Largest body of a Twirp read (`CAS/Get`, `NS/Fetch`): an address or a name.
+pub const TWIRP_READ_BODY_MAX: u64 = 64 << 10;
+/// Largest object a client may add with `POST /cas`, `CAS/Add` or `NS/Update`: the
+/// largest block a pack may hold, so that every stored object can be packed and served.
+pub const MAX_ADDED_OBJECT: u64 = pack::MAX_BLOCK as u64;
+/// Most objects (and most blocks) in one uploaded pack: twice what a writer puts in one
+/// pack, since a batch may overshoot by a copied block.
+pub const MAX_UPLOAD_OBJECTS: usize = 2 * pack::BATCH_MAX_OBJECTS;
+/// Header of a 409 answer to a ref update naming the first object its chain lacks.
+pub const MISSING_HEADER: &str = "x-remotelog-missing";
+/// Header of the same answer saying what that object is (`page ...`, `message ...`).
+pub const MISSING_WHAT_HEADER: &str = "x-remotelog-missing-what";
 /// The ref namespaces a client may write: native logs, and the Twirp NS.
 pub const WRITABLE: [&str; 2] = [name::LOGS, SPEC];
 /// Header of a 412 answer naming the ref's current value (hex, or `absent`).
@@ -67,6 +103,11 @@ pub struct Options {
     pub timeout: Duration,
     /// Requests served at once.
     pub max_concurrency: usize,
+    /// Bytes the requests being processed may hold at once for the bodies and pack
+    /// blocks they work on; a request waits until its share is free.
+    pub max_memory: u64,
+    /// Bearer token for `POST /gc`; without one the server refuses gc over HTTP.
+    pub admin_token: Option<String>,
     /// One line per request on stderr.
     pub log_requests: bool,
 }
@@ -83,6 +124,8 @@ impl Options {
             max_body: DEFAULT_MAX_BODY,
             timeout: DEFAULT_TIMEOUT,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            max_memory: DEFAULT_MAX_MEMORY,
+            admin_token: None,
             log_requests: true,
         }
     }
@@ -117,6 +160,12 @@ pub(crate) struct AppState {
     pub(crate) max_body: u64,
     timeout: Duration,
     slots: tokio::sync::Semaphore,
+    /// Bytes of bodies held in memory before a slot ([`BODY_MEMORY`]).
+    body_memory: Arc<tokio::sync::Semaphore>,
+    /// KiB the requests holding a slot may use for their work (`--max-memory`).
+    work_memory: Arc<tokio::sync::Semaphore>,
+    work_memory_kib: u64,
+    admin_token: Option<String>,
     log_requests: bool,
 }
 
@@ -128,6 +177,8 @@ pub(crate) struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) msg: String,
     etag: Option<Option<Id>>,
+    /// The first object a refused ref update lacks, and what it is.
+    missing: Option<(Id, String)>,
 }
 
 impl ApiError {
@@ -136,6 +187,7 @@ impl ApiError {
             status,
             msg: msg.into(),
             etag: None,
+            missing: None,
         }
     }
 
@@ -155,6 +207,20 @@ impl ApiError {
                 status: StatusCode::PRECONDITION_FAILED,
                 msg: e.to_string(),
                 etag: Some(actual),
+                missing: None,
+            },
+            Error::IncompleteChain {
+                ref name,
+                missing,
+                ref what,
+                ..
+            } => ApiError {
+                status: StatusCode::CONFLICT,
+                msg: format!(
+                    "ref {name} was not moved: {what} {missing} is not in this store; upload it first (POST /packs or POST /cas) and retry"
+                ),
+                etag: None,
+                missing: Some((missing, what.clone())),
             },
             Error::Locked { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -187,6 +253,11 @@ impl IntoResponse for ApiError {
             if let Some(id) = current {
                 set_header(r.headers_mut(), header::ETAG, &etag(&id));
             }
+        }
+        if let Some((id, what)) = &self.missing {
+            // So that a client can tell "upload again and retry" from other conflicts.
+            set_header(r.headers_mut(), MISSING_HEADER, &id.to_hex());
+            set_header(r.headers_mut(), MISSING_WHAT_HEADER, what);
         }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
@@ -223,16 +294,30 @@ where
 pub(crate) enum Access {
     Read,
     Write,
+    /// `POST /gc`: only with the admin token.
+    Admin,
+}
+
+/// The bearer token a request carries.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 impl AppState {
     /// Checks read-only mode and the bearer token.
     pub(crate) fn authorize(&self, headers: &HeaderMap, access: Access) -> ApiResult<()> {
-        if access == Access::Write && self.read_only {
+        if access != Access::Read && self.read_only {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "this server is read-only (started with --read-only); it refuses writes",
             ));
+        }
+        if access == Access::Admin {
+            return self.authorize_admin(headers);
         }
         let Some(token) = &self.token else {
             return Ok(());
@@ -245,11 +330,7 @@ impl AppState {
         } else {
             "reads (it is --private)"
         };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+        let given = bearer(headers);
         match given {
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -264,6 +345,75 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// gc deletes, so it needs a token of its own: a writer's token must not be enough.
+    fn authorize_admin(&self, headers: &HeaderMap) -> ApiResult<()> {
+        let Some(admin) = &self.admin_token else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "this server does not run gc over HTTP: start it with --admin-token-file FILE (a token other than the writers'), or run `remotelog gc` on its directory",
+            ));
+        };
+        match bearer(headers) {
+            Some(t) if constant_time_eq(t.as_bytes(), admin.as_bytes()) => Ok(()),
+            Some(t)
+                if self
+                    .token
+                    .as_ref()
+                    .is_some_and(|w| constant_time_eq(t.as_bytes(), w.as_bytes())) =>
+            {
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "the writers' token cannot run gc; send the admin token (the client reads it from REMOTELOG_ADMIN_TOKEN or REMOTELOG_ADMIN_TOKEN_FILE)",
+                ))
+            }
+            Some(_) => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "the admin token was refused for gc; check REMOTELOG_ADMIN_TOKEN / REMOTELOG_ADMIN_TOKEN_FILE against the server's --admin-token-file",
+            )),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "gc needs the admin token: send `Authorization: Bearer <admin token>` (the remotelog client reads it from REMOTELOG_ADMIN_TOKEN or REMOTELOG_ADMIN_TOKEN_FILE)",
+            )),
+        }
+    }
+
+    /// A slot to do the request's work in (`--max-concurrency`). Requests take it once
+    /// their body is in, so slow clients never hold one.
+    pub(crate) async fn slot(&self) -> ApiResult<tokio::sync::SemaphorePermit<'_>> {
+        self.slots.acquire().await.map_err(|_| stopping())
+    }
+
+    /// Reserves `bytes` of `--max-memory` for the work of a request holding a slot,
+    /// waiting until that much is free.
+    pub(crate) async fn reserve(&self, bytes: u64) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+        let kib = bytes.div_ceil(1024).max(1);
+        if kib > self.work_memory_kib {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "this request needs {} MiB to be processed, more than the server's --max-memory of {} MiB",
+                    bytes.div_ceil(1 << 20),
+                    self.work_memory_kib / 1024
+                ),
+            ));
+        }
+        let n = u32::try_from(kib).unwrap_or(u32::MAX);
+        self.work_memory
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| stopping())
+    }
+}
+
+fn stopping() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the server is stopping; try again shortly",
+    )
+}
+
 /// Compares without an early exit, so the time taken does not reveal a matching prefix.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
@@ -273,20 +423,216 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-/// Reads a whole request body, refusing more than `--max-body` bytes.
-pub(crate) async fn read_body(st: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<Bytes> {
-    if let Some(len) = content_length(headers) {
-        if len > st.max_body {
-            return Err(too_big(Some(len), st.max_body));
+/// Reads a request body chunk by chunk, cutting off a client that sends too slowly: no
+/// pause longer than [`BODY_STALL`], and after [`BODY_GRACE`] at least [`MIN_BODY_RATE`]
+/// bytes per second on average. Slow bodies hold a connection, never a slot.
+struct BodyReader {
+    body: Body,
+    start: Instant,
+    received: u64,
+    limit: u64,
+    what: &'static str,
+}
+
+impl BodyReader {
+    /// A reader of `body` refusing more than `limit` bytes (`what` names the limit in
+    /// errors); a `Content-Length` over it is refused before anything is read.
+    fn new(headers: &HeaderMap, body: Body, limit: u64, what: &'static str) -> ApiResult<Self> {
+        if let Some(len) = content_length(headers) {
+            if len > limit {
+                return Err(too_big(Some(len), limit, what));
+            }
+        }
+        Ok(BodyReader {
+            body,
+            start: Instant::now(),
+            received: 0,
+            limit,
+            what,
+        })
+    }
+
+    /// The next chunk of data, `None` at the end.
+    async fn next(&mut self) -> ApiResult<Option<Bytes>> {
+        loop {
+            // The rate rule holds until GRACE + received / RATE; no wait beyond STALL.
+            let rate_deadline = BODY_GRACE
+                + Duration::from_millis(self.received.saturating_mul(1000) / MIN_BODY_RATE);
+            let wait = rate_deadline
+                .saturating_sub(self.start.elapsed())
+                .min(BODY_STALL);
+            let frame = match tokio::time::timeout(wait, self.body.frame()).await {
+                Ok(f) => f,
+                Err(_) => return Err(self.too_slow()),
+            };
+            let Some(frame) = frame else {
+                return Ok(None);
+            };
+            let frame = frame
+                .map_err(|e| ApiError::bad(format!("could not read the request body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                self.received += data.len() as u64;
+                if self.received > self.limit {
+                    return Err(too_big(None, self.limit, self.what));
+                }
+                return Ok(Some(data));
+            }
         }
     }
-    match Limited::new(body, st.max_body as usize).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(too_big(None, st.max_body)),
-        Err(e) => Err(ApiError::bad(format!(
-            "could not read the request body: {e}"
-        ))),
+
+    fn too_slow(&self) -> ApiError {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body came too slowly ({} bytes in {:.0}s): a body may not pause for {}s, and after {}s must average {} bytes/s; send it at once",
+                self.received,
+                self.start.elapsed().as_secs_f64(),
+                BODY_STALL.as_secs(),
+                BODY_GRACE.as_secs(),
+                MIN_BODY_RATE
+            ),
+        )
     }
+}
+
+/// A small request body read into memory, with its share of [`BODY_MEMORY`].
+pub(crate) struct SmallBody {
+    pub(crate) bytes: Bytes,
+    _memory: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Reads a small body (ids, a name) into memory: at most `limit` bytes, counted against
+/// [`BODY_MEMORY`] as it arrives, so that many clients sending at once cannot exhaust the
+/// server's memory (when it is spent the answer is 503, try again).
+pub(crate) async fn read_small(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    limit: u64,
+    what: &'static str,
+) -> ApiResult<SmallBody> {
+    let mut r = BodyReader::new(headers, body, limit, what)?;
+    let mut buf = Vec::new();
+    let mut memory: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    while let Some(chunk) = r.next().await? {
+        let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+        let more = st.body_memory.clone().try_acquire_many_owned(n).map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the server is receiving too many request bodies at once ({} MiB in memory); try again shortly",
+                    BODY_MEMORY >> 20
+                ),
+            )
+        })?;
+        match &mut memory {
+            Some(m) => m.merge(more),
+            None => memory = Some(more),
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(SmallBody {
+        bytes: Bytes::from(buf),
+        _memory: memory,
+    })
+}
+
+/// A body written to a temporary file in the store as it arrived.
+pub(crate) struct Spooled {
+    /// The file, positioned at its end.
+    pub(crate) file: std::fs::File,
+    /// Its path; the file is removed when this is dropped.
+    pub(crate) tmp: tempfile::TempPath,
+    /// Its length.
+    pub(crate) len: u64,
+    /// BLAKE3 of every byte but the last 32 (a pack's checksum covers exactly those).
+    head_hash: blake3::Hasher,
+    /// The last (at most) 32 bytes.
+    tail: Vec<u8>,
+}
+
+impl Spooled {
+    /// BLAKE3 of the whole body: its id as a CAS object.
+    pub(crate) fn id(&self) -> Id {
+        let mut h = self.head_hash.clone();
+        h.update(&self.tail);
+        Id(*h.finalize().as_bytes())
+    }
+
+    /// Whether the last 32 bytes are BLAKE3 of the bytes before them (a pack's checksum).
+    fn checksum_holds(&self) -> bool {
+        self.tail.len() == 32 && self.head_hash.finalize().as_bytes()[..] == self.tail[..]
+    }
+
+    /// The whole body, read back into memory (under a slot and a memory reservation).
+    pub(crate) fn read_all(&self) -> ApiResult<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut f = std::fs::File::open(&self.tmp).map_err(|e| io_error(e, &self.tmp))?;
+        std::io::Read::read_to_end(&mut f, &mut out).map_err(|e| io_error(e, &self.tmp))?;
+        Ok(out)
+    }
+}
+
+fn io_error(e: std::io::Error, p: &Path) -> ApiError {
+    ApiError::from_store(Error::Io {
+        path: p.to_path_buf(),
+        source: e,
+    })
+}
+
+/// Writes a body of at most `limit` bytes to a temporary file in `dir` of the store, so
+/// that objects and packs are never held in memory while they arrive; hashes it on the
+/// way. The file is durable when this returns.
+pub(crate) async fn spool(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    dir: &'static str,
+    limit: u64,
+    what: &'static str,
+) -> ApiResult<Spooled> {
+    let mut r = BodyReader::new(headers, body, limit, what)?;
+    let dir = st.store.root().join(dir);
+    let (file, tmp) = blocking(move || {
+        crate::fsutil::create_dir_durable(&dir).map_err(ApiError::from_store)?;
+        let named = tempfile::Builder::new()
+            .prefix(crate::fsutil::TMP_PREFIX)
+            .suffix(".upload")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .tempfile_in(&dir)
+            .map_err(|e| io_error(e, &dir))?;
+        Ok(named.into_parts())
+    })
+    .await?;
+    let mut out = tokio::fs::File::from_std(file);
+    let mut head_hash = blake3::Hasher::new();
+    let mut tail: Vec<u8> = Vec::with_capacity(64);
+    let mut len = 0u64;
+    while let Some(data) = r.next().await? {
+        len += data.len() as u64;
+        // Hash all but the last 32 bytes seen so far.
+        if data.len() >= 32 {
+            head_hash.update(&tail);
+            head_hash.update(&data[..data.len() - 32]);
+            tail.clear();
+            tail.extend_from_slice(&data[data.len() - 32..]);
+        } else {
+            tail.extend_from_slice(&data);
+            let cut = tail.len().saturating_sub(32);
+            head_hash.update(&tail[..cut]);
+            tail.drain(..cut);
+        }
+        out.write_all(&data).await.map_err(|e| io_error(e, &tmp))?;
+    }
+    out.flush().await.map_err(|e| io_error(e, &tmp))?;
+    out.sync_all().await.map_err(|e| io_error(e, &tmp))?;
+    Ok(Spooled {
+        file: out.into_std().await,
+        tmp,
+        len,
+        head_hash,
+        tail,
+    })
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -298,11 +644,11 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-pub(crate) fn too_big(len: Option<u64>, max: u64) -> ApiError {
+pub(crate) fn too_big(len: Option<u64>, max: u64, what: &str) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!(
-            "the request body{} is larger than this server's limit of {max} bytes (--max-body)",
+            "the request body{} is larger than {what}, {max} bytes",
             len.map(|l| format!(" of {l} bytes")).unwrap_or_default()
         ),
     )
@@ -339,6 +685,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Bounded concurrency, the request timeout and the request log, around every request.
+/// Requests without a body (GET, HEAD, DELETE) take their slot here; those with one
+/// take it in their handler once the body is in, and `/healthz` needs none, so neither
+/// slow clients nor a busy store keep it from answering.
 async fn guard(
     State(st): St,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -349,9 +698,18 @@ async fn guard(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let twirp = path.starts_with("/twirp/");
+    let slot_here =
+        matches!(method, Method::GET | Method::HEAD | Method::DELETE) && path != "/healthz";
     // Waiting for a slot counts against the timeout too: a client sees one deadline.
     let work = async {
-        let _slot = st.slots.acquire().await;
+        let _slot = if slot_here {
+            match st.slot().await {
+                Ok(s) => Some(s),
+                Err(e) => return e.into_response(),
+            }
+        } else {
+            None
+        };
         next.run(req).await
     };
     let resp = match tokio::time::timeout(st.timeout, work).await {
@@ -427,18 +785,51 @@ fn text(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
+/// The most bytes `POST /cas`, `CAS/Add` and `NS/Update` bodies may have.
+pub(crate) fn added_body_max(st: &AppState) -> u64 {
+    st.max_body.min(MAX_ADDED_OBJECT)
+}
+
+/// What `--max-memory` a request adding an object of `len` bytes reserves: the bytes and
+/// their compressed copy (at most about as large).
+pub(crate) fn add_need(len: u64) -> u64 {
+    2 * len + (1 << 20)
+}
+
+/// Stores one object unless present; true when it was written.
+pub(crate) fn put_one(store: &FsStore, id: Id, bytes: &[u8]) -> ApiResult<bool> {
+    if store.has_object(&id).map_err(ApiError::from_store)? {
+        return Ok(false);
+    }
+    // Straight to a loose file: a batch would copy the bytes first.
+    let written = store
+        .put_loose(&[(id, bytes)])
+        .map_err(ApiError::from_store)?;
+    Ok(written > 0)
+}
+
 async fn cas_add(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     st.authorize(&headers, Access::Write)?;
-    let data = read_body(&st, &headers, body).await?;
-    let id = Id::of(&data);
+    let max = added_body_max(&st);
+    let up = spool(
+        &st,
+        &headers,
+        body,
+        "objects",
+        max,
+        "the largest object this server accepts (--max-body, at most 64 MiB)",
+    )
+    .await?;
+    let _slot = st.slot().await?;
+    let _memory = st.reserve(add_need(up.len)).await?;
+    let id = up.id();
     let store = st.store.clone();
     let written = blocking(move || {
-        store
-            .put_objects(&[(id, &data[..])])
-            .map_err(ApiError::from_store)
+        let data = up.read_all()?;
+        put_one(&store, id, &data)
     })
     .await?;
-    let status = if written > 0 {
+    let status = if written {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -533,13 +924,15 @@ struct GcQuery {
     dry_run: bool,
 }
 
-/// Runs gc on the served store (a write: it needs the token, and is refused when read-only).
+/// Runs the library's gc on the served store: only with the admin token
+/// (`--admin-token-file`), never a writer's, and never on a read-only server.
 async fn gc_run(
     State(st): St,
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<GcQuery>,
 ) -> ApiResult<Response> {
-    st.authorize(&headers, Access::Write)?;
+    st.authorize(&headers, Access::Admin)?;
+    let _slot = st.slot().await?;
     let store = st.store.clone();
     let done = blocking(move || {
         crate::gc::gc(
@@ -562,8 +955,16 @@ async fn gc_run(
 
 async fn cas_present(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     st.authorize(&headers, Access::Read)?;
-    let body = read_body(&st, &headers, body).await?;
-    let text_body = std::str::from_utf8(&body)
+    let body = read_small(
+        &st,
+        &headers,
+        body,
+        PRESENT_BODY_MAX,
+        "what POST /cas/present takes (100,000 ids)",
+    )
+    .await?;
+    let _slot = st.slot().await?;
+    let text_body = std::str::from_utf8(&body.bytes)
         .map_err(|_| ApiError::bad("the body must be ids in hex, one per line"))?;
     let ids = text_body
         .lines()
@@ -701,21 +1102,35 @@ async fn ns_put(
     let name = ref_from_url(&raw)?;
     writable(&name)?;
     let expected = expected_value(&headers)?;
-    let body = read_body(&st, &headers, body).await?;
-    let new = std::str::from_utf8(&body)
+    let body = read_small(
+        &st,
+        &headers,
+        body,
+        REF_BODY_MAX,
+        "a ref update's body (an id)",
+    )
+    .await?;
+    let new = std::str::from_utf8(&body.bytes)
         .ok()
         .map(str::trim)
         .ok_or_else(|| ApiError::bad("the body must be the new id in hex"))
         .and_then(parse_id)?;
+    let _slot = st.slot().await?;
     let store = st.store.clone();
     blocking(move || {
-        // Objects before refs: a ref never names what the store does not hold.
+        // Objects before refs: a ref never names what the store does not hold, nor a
+        // chain with a page or message missing.
+        let missing = |what: &str| {
+            ApiError::from_store(Error::IncompleteChain {
+                name: name.to_string(),
+                missing: new,
+                what: what.into(),
+                location: store.location(),
+            })
+        };
         if name.log_name().is_some() {
             let bytes = store.get_object(&new).map_err(|e| match e {
-                Error::ObjectMissing { .. } => ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!("object {new} is not in this store; upload the log's objects first (POST /packs or POST /cas)"),
-                ),
+                Error::ObjectMissing { .. } => missing("page (the new head)"),
                 other => ApiError::from_store(other),
             })?;
             decode_page(&bytes).map_err(|r| {
@@ -724,11 +1139,25 @@ async fn ns_put(
                     format!("object {new} is not a page ({r}); a log ref must name a page"),
                 )
             })?;
+            // Against the value the ref holds now (a stale If-Match is a 412 either way):
+            // everything it names is complete, so the walk stops there.
+            let current = store.read_ref(&name).map_err(ApiError::from_store)?;
+            if current != expected {
+                return Err(ApiError::from_store(Error::RefConflict {
+                    name: name.to_string(),
+                    expected,
+                    actual: current,
+                }));
+            }
+            crate::log::check_complete(&store, &name, new, current).map_err(|e| match e {
+                Error::ObjectCorrupt { .. } => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("the chain of page {new} is not sound: {e}; nothing changed"),
+                ),
+                other => ApiError::from_store(other),
+            })?;
         } else if !store.has_object(&new).map_err(ApiError::from_store)? {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!("object {new} is not in this store; POST it to /cas first"),
-            ));
+            return Err(missing("object"));
         }
         store
             .update_ref(&name, expected, Some(new))
@@ -909,55 +1338,22 @@ pub struct PackOutcome {
 
 async fn packs_upload(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     st.authorize(&headers, Access::Write)?;
-    if let Some(len) = content_length(&headers) {
-        if len > st.max_body {
-            return Err(too_big(Some(len), st.max_body));
-        }
-    }
-    let store = st.store.clone();
     // Streamed to a temporary file in packs/, so a large push is never held in memory
-    // and the commit is a rename.
-    let (file, tmp) = blocking(move || {
-        let dir = store.root().join("packs");
-        crate::fsutil::create_dir_durable(&dir).map_err(ApiError::from_store)?;
-        let named = tempfile::Builder::new()
-            .prefix(crate::fsutil::TMP_PREFIX)
-            .suffix(".pack")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .tempfile_in(&dir)
-            .map_err(|e| {
-                ApiError::from_store(Error::Io {
-                    path: dir.clone(),
-                    source: e,
-                })
-            })?;
-        Ok(named.into_parts())
-    })
+    // and the commit is a rename; its checksum is computed on the way.
+    let up = spool(
+        &st,
+        &headers,
+        body,
+        "packs",
+        st.max_body,
+        "this server's --max-body",
+    )
     .await?;
-    let io_err = |e: std::io::Error, p: &Path| {
-        ApiError::from_store(Error::Io {
-            path: p.to_path_buf(),
-            source: e,
-        })
-    };
-    let mut file = tokio::fs::File::from_std(file);
-    let mut body = body;
-    let mut total: u64 = 0;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::bad(format!("could not read the upload: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            total += data.len() as u64;
-            if total > st.max_body {
-                return Err(too_big(None, st.max_body));
-            }
-            file.write_all(&data).await.map_err(|e| io_err(e, &tmp))?;
-        }
-    }
-    file.flush().await.map_err(|e| io_err(e, &tmp))?;
-    file.sync_all().await.map_err(|e| io_err(e, &tmp))?;
-    drop(file);
+    let _slot = st.slot().await?;
+    let upload = blocking(move || open_upload(up)).await?;
+    let _memory = st.reserve(upload.need).await?;
     let store = st.store.clone();
-    let outcome = blocking(move || ingest_pack(&store, tmp)).await?;
+    let outcome = blocking(move || ingest_pack(&store, upload)).await?;
     let body = serde_json::to_string(&outcome).unwrap_or_default();
     Ok((
         StatusCode::OK,
@@ -967,40 +1363,132 @@ async fn packs_upload(State(st): St, headers: HeaderMap, body: Body) -> ApiResul
         .into_response())
 }
 
-/// Validates an uploaded pack completely — structure, file checksum, every block's
-/// checksum, every object's id — and only then adds its objects to the store: as loose
-/// objects when there are few (as a local batch would), as a pack chained after the
-/// store's head otherwise.
-fn ingest_pack(store: &FsStore, tmp: tempfile::TempPath) -> ApiResult<PackOutcome> {
-    let invalid = |r: String| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the uploaded pack is invalid: {r}; nothing was stored"),
-        )
-    };
-    let map = pack::map(&tmp).map_err(ApiError::from_store)?;
-    let p = Pack::parse(&map[..]).map_err(invalid)?;
-    p.verify_checksum().map_err(invalid)?;
-    p.validate_index().map_err(invalid)?;
-    let by_block = p.objects_by_block().map_err(invalid)?;
+/// An uploaded pack whose structure and checksum are checked, with what checking its
+/// blocks will hold in memory.
+struct Upload {
+    pack: Pack<memmap2::Mmap>,
+    tmp: tempfile::TempPath,
+    /// Bytes ingesting it holds at most: the index entries, one compressed and one
+    /// decompressed block, and for small uploads one object's compressed copy.
+    need: u64,
+}
+
+fn invalid_pack(r: String) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!("the uploaded pack is invalid: {r}; nothing was stored"),
+    )
+}
+
+/// The most a zstd frame of `ulen` bytes can take compressed (zstd's `ZSTD_COMPRESSBOUND`,
+/// with room for a frame header).
+fn frame_bound(ulen: u64) -> u64 {
+    ulen + ulen / 128 + (64 << 10)
+}
+
+/// Opens an uploaded pack: structure, checksum (hashed as it arrived, so the file is not
+/// read again), and the limits that bound what validating it costs — objects and blocks
+/// at most [`MAX_UPLOAD_OBJECTS`], every block at most [`pack::MAX_BLOCK`] decompressed
+/// and no larger compressed than zstd can make it. Block frames are then read with
+/// positioned reads, never through the mapping.
+fn open_upload(up: Spooled) -> ApiResult<Upload> {
+    if up.len < (pack::HEADER_LEN + pack::TRAILER_LEN) as u64 {
+        return Err(invalid_pack(format!(
+            "{} bytes is too short for a pack (truncated?)",
+            up.len
+        )));
+    }
+    if !up.checksum_holds() {
+        // Parse first when it is not a pack at all, for a better message.
+        let map = pack::map(&up.tmp).map_err(ApiError::from_store)?;
+        Pack::parse(&map[..]).map_err(invalid_pack)?;
+        return Err(invalid_pack(
+            "checksum mismatch: the file does not hash to its trailer (truncated or damaged)"
+                .into(),
+        ));
+    }
+    let map = pack::map(&up.tmp).map_err(ApiError::from_store)?;
+    let p = Pack::parse(map).map_err(invalid_pack)?;
+    if p.len() > MAX_UPLOAD_OBJECTS || p.block_count() > MAX_UPLOAD_OBJECTS {
+        return Err(invalid_pack(format!(
+            "{} objects in {} blocks; one upload may hold at most {MAX_UPLOAD_OBJECTS} of each (push splits larger transfers)",
+            p.len(),
+            p.block_count()
+        )));
+    }
+    let mut max_ulen = 0u64;
+    let mut max_clen = 0u64;
+    for i in 0..p.block_count() {
+        // Pack::parse refused blocks declaring more than MAX_BLOCK decompressed.
+        let b = p.block(i as u32);
+        if u64::from(b.clen) > frame_bound(u64::from(b.ulen)) {
+            return Err(invalid_pack(format!(
+                "block {i} is {} bytes compressed, more than a zstd frame of its {} bytes can be",
+                b.clen, b.ulen
+            )));
+        }
+        max_ulen = max_ulen.max(u64::from(b.ulen));
+        max_clen = max_clen.max(u64::from(b.clen));
+    }
     let small = p.len() <= LOOSE_MAX;
-    let mut loose: Vec<(Id, Vec<u8>)> = Vec::new();
+    let index = p.len() as u64 * 64 + p.block_count() as u64 * 32;
+    let need = index + max_ulen + max_clen.max(if small { frame_bound(max_ulen) } else { 0 });
+    let p = p.read_frames_from(up.file).map_err(invalid_pack)?;
+    Ok(Upload {
+        pack: p,
+        tmp: up.tmp,
+        need,
+    })
+}
+
+/// Decompresses block `i` of an upload into at most its declared length: a frame that
+/// expands beyond it, or to less, is refused.
+fn upload_block(p: &Pack<memmap2::Mmap>, i: u32) -> ApiResult<Vec<u8>> {
+    let b = p.block(i);
+    let frame = p.frame(i).map_err(invalid_pack)?;
+    let out = zstd::bulk::decompress(&frame, b.ulen as usize).map_err(|e| {
+        invalid_pack(format!(
+            "block {i} does not decompress within the {} bytes it declares: {e}",
+            b.ulen
+        ))
+    })?;
+    if out.len() != b.ulen as usize {
+        return Err(invalid_pack(format!(
+            "block {i} decompresses to {} bytes, its index says {}",
+            out.len(),
+            b.ulen
+        )));
+    }
+    Ok(out)
+}
+
+/// Validates an uploaded pack completely — structure, file checksum, every block's
+/// checksum and length, every object's id — and only then adds its objects to the store:
+/// as loose objects when there are few (as a local batch would), as a pack chained after
+/// the store's head otherwise. One block is decompressed at a time; small uploads are
+/// stored block by block straight from it, messages first and pages last (store-v1
+/// section 7), so memory never holds more than one block and one object's copy.
+fn ingest_pack(store: &FsStore, up: Upload) -> ApiResult<PackOutcome> {
+    let Upload { pack: p, tmp, .. } = up;
+    p.validate_index().map_err(invalid_pack)?;
+    let by_block = p.objects_by_block().map_err(invalid_pack)?;
+    let small = p.len() <= LOOSE_MAX;
     let mut new = 0;
     for (n, objects) in by_block.iter().enumerate() {
-        // decompress_block checks the block's checksum first.
-        let data = p.decompress_block(n as u32).map_err(invalid)?;
+        if objects.is_empty() {
+            continue;
+        }
+        // Checks the block's checksum first.
+        let data = upload_block(&p, n as u32)?;
         for (id, loc) in objects {
             let start = loc.offset as usize;
             let bytes = &data[start..start + loc.len as usize];
             let actual = Id::of(bytes);
             if actual != *id {
-                return Err(invalid(format!("object {id} hashes to {actual}")));
+                return Err(invalid_pack(format!("object {id} hashes to {actual}")));
             }
             if !store.has_object(id).map_err(ApiError::from_store)? {
                 new += 1;
-            }
-            if small {
-                loose.push((*id, bytes.to_vec()));
             }
         }
     }
@@ -1013,8 +1501,26 @@ fn ingest_pack(store: &FsStore, tmp: tempfile::TempPath) -> ApiResult<PackOutcom
         });
     }
     if small {
-        let refs: Vec<(Id, &[u8])> = loose.iter().map(|(id, b)| (*id, &b[..])).collect();
-        store.put_objects(&refs).map_err(ApiError::from_store)?;
+        let is_page = |b: &[u8]| crate::object::peek_kind(b) == Some(crate::object::Kind::Page);
+        for pages in [false, true] {
+            for (n, objects) in by_block.iter().enumerate() {
+                if objects.is_empty() {
+                    continue;
+                }
+                let data = upload_block(&p, n as u32)?;
+                let mut todo: Vec<(Id, &[u8])> = Vec::new();
+                for (id, loc) in objects {
+                    let start = loc.offset as usize;
+                    let bytes = &data[start..start + loc.len as usize];
+                    if is_page(bytes) == pages
+                        && !store.has_object(id).map_err(ApiError::from_store)?
+                    {
+                        todo.push((*id, bytes));
+                    }
+                }
+                store.put_loose(&todo).map_err(ApiError::from_store)?;
+            }
+        }
         return Ok(PackOutcome {
             objects,
             new,
@@ -1028,7 +1534,6 @@ fn ingest_pack(store: &FsStore, tmp: tempfile::TempPath) -> ApiResult<PackOutcom
         tmp,
     };
     drop(p);
-    drop(map);
     let id = store.commit_pack(done).map_err(ApiError::from_store)?;
     Ok(PackOutcome {
         objects,
@@ -1090,6 +1595,16 @@ fn prepare(opts: &Options) -> Result<(std::net::TcpListener, Arc<AppState>)> {
             "--max-concurrency must be at least 1".into(),
         ));
     }
+    if opts.max_memory < 1 << 20 {
+        return Err(Error::Invalid(
+            "--max-memory must be at least 1 (MiB)".into(),
+        ));
+    }
+    if opts.admin_token.is_some() && opts.admin_token == opts.token {
+        return Err(Error::Invalid(
+            "the admin token (--admin-token-file) must differ from the writers' token (--token-file): a writer must not be able to delete".into(),
+        ));
+    }
     let store = FsStore::open(&opts.store)?;
     let listener = std::net::TcpListener::bind(&opts.listen).map_err(|e| {
         Error::Invalid(format!(
@@ -1108,6 +1623,12 @@ fn prepare(opts: &Options) -> Result<(std::net::TcpListener, Arc<AppState>)> {
         max_body: opts.max_body,
         timeout: opts.timeout,
         slots: tokio::sync::Semaphore::new(opts.max_concurrency),
+        body_memory: Arc::new(tokio::sync::Semaphore::new(BODY_MEMORY as usize)),
+        work_memory: Arc::new(tokio::sync::Semaphore::new(
+            (opts.max_memory / 1024).min(u32::MAX as u64) as usize,
+        )),
+        work_memory_kib: (opts.max_memory / 1024).min(u32::MAX as u64),
+        admin_token: opts.admin_token.clone(),
         log_requests: opts.log_requests,
     });
     Ok((listener, state))
@@ -1122,6 +1643,11 @@ fn runtime(opts: &Options) -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Invalid(format!("cannot start the server's runtime: {e}")))
 }
 
+/// Accepts connections (at most [`MAX_CONNECTIONS`] at once) and serves each with hyper's
+/// HTTP/1.1: request heads must arrive within [`HEADER_TIMEOUT`] and fit in
+/// [`MAX_HEAD_BYTES`], and a keep-alive connection idle that long is closed, so no
+/// connection pins a task or memory for long without sending. When `stop` resolves,
+/// stops accepting, lets every connection finish its request in flight, and returns.
 async fn serve_until(
     listener: std::net::TcpListener,
     state: Arc<AppState>,
@@ -1129,11 +1655,67 @@ async fn serve_until(
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| Error::Invalid(format!("cannot listen: {e}")))?;
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-        .map_err(|e| Error::Invalid(format!("the server failed: {e}")))
+    let app = router(state);
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    // Dropping `shutdown_tx` tells the connections to finish; each holds a `done_rx` until
+    // it is closed, so `done_tx.closed()` waits for all of them.
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(());
+    let (done_tx, done_rx) = tokio::sync::watch::channel(());
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            p = connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut stop => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    eprintln!("remotelog serve: cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let mut shutdown = shutdown_rx.clone();
+        let done = done_rx.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    let mut app = app.clone();
+                    tower_service::Service::call(&mut app, req.map(Body::new))
+                });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEAD_BYTES);
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = shutdown.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(done);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    drop(shutdown_tx);
+    drop(done_rx);
+    done_tx.closed().await;
+    Ok(())
 }
 
 /// Starts a server on its own thread and returns once it accepts connections.

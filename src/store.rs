@@ -491,7 +491,7 @@ impl FsStore {
     }
 
     /// Writes loose objects (the caller filtered out those present).
-    fn put_loose(&self, todo: &[(Id, &[u8])]) -> Result<usize> {
+    pub(crate) fn put_loose(&self, todo: &[(Id, &[u8])]) -> Result<usize> {
         // Pages become durable after everything else and one by one, in the order given
         // (oldest first from every writer): a reader that finds a page takes its messages
         // and older pages to be there too, also after a power loss.

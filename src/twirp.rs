@@ -19,7 +19,10 @@ use crate::backend::Backend;
 use crate::error::Error;
 use crate::id::Id;
 use crate::name::{self, RefName};
-use crate::server::{blocking, read_body, Access, ApiError, AppState, SPEC};
+use crate::server::{
+    add_need, added_body_max, blocking, put_one, read_small, spool, Access, ApiError, AppState,
+    SPEC, TWIRP_READ_BODY_MAX,
+};
 use crate::store::FsStore;
 
 /// The types generated from `proto/` (prost, with serde for the JSON mapping).
@@ -296,16 +299,56 @@ async fn call(
         Route::CasGet | Route::NsFetch => Access::Read,
     };
     st.authorize(&headers, access)?;
-    let body = read_body(&st, &headers, body).await?;
+    // Reads carry an address or a name, read into memory; writes carry content, written
+    // to a temporary file as it arrives and read back under a slot and a share of
+    // --max-memory. Either way the slot is taken once the body is in.
+    let (body, _memory, _slot) = match access {
+        Access::Read => {
+            let small = read_small(
+                &st,
+                &headers,
+                body,
+                TWIRP_READ_BODY_MAX,
+                "what a Twirp read takes",
+            )
+            .await?;
+            (small.bytes.to_vec(), None, st.slot().await?)
+        }
+        _ => {
+            let up = spool(
+                &st,
+                &headers,
+                body,
+                "objects",
+                added_body_max(&st) + (64 << 10),
+                "the largest object this server accepts (--max-body, at most 64 MiB)",
+            )
+            .await?;
+            let slot = st.slot().await?;
+            // The body and the decoded content, then the content and its compressed copy
+            // (JSON bytes are decoded from the body in place, see `json::bytes`).
+            let memory = st.reserve(add_need(up.len)).await?;
+            (blocking(move || up.read_all()).await?, Some(memory), slot)
+        }
+    };
+    let max_content = added_body_max(&st);
+    let too_large = |len: usize| {
+        TwirpError::new(
+            Code::InvalidArgument,
+            format!("the content is {len} bytes, more than the largest object this server accepts, {max_content} bytes (--max-body, at most 64 MiB)"),
+        )
+    };
     let store = st.store.clone();
     match route {
         Route::CasAdd => {
             let req: cas::Content = enc.decode(&body, "vac.cas.Content")?;
+            drop(body);
+            if req.data.len() as u64 > max_content {
+                return Err(too_large(req.data.len()));
+            }
             let id = blocking(move || {
                 let id = Id::of(&req.data);
-                store
-                    .put_objects(&[(id, &req.data[..])])
-                    .map_err(ApiError::from_store)?;
+                put_one(&store, id, &req.data)?;
                 Ok(id)
             })
             .await?;
@@ -338,6 +381,10 @@ async fn call(
         }
         Route::NsUpdate => {
             let req: ns::NameUpdate = enc.decode(&body, "vac.ns.NameUpdate")?;
+            drop(body);
+            if req.content.len() as u64 > max_content {
+                return Err(too_large(req.content.len()));
+            }
             let id = blocking(move || ns_update(&store, &req.name, &req.content)).await?;
             Ok(enc.encode(&ns::Response {
                 data: id.0.to_vec(),
@@ -374,9 +421,7 @@ fn ns_update(store: &FsStore, name: &str, content: &[u8]) -> std::result::Result
         ));
     }
     let id = Id::of(content);
-    store
-        .put_objects(&[(id, content)])
-        .map_err(ApiError::from_store)?;
+    put_one(store, id, content)?;
     for _ in 0..64 {
         let current = store.read_ref(&r).map_err(ApiError::from_store)?;
         if current == Some(id) {
@@ -441,6 +486,7 @@ pub mod json {
     const LENIENT: GeneralPurposeConfig =
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
     const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
+    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
 
     /// `bytes`: standard base64 with padding out; standard or URL-safe, padded or not, in.
     pub mod bytes {
@@ -451,22 +497,36 @@ pub mod json {
             s.serialize_str(&STANDARD.encode(v))
         }
 
-        /// Reads base64 (`null` is empty).
+        /// Reads base64 (`null` is empty), straight from the request body when the string
+        /// has no escapes: a large content is not copied before it is decoded.
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-            let Some(s) = Option::<String>::deserialize(d)? else {
-                return Ok(Vec::new());
-            };
-            let standard: String = s
-                .chars()
-                .map(|c| match c {
-                    '-' => '+',
-                    '_' => '/',
-                    c => c,
-                })
-                .collect();
-            STANDARD
-                .decode(standard.as_bytes())
-                .map_err(|e| D::Error::custom(format!("not base64: {e}")))
+            struct Base64;
+            impl<'de> serde::de::Visitor<'de> for Base64 {
+                type Value = Vec<u8>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a base64 string or null")
+                }
+                fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Vec<u8>, E> {
+                    let engine = if s.contains(['-', '_']) {
+                        &URL_SAFE
+                    } else {
+                        &STANDARD
+                    };
+                    engine
+                        .decode(s.as_bytes())
+                        .map_err(|e| E::custom(format!("not base64: {e}")))
+                }
+                fn visit_none<E: serde::de::Error>(self) -> Result<Vec<u8>, E> {
+                    Ok(Vec::new())
+                }
+                fn visit_unit<E: serde::de::Error>(self) -> Result<Vec<u8>, E> {
+                    Ok(Vec::new())
+                }
+                fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Vec<u8>, D::Error> {
+                    d.deserialize_str(Base64)
+                }
+            }
+            d.deserialize_option(Base64)
         }
     }
 

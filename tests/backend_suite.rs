@@ -311,6 +311,95 @@ fn concurrent_appends_lose_no_message(b: &(dyn Backend + Sync)) {
     assert!(report.is_sound(), "{:?}", report.problems);
 }
 
+/// Stores a page and returns its id.
+fn page(b: &dyn Backend, prev: Option<Id>, count: u64, messages: &[&remotelog::Message]) -> Id {
+    let entries = messages
+        .iter()
+        .map(|m| remotelog::Entry {
+            h1: m.h1(),
+            h2: Id::of(&remotelog::object::encode_message(m)),
+            embedded: None,
+        })
+        .collect();
+    let bytes = remotelog::object::Object::Page(remotelog::Page {
+        prev,
+        count,
+        capacity: 0,
+        embed: 0,
+        entries,
+    })
+    .encode();
+    let id = Id::of(&bytes);
+    b.put_objects(&[(id, &bytes)]).unwrap();
+    id
+}
+
+fn message(b: &dyn Backend, m: &remotelog::Message) {
+    let bytes = remotelog::object::encode_message(m);
+    b.put_objects(&[(Id::of(&bytes), &bytes)]).unwrap();
+}
+
+fn check_complete_stops_where_the_ref_was_and_names_what_is_missing(b: &dyn Backend) {
+    use remotelog::log::check_complete;
+    let m = |i: i64| remotelog::Message {
+        group_id: b"g".to_vec(),
+        timestamp: i,
+        body: format!("m{i}").into_bytes(),
+    };
+    let (m1, m2, m3, m4) = (m(1), m(2), m(3), m(4));
+    let h2 = |m: &remotelog::Message| Id::of(&remotelog::object::encode_message(m));
+    let name = log("main");
+    // An oldest page whose message was never stored, under a complete newer page.
+    let p1 = page(b, None, 1, &[&m1]);
+    message(b, &m2);
+    let p2 = page(b, Some(p1), 2, &[&m2]);
+    let missing = |r: remotelog::Result<()>| match r {
+        Err(Error::IncompleteChain {
+            missing,
+            what,
+            name,
+            ..
+        }) => {
+            assert_eq!(name, "logs/main");
+            (missing, what)
+        }
+        other => panic!("expected an incomplete chain, got {other:?}"),
+    };
+    let (id, what) = missing(check_complete(b, &name, p2, None));
+    assert_eq!(id, h2(&m1));
+    assert!(
+        what.contains("message") && what.contains(&p1.to_hex()),
+        "{what}"
+    );
+    // What a ref already names counts as complete: the walk stops at the old head...
+    check_complete(b, &name, p2, Some(p1)).unwrap();
+    // ...and at the old head's prev when an append replaced the open head page.
+    message(b, &m3);
+    let p2b = page(b, Some(p1), 3, &[&m3, &m2]);
+    check_complete(b, &name, p2b, Some(p2)).unwrap();
+    check_complete(b, &name, p2, Some(p2)).unwrap();
+    // The new head missing, a prev missing, a message of the head missing.
+    let nowhere = Id::of(b"no such page");
+    let (id, what) = missing(check_complete(b, &name, nowhere, Some(p2)));
+    assert_eq!((id, what.as_str()), (nowhere, "page (the new head)"));
+    let p3 = page(b, Some(nowhere), 5, &[&m3]);
+    let (id, what) = missing(check_complete(b, &name, p3, Some(p2)));
+    assert_eq!(id, nowhere);
+    assert!(what.contains(&format!("prev of page {p3}")), "{what}");
+    let p4 = page(b, Some(p2), 3, &[&m4]);
+    let (id, what) = missing(check_complete(b, &name, p4, Some(p2)));
+    assert_eq!(id, h2(&m4));
+    assert!(what.contains(&p4.to_hex()), "{what}");
+    message(b, &m4);
+    check_complete(b, &name, p4, Some(p2)).unwrap();
+    // Counts that do not chain are refused, not walked.
+    let liar = page(b, Some(p2), 7, &[&m4]);
+    match check_complete(b, &name, liar, None) {
+        Err(Error::ObjectCorrupt { reason, .. }) => assert!(reason.contains("count"), "{reason}"),
+        other => panic!("expected a corrupt chain, got {other:?}"),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Running it on each backend
 
@@ -357,6 +446,7 @@ suite!(
     refs_are_independent_and_listed,
     concurrent_cas_loses_no_update,
     concurrent_appends_lose_no_message,
+    check_complete_stops_where_the_ref_was_and_names_what_is_missing,
 );
 
 #[test]

@@ -347,6 +347,119 @@ fn racing_pushes_over_http_exactly_one_wins() {
 }
 
 // ---------------------------------------------------------------------------------------
+// A ref never names an incomplete chain
+
+#[test]
+fn a_ref_update_naming_a_chain_the_server_lacks_is_refused_and_clones_still_work() {
+    let t = tempfile::tempdir().unwrap();
+    let served = t.path().join("srv");
+    let srv = serve(&served, |_| {});
+    let url = srv.url();
+    let a = t.path().join("a");
+    let s = store(&a);
+    append(&s, 300, "good");
+    ok(&a, &["remote", "add", "origin", &url]);
+    ok(&a, &["push"]);
+    let good_head = log::head(&s, "main").unwrap().unwrap();
+
+    // The reproduction: one POST /cas of a page whose prev and message the server
+    // does not have, then a PUT naming it.
+    let unsent = Message {
+        group_id: b"g".to_vec(),
+        timestamp: 1,
+        body: b"never uploaded".to_vec(),
+    };
+    let unsent_bytes = remotelog::object::encode_message(&unsent);
+    let phantom_prev = Id::of(b"a page nobody uploaded");
+    let page = remotelog::object::Object::Page(remotelog::Page {
+        prev: Some(phantom_prev),
+        count: 2,
+        capacity: 256,
+        embed: 0,
+        entries: vec![remotelog::Entry {
+            h1: unsent.h1(),
+            h2: Id::of(&unsent_bytes),
+            embedded: None,
+        }],
+    })
+    .encode();
+    let page_id = Id::of(&page);
+    let a_ = agent();
+    let posted = call(&a_, "POST", &format!("{url}/cas"), &[], &page);
+    assert_eq!(posted.status, 201, "{}", posted.text());
+    let put = |name: &str, cond: (&str, &str)| {
+        call(
+            &a_,
+            "PUT",
+            &format!("{url}/ns/logs/{name}"),
+            &[cond],
+            page_id.to_hex().as_bytes(),
+        )
+    };
+    let r = put("evil", ("if-none-match", "*"));
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(
+        r.headers.get("x-remotelog-missing").unwrap(),
+        Id::of(&unsent_bytes).to_hex().as_str()
+    );
+    assert!(
+        r.text().contains("message") && r.text().contains(&page_id.to_hex()),
+        "names the message and its page: {}",
+        r.text()
+    );
+    // Moving a good log there is refused the same way.
+    let good = format!("\"{good_head}\"");
+    assert_eq!(put("main", ("if-match", &good)).status, 409);
+    // Once the message is there, the missing prev is named.
+    let m = call(&a_, "POST", &format!("{url}/cas"), &[], &unsent_bytes);
+    assert_eq!(m.status, 201, "{}", m.text());
+    let r = put("evil", ("if-none-match", "*"));
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(
+        r.headers.get("x-remotelog-missing").unwrap(),
+        phantom_prev.to_hex().as_str()
+    );
+    assert!(r.text().contains("prev of page"), "{}", r.text());
+    // The client turns the answer into an error a caller can recognise and act on.
+    let client = remote(&url);
+    match client.update_ref(
+        &remotelog::name::RefName::log("evil").unwrap(),
+        None,
+        Some(page_id),
+    ) {
+        Err(e @ remotelog::Error::IncompleteChain { .. }) => {
+            let shown = e.to_string();
+            let remotelog::Error::IncompleteChain { missing, what, .. } = e else {
+                unreachable!()
+            };
+            assert_eq!(missing, phantom_prev);
+            assert!(what.contains("page"), "{what}");
+            assert!(!shown.contains('\n') && shown.contains("retry"), "{shown}");
+        }
+        other => panic!("expected IncompleteChain, got {other:?}"),
+    }
+
+    // Nothing moved: the store is sound, and clones of it get the good log.
+    let served_store = FsStore::open(&served).unwrap();
+    assert_eq!(served_store.list_refs("logs").unwrap().len(), 1);
+    assert_eq!(log::head(&served_store, "main").unwrap(), Some(good_head));
+    sound(&served_store);
+    let c = t.path().join("c");
+    ok(t.path(), &["clone", &url, c.to_str().unwrap()]);
+    ok(&c, &["check", "--read-data"]);
+    assert_eq!(
+        entries(&FsStore::open(&c).unwrap(), "main"),
+        entries(&s, "main")
+    );
+    // And ordinary pushes still pass the check: onto a full page and into an open one.
+    append(&s, 1, "more");
+    ok(&a, &["push"]);
+    append(&s, 300, "many more");
+    ok(&a, &["push"]);
+    assert_eq!(entries(&served_store, "main"), entries(&s, "main"));
+}
+
+// ---------------------------------------------------------------------------------------
 // Bad input
 
 fn pack_bytes(dir: &Path, objects: &[(Id, &[u8])]) -> Vec<u8> {
@@ -632,6 +745,212 @@ fn bad_input_gets_a_4xx_with_a_message_and_the_server_keeps_serving() {
         "{:?}",
         report.notes
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Hostile bodies: sizes, slowness, lying packs
+
+/// Sends `head` and then `chunks` as a chunked body on a new connection, and reads the
+/// answer's status line and body.
+fn raw_chunked(url: &str, head: &str, chunks: &[&[u8]]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut req =
+        format!("{head}Host: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+            .into_bytes();
+    for c in chunks {
+        req.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        req.extend_from_slice(c);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    // The server may answer and close before it has read everything (a body too large).
+    let _ = s.write_all(&req);
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+/// Splits `bytes` into chunks of awkward sizes around the 32-byte tail the server keeps.
+fn awkward_chunks(bytes: &[u8]) -> Vec<&[u8]> {
+    let sizes = [1, 31, 32, 33, 7, 64, 5, 100, 2];
+    let mut out = Vec::new();
+    let mut at = 0;
+    let mut i = 0;
+    while at < bytes.len() {
+        let n = sizes[i % sizes.len()].min(bytes.len() - at);
+        out.push(&bytes[at..at + n]);
+        at += n;
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn each_endpoint_refuses_a_body_beyond_what_it_needs_at_once() {
+    let t = tempfile::tempdir().unwrap();
+    let srv = serve(&t.path().join("srv"), |_| {});
+    let url = srv.url();
+    let a = agent();
+    // Announced sizes are refused before anything is read, with the limit named.
+    let too_big = |path: &str, len: u64, ct: &str| {
+        let head =
+            format!("POST {path} HTTP/1.1\r\nContent-Type: {ct}\r\nContent-Length: {len}\r\n");
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        s.write_all(format!("{head}Host: x\r\n\r\n").as_bytes())
+            .unwrap();
+        // Nothing of the body is sent: the answer must come anyway.
+        let mut answer = vec![0u8; 4096];
+        let n = s.read(&mut answer).unwrap();
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    };
+    let r = too_big("/cas/present", server::PRESENT_BODY_MAX + 1, "text/plain");
+    assert!(
+        r.starts_with("HTTP/1.1 413") && r.contains("100,000 ids"),
+        "{r}"
+    );
+    let r = too_big("/twirp/vac.cas.CAS/Get", 1 << 20, PB);
+    assert!(
+        r.starts_with("HTTP/1.1 400") && r.contains("invalid_argument"),
+        "{r}"
+    );
+    let r = too_big("/cas", (64 << 20) + 1, "application/octet-stream");
+    assert!(r.starts_with("HTTP/1.1 413") && r.contains("64 MiB"), "{r}");
+    let put = call(
+        &a,
+        "PUT",
+        &format!("{url}/ns/logs/x"),
+        &[("if-none-match", "*")],
+        &[b'a'; 2048],
+    );
+    assert_eq!(put.status, 413, "{}", put.text());
+    // A body without a length is cut where it passes the limit.
+    let junk = vec![b'0'; 1 << 20];
+    let chunks: Vec<&[u8]> = (0..8).map(|_| &junk[..]).collect();
+    let (status, answer) = raw_chunked(&url, "POST /cas/present HTTP/1.1\r\n", &chunks);
+    assert_eq!(status, 413, "{answer}");
+    // Bodies sent in odd pieces are stored and hashed right.
+    let blob: Vec<u8> = (0..1000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let (status, answer) = raw_chunked(&url, "POST /cas HTTP/1.1\r\n", &awkward_chunks(&blob));
+    assert_eq!(status, 201, "{answer}");
+    assert!(answer.contains(&Id::of(&blob).to_hex()), "{answer}");
+    let objects: Vec<(Id, Vec<u8>)> = (0..80)
+        .map(|i| {
+            let b = format!("object {i} sent in pieces").into_bytes();
+            (Id::of(&b), b)
+        })
+        .collect();
+    for n in [3, 80] {
+        let refs: Vec<(Id, &[u8])> = objects[..n].iter().map(|(i, b)| (*i, &b[..])).collect();
+        let packed = pack_bytes(t.path(), &refs);
+        let (status, answer) =
+            raw_chunked(&url, "POST /packs HTTP/1.1\r\n", &awkward_chunks(&packed));
+        assert_eq!(status, 200, "{n} objects: {answer}");
+    }
+    let served = FsStore::open(&t.path().join("srv")).unwrap();
+    for (id, b) in &objects {
+        assert_eq!(&served.get_object(id).unwrap(), b);
+    }
+    assert_eq!(
+        call(&a, "GET", &format!("{url}/healthz"), &[], b"").status,
+        200
+    );
+}
+
+#[test]
+fn a_slow_body_holds_no_slot() {
+    use std::io::Write;
+    let t = tempfile::tempdir().unwrap();
+    let srv = serve(&t.path().join("srv"), |o| o.max_concurrency = 1);
+    let url = srv.url();
+    // A body that has not arrived yet, on the only slot's server.
+    let mut slow = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    slow.write_all(b"POST /cas/present HTTP/1.1\r\nHost: x\r\nContent-Length: 65\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let quick = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(3)))
+            .build(),
+    );
+    for path in ["/healthz", "/ns", "/packs"] {
+        let r = quick.get(&format!("{url}{path}")).call();
+        assert!(
+            r.as_ref().is_ok_and(|r| r.status() == 200),
+            "{path} waited behind a slow body: {r:?}"
+        );
+    }
+    // The slow body, once complete, is answered as usual.
+    let id = Id::of(b"x").to_hex();
+    slow.write_all(format!("{id}\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(&mut slow, 1024), &mut answer).ok();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// The bytes of a pack of one object whose block declares `ulen` bytes decompressed and
+/// whose object claims `len` bytes, checksum redone: a pack that lies about sizes.
+fn lying_pack(dir: &Path, object: &[u8], ulen: u32, len: u32) -> Vec<u8> {
+    let mut p = pack_bytes(dir, &[(Id::of(object), object)]);
+    let t = p.len() - pack::TRAILER_LEN;
+    let index = u64::from_le_bytes(p[t..t + 8].try_into().unwrap()) as usize;
+    // One block entry (24 bytes after the count), then the object count and one entry
+    // (id, block, offset, length).
+    p[index + 16..index + 20].copy_from_slice(&ulen.to_le_bytes());
+    p[index + 76..index + 80].copy_from_slice(&len.to_le_bytes());
+    let end = p.len() - 32;
+    let sum = *blake3::hash(&p[..end]).as_bytes();
+    p[end..].copy_from_slice(&sum);
+    p
+}
+
+#[test]
+fn pack_blocks_that_lie_about_their_size_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let srv = serve(&t.path().join("srv"), |_| {});
+    let url = srv.url();
+    let a = agent();
+    let post = |body: &[u8]| call(&a, "POST", &format!("{url}/packs"), &[], body);
+    let expect = |body: &[u8], words: &str| {
+        let r = post(body);
+        assert_eq!(r.status, 422, "{}", r.text());
+        assert!(r.text().contains(words), "{words:?} not in {}", r.text());
+    };
+    // A frame that expands beyond the length its block declares (what is allocated):
+    // 1 MiB of zeros declared as 1 KiB.
+    let zeros = vec![0u8; 1 << 20];
+    expect(
+        &lying_pack(t.path(), &zeros, 1024, 1000),
+        "does not decompress within the 1024 bytes it declares",
+    );
+    // A block declaring more than a block may hold.
+    expect(
+        &lying_pack(t.path(), &zeros, pack::MAX_BLOCK + 1, 1000),
+        "bytes decompressed",
+    );
+    // A frame larger than zstd could make the length it declares.
+    let mut rng = Rng(7);
+    let noise: Vec<u8> = (0..200_000).map(|_| rng.next() as u8).collect();
+    expect(
+        &lying_pack(t.path(), &noise, 1024, 1000),
+        "more than a zstd frame of its 1024 bytes can be",
+    );
+    let served = FsStore::open(&t.path().join("srv")).unwrap();
+    assert!(served.loose_objects().unwrap().is_empty());
+    assert!(served.packs().unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1256,7 +1575,7 @@ fn serve_binary_logs_each_request_and_stops_cleanly_on_sigterm() {
 fn gc_on_an_http_remote_runs_on_the_server_and_keeps_spec_names_and_blobs() {
     let t = tempfile::tempdir().unwrap();
     let served = t.path().join("served");
-    let srv = serve(&served, |_| {});
+    let srv = serve(&served, |o| o.admin_token = Some("adm1n".into()));
     let url = srv.url();
     let a = t.path().join("a");
     let s = FsStore::init(&a, Config::default()).unwrap();
@@ -1284,13 +1603,19 @@ fn gc_on_an_http_remote_runs_on_the_server_and_keeps_spec_names_and_blobs() {
     // Forget one message and publish the rewrite, so the remote has typed garbage.
     ok(&a, &["forget", &msgs[2].h1().to_hex()]);
     ok(&a, &["push", "--force-with-lease"]);
-    let dry: serde_json::Value = serde_json::from_str(&ok(
+    let admin = [("REMOTELOG_ADMIN_TOKEN", "adm1n")];
+    let dry: serde_json::Value = serde_json::from_str(&ok_env(
         &a,
         &["gc", "origin", "--prune", "now", "--dry-run", "--json"],
+        &admin,
     ))
     .unwrap();
-    let real: serde_json::Value =
-        serde_json::from_str(&ok(&a, &["gc", "origin", "--prune", "now", "--json"])).unwrap();
+    let real: serde_json::Value = serde_json::from_str(&ok_env(
+        &a,
+        &["gc", "origin", "--prune", "now", "--json"],
+        &admin,
+    ))
+    .unwrap();
     assert!(real["objects"].as_u64().unwrap() >= 2, "{real}");
     assert_eq!(dry["objects"], real["objects"]);
     assert!(real["kept_opaque"].as_u64().unwrap() >= 1, "{real}");
@@ -1305,4 +1630,84 @@ fn gc_on_an_http_remote_runs_on_the_server_and_keeps_spec_names_and_blobs() {
         r.unreferenced, 1,
         "only the bare blob is unreferenced (the spec name holds the other)"
     );
+}
+
+#[test]
+fn gc_over_http_needs_the_admin_token_and_never_a_writers() {
+    let t = tempfile::tempdir().unwrap();
+    let served = t.path().join("served");
+    let srv = serve(&served, |o| {
+        o.token = Some("writer".into());
+        o.admin_token = Some("admin".into());
+    });
+    let a = t.path().join("a");
+    let s = store(&a);
+    append(&s, 3, "gc");
+    ok(&a, &["remote", "add", "origin", &srv.url()]);
+    ok_env(&a, &["push"], &[("REMOTELOG_TOKEN", "writer")]);
+    // Garbage the gc could delete: a message no log lists.
+    let garbage = remotelog::object::encode_message(&common::msgs("unlisted", 1)[0]);
+    let blob = call(
+        &agent(),
+        "POST",
+        &format!("{}/cas", srv.url()),
+        &[("authorization", "Bearer writer")],
+        &garbage,
+    );
+    assert_eq!(blob.status, 201, "{}", blob.text());
+    let gc = ["gc", "origin", "--prune", "now", "--json"];
+    // The writers' token, from either variable, is refused: it must not delete.
+    let err = fails_env(&a, &gc, &[("REMOTELOG_TOKEN", "writer")]);
+    assert!(err.contains("401") || err.contains("admin token"), "{err}");
+    let err = fails_env(&a, &gc, &[("REMOTELOG_ADMIN_TOKEN", "writer")]);
+    assert!(err.contains("writers' token cannot run gc"), "{err}");
+    let err = fails_env(&a, &gc, &[("REMOTELOG_ADMIN_TOKEN", "guess")]);
+    assert!(err.contains("admin token was refused"), "{err}");
+    let raw = call(
+        &agent(),
+        "POST",
+        &format!("{}/gc?prune=0", srv.url()),
+        &[("authorization", "Bearer writer")],
+        b"",
+    );
+    assert_eq!(raw.status, 403, "{}", raw.text());
+    assert!(FsStore::open(&served)
+        .unwrap()
+        .has_object(&Id::of(&garbage))
+        .unwrap());
+    // The admin token, also from a file, runs the library's gc.
+    let f = t.path().join("admin");
+    std::fs::write(&f, "admin\n").unwrap();
+    let out: serde_json::Value = serde_json::from_str(&ok_env(
+        &a,
+        &gc,
+        &[("REMOTELOG_ADMIN_TOKEN_FILE", f.to_str().unwrap())],
+    ))
+    .unwrap();
+    assert_eq!(out["objects"], 1, "{out}");
+    let served_store = FsStore::open(&served).unwrap();
+    assert!(!served_store.has_object(&Id::of(&garbage)).unwrap());
+    sound(&served_store);
+    assert_eq!(entries(&served_store, "main").len(), 3);
+
+    // Without --admin-token-file the endpoint is closed, whatever the token.
+    let plain = serve(&t.path().join("plain"), |o| o.token = Some("writer".into()));
+    for auth in ["Bearer writer", "Bearer admin"] {
+        let r = call(
+            &agent(),
+            "POST",
+            &format!("{}/gc?prune=0", plain.url()),
+            &[("authorization", auth)],
+            b"",
+        );
+        assert_eq!(r.status, 403, "{}", r.text());
+        assert!(r.text().contains("--admin-token-file"), "{}", r.text());
+    }
+    // And the two tokens may not be the same.
+    let mut o = Options::new(&served);
+    o.listen = "127.0.0.1:0".into();
+    o.token = Some("same".into());
+    o.admin_token = Some("same".into());
+    let err = server::start(o).err().unwrap().to_string();
+    assert!(err.contains("must differ"), "{err}");
 }

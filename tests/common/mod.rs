@@ -27,6 +27,8 @@ pub fn bin() -> Command {
     c.env_remove("REMOTELOG_STORE")
         .env_remove("REMOTELOG_TOKEN")
         .env_remove("REMOTELOG_TOKEN_FILE")
+        .env_remove("REMOTELOG_ADMIN_TOKEN")
+        .env_remove("REMOTELOG_ADMIN_TOKEN_FILE")
         .env("RUST_BACKTRACE", "0");
     c
 }
