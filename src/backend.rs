@@ -92,6 +92,13 @@ pub trait Backend {
     /// never act as if a ref it could not read did not exist.
     fn list_refs(&self, prefix: &str) -> Result<Vec<RefName>>;
 
+    /// Whether `update_ref` of a log refuses a chain that is not complete in this backend
+    /// ([`Error::IncompleteChain`]), so that writers need not check it first (a server
+    /// does; a directory or memory store moves whatever it is told to).
+    fn checks_chains(&self) -> bool {
+        false
+    }
+
     /// A writer's lease on this backend (format/store-v1.md section 9): while the returned
     /// value lives, upkeep deletes nothing, so the objects this writer stores or finds
     /// present stay until its ref update names them. Writers take it before their first

@@ -188,7 +188,52 @@ pub fn copy_log(
     head: Id,
     progress: &dyn Progress,
 ) -> Result<Copied> {
-    copy_log_in_chunks(src, dst, head, CHUNK, progress)
+    copy_log_in_chunks(src, dst, head, CHUNK, Stop::AtPresentPage, progress)
+}
+
+/// Where a copy's walk down the chain stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// At the first page the destination has (store-v1 section 7: everything it names is
+    /// there too).
+    AtPresentPage,
+    /// Only at the destination ref's current head or its `prev` (what a ref names is
+    /// complete), copying whatever else is missing: for a destination whose stray pages
+    /// broke the rule above, which its ref update then reported.
+    AtRefHead(Option<Id>),
+}
+
+/// Moves `name` in `dst` from `expected` to `new` once the chain at `new` is complete
+/// there: checked here, or by a backend that checks its ref updates itself (a server),
+/// which then refuses with [`Error::IncompleteChain`].
+fn move_log_ref(dst: &dyn Backend, name: &RefName, expected: Option<Id>, new: Id) -> Result<()> {
+    if !dst.checks_chains() {
+        crate::log::check_complete(dst, name, new, expected)?;
+    }
+    dst.update_ref(name, expected, Some(new))
+}
+
+/// Copies the chain at `head` from `src` and moves `name` in `dst` to it; when the
+/// destination finds the chain incomplete (a page it held without what that page names),
+/// copies again without trusting its pages, and moves the ref then.
+fn copy_and_move(
+    src: &dyn Backend,
+    dst: &dyn Backend,
+    name: &RefName,
+    expected: Option<Id>,
+    head: Id,
+    progress: &dyn Progress,
+) -> Result<Copied> {
+    let mut copied = copy_log(src, dst, head, progress)?;
+    match move_log_ref(dst, name, expected, head) {
+        Err(Error::IncompleteChain { .. }) => {
+            let stop = Stop::AtRefHead(expected);
+            copied += copy_log_in_chunks(src, dst, head, CHUNK, stop, progress)?;
+            move_log_ref(dst, name, expected, head)?;
+        }
+        other => other?,
+    }
+    Ok(copied)
 }
 
 /// [`copy_log`] with chunks of `chunk` entries (tests use small ones to cross many chunk
@@ -198,8 +243,14 @@ pub fn copy_log_in_chunks(
     dst: &dyn Backend,
     head: Id,
     chunk_len: usize,
+    stop: Stop,
     progress: &dyn Progress,
 ) -> Result<Copied> {
+    let stops = match stop {
+        Stop::AtPresentPage => None,
+        Stop::AtRefHead(None) => Some([None, None]),
+        Stop::AtRefHead(Some(old)) => Some([Some(old), crate::log::read_page(dst, &old)?.prev]),
+    };
     // The verifying threads live for the whole copy, so the walk of the next chunk
     // overlaps the checks of the last one.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -218,7 +269,7 @@ pub fn copy_log_in_chunks(
         };
         // An early error drops the verifier, which stops the threads before the scope
         // joins them.
-        walk_and_copy(src, dst, head, chunk_len, progress, verifier)
+        walk_and_copy(src, dst, head, chunk_len, stops, progress, verifier)
     })
 }
 
@@ -227,6 +278,7 @@ fn walk_and_copy(
     dst: &dyn Backend,
     head: Id,
     chunk_len: usize,
+    stops: Option<[Option<Id>; 2]>,
     progress: &dyn Progress,
     verifier: Verifier,
 ) -> Result<Copied> {
@@ -247,7 +299,11 @@ fn walk_and_copy(
     let mut next = Some(head);
     let mut expect_count: Option<u64> = None;
     while let Some(id) = next {
-        if dst.has_object(&id)? {
+        let done = match &stops {
+            None => dst.has_object(&id)?,
+            Some(stops) => stops.contains(&Some(id)),
+        };
+        if done {
             break;
         }
         let bytes = src.get_object(&id)?;
@@ -543,8 +599,7 @@ pub fn push(
     };
     let mut copied = Copied::default();
     if relation != Relation::Equal {
-        copied = copy_log(local, remote_store, ours, progress)?;
-        remote_store.update_ref(&refname, theirs, Some(ours)).map_err(|e| match e {
+        copied = copy_and_move(local, remote_store, &refname, theirs, ours, progress).map_err(|e| match e {
             Error::RefConflict { .. } => Error::Invalid(format!(
                 "push of log {log} to {remote} refused: another writer moved the remote log while we pushed; nothing was lost; pull, then push again"
             )),
@@ -583,8 +638,7 @@ pub fn pull(
     let (outcome, entries) = match relation {
         Relation::Equal => ("up-to-date", 0),
         Relation::Behind(n) => {
-            copied = copy_log(remote_store, local, theirs, progress)?;
-            local.update_ref(&refname, ours, Some(theirs))?;
+            copied = copy_and_move(remote_store, local, &refname, ours, theirs, progress)?;
             (if ours.is_none() { "created" } else { "fast-forward" }, n)
         }
         Relation::Ahead(_) => {

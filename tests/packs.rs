@@ -401,7 +401,15 @@ fn batches_roll_over_into_packs_and_chunked_copies_are_complete() {
             .read_ref(&remotelog::name::RefName::log("main").unwrap())
             .unwrap()
             .unwrap();
-        let c = sync::copy_log_in_chunks(&remote, &dst, head, chunk, &Silent).unwrap();
+        let c = sync::copy_log_in_chunks(
+            &remote,
+            &dst,
+            head,
+            chunk,
+            sync::Stop::AtPresentPage,
+            &Silent,
+        )
+        .unwrap();
         assert_eq!(c.objects, pushed.copied.objects, "chunk {chunk}");
         // Messages are read once; pages once, or twice where they exceed what a small
         // chunk keeps in memory until the end.

@@ -93,6 +93,7 @@ both_transports!(
     racing_pushes_exactly_one_wins,
     clone_of_a_corrupt_remote_fails_naming_the_object_and_leaves_nothing,
     remote_created_by_the_v1_fixture_clones_and_accepts_pushes,
+    a_stray_page_on_the_remote_does_not_cut_a_push_short,
 );
 
 fn append_with(s: &FsStore, n: usize, tag: &str, capacity: u64) {
@@ -265,6 +266,30 @@ fn push_copies_only_what_is_new(tr: Transport) {
     assert_eq!(second.entries, 5);
     assert!(second.copied.objects <= 5 + 2, "{:?}", second.copied);
     assert!(counting.read_count() <= 5 + 6);
+    assert_eq!(entries(remote, "main"), entries(&w, "main"));
+    sound(&served.files());
+}
+
+/// The remote already holds the page a push will name, but not its messages (a writer's
+/// objects collected between its upload and its ref update, or a client that stored only
+/// a page). The push stops its walk at that page, the ref update finds the chain
+/// incomplete (the server says so; for a directory the push checks), and the push copies
+/// again without trusting the page. The remote never names an incomplete chain.
+fn a_stray_page_on_the_remote_does_not_cut_a_push_short(tr: Transport) {
+    let t = tempfile::tempdir().unwrap();
+    let w = store(&t.path().join("w"));
+    let served = TestRemote::new(&t.path().join("remote"), tr);
+    let remote = served.backend();
+    let remote = &*remote;
+    append(&w, 20, "a");
+    sync::push(&w, "origin", remote, "main", sync::Force::No, &Silent).unwrap();
+    append(&w, 300, "b");
+    let head = log::head(&w, "main").unwrap().unwrap();
+    // Only the new head page, without the messages it lists or the page before it.
+    let page = w.get_object(&head).unwrap();
+    remote.put_objects(&[(head, &page[..])]).unwrap();
+    let done = sync::push(&w, "origin", remote, "main", sync::Force::No, &Silent).unwrap();
+    assert_eq!(done.outcome, "fast-forward");
     assert_eq!(entries(remote, "main"), entries(&w, "main"));
     sound(&served.files());
 }
