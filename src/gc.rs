@@ -21,8 +21,10 @@ use crate::progress::Progress;
 use crate::repack::{self, Rewrite, COMMIT_LOCK_WAIT};
 use crate::store::FsStore;
 
-/// Temporary files younger than this are never collected, whatever the grace period.
-const TMP_MIN_AGE: Duration = Duration::from_secs(60);
+/// Temporary files younger than this are never collected, whatever the grace period
+/// (store-v1 section 6): a server spools an upload to one before the request takes its
+/// lease, and a few short steps write them without a lease at all.
+const TMP_MIN_AGE: Duration = Duration::from_secs(3600);
 
 /// Default grace period.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
@@ -158,8 +160,19 @@ pub fn gc(
     dry_run: bool,
     progress: &dyn Progress,
 ) -> Result<Collected> {
+    gc_waiting(store, grace, dry_run, lease::UPKEEP_WAIT, progress)
+}
+
+/// [`gc`], waiting up to `wait` for the writers that hold leases to finish.
+pub fn gc_waiting(
+    store: &FsStore,
+    grace: Duration,
+    dry_run: bool,
+    wait: Duration,
+    progress: &dyn Progress,
+) -> Result<Collected> {
     let root = store.root().to_path_buf();
-    let _upkeep = lease::upkeep(&root, lease::UPKEEP_WAIT)?;
+    let _upkeep = lease::upkeep(&root, wait)?;
     let packs_dir = root.join("packs");
     fsutil::create_dir_durable(&packs_dir)?;
     // No pack is committed while gc decides and rewrites: writers wait for this lock.
@@ -273,9 +286,7 @@ pub fn gc(
     out.removed_ids = vanishing.into_keys().collect();
     out.loose_removed = loose_pages.len() + loose_messages.len();
     out.packs_rewritten = packs_with_garbage;
-    // Temporary files of writers that died, and pack files left off the chain. Live writers
-    // hold leases (so none runs now), but a few short steps write temporary files without
-    // one (lock files being taken, `remote add`): those are never older than a minute.
+    // Temporary files of writers that died, and pack files left off the chain.
     let tmp_age = grace.max(TMP_MIN_AGE);
     let leftovers: Vec<PathBuf> = store
         .leftovers()?

@@ -279,12 +279,22 @@ impl Cache {
     }
 }
 
-/// A store served by `remotelog serve`, reached over HTTP.
-pub struct HttpBackend {
+/// How requests reach one server: its URL, the agent with its timeouts, and the token.
+/// Cheap to clone (the agent shares its connections), so a lease's heartbeat thread can
+/// hold one.
+#[derive(Clone)]
+struct Conn {
     base: String,
     agent: ureq::Agent,
     patience: Patience,
     token: Option<String>,
+    /// The server lease this client holds, sent with every request.
+    lease: std::sync::Arc<Mutex<Option<String>>>,
+}
+
+/// A store served by `remotelog serve`, reached over HTTP.
+pub struct HttpBackend {
+    conn: Conn,
     cache: Mutex<Cache>,
     /// Remote pack indexes already fetched: a transfer asks for blocks chunk by chunk.
     indexes: Mutex<RemotePacks>,
@@ -293,7 +303,7 @@ pub struct HttpBackend {
 impl std::fmt::Debug for HttpBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpBackend")
-            .field("base", &self.base)
+            .field("base", &self.conn.base)
             .finish()
     }
 }
@@ -316,41 +326,55 @@ fn is_connection_error(e: &ureq::Error) -> bool {
     }
 }
 
-impl HttpBackend {
-    /// Connects to the server at `url` (checking that it is a remotelog server), sending
-    /// `token` as a bearer token with every request.
-    pub fn open(url: &str, token: Option<String>) -> Result<HttpBackend> {
-        let base = normalize_url(url)?;
-        let patience = Patience::from_env()?;
-        let backend = HttpBackend {
-            base,
-            agent: patience.agent(),
-            patience,
-            token,
-            cache: Mutex::new(Cache::default()),
-            indexes: Mutex::new(RemotePacks::default()),
-        };
-        let reply = backend.request(Method::GET, "/healthz", Payload::Empty, &[], true)?;
-        let health: Option<serde_json::Value> = serde_json::from_slice(&reply.body).ok();
-        let is_ours = health
-            .as_ref()
-            .and_then(|h| h.get("service"))
-            .and_then(|s| s.as_str())
-            == Some("remotelog");
-        if reply.status != 200 || !is_ours {
-            return Err(Error::Invalid(format!(
-                "{} does not answer like a remotelog server (GET /healthz gave {}); check the URL, or start one there with `remotelog serve`",
-                backend.base, reply.status
-            )));
+/// A writer lease held on a server across requests (http-api.md section 10): renewed by a
+/// heartbeat thread every third of its time to live, released when dropped.
+struct ClientLease {
+    conn: Conn,
+    id: String,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    beat: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ClientLease {
+    fn start(conn: Conn, id: &str, ttl: Duration) -> ClientLease {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let path = format!("/leases/{id}");
+        let c = conn.clone();
+        let every = (ttl / 3).max(Duration::from_millis(100));
+        let beat = std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every)
+            {
+                // A lease that is gone cannot be renewed; the ref update then says whether
+                // anything it protected was collected.
+                let _ = c.request(Method::PUT, &path, Payload::Empty, &[], true);
+            }
+        });
+        *conn.lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(id.to_string());
+        ClientLease {
+            conn,
+            id: id.to_string(),
+            stop: Some(stop),
+            beat: Some(beat),
         }
-        Ok(backend)
     }
+}
 
-    /// The base URL.
-    pub fn url(&self) -> &str {
-        &self.base
+impl Drop for ClientLease {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.beat.take() {
+            let _ = t.join();
+        }
+        *self.conn.lease.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        // Unreleased, it expires on its own.
+        let path = format!("/leases/{}", self.id);
+        let _ = self
+            .conn
+            .request(Method::DELETE, &path, Payload::Empty, &[], true);
     }
+}
 
+impl Conn {
     fn request(
         &self,
         method: Method,
@@ -366,6 +390,9 @@ impl HttpBackend {
             let mut b = http::Request::builder().method(method.clone()).uri(&url);
             if let Some(t) = &self.token {
                 b = b.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            if let Some(l) = &*self.lease.lock().unwrap_or_else(|p| p.into_inner()) {
+                b = b.header(crate::server::LEASE_HEADER, l);
             }
             for (k, v) in headers {
                 b = b.header(*k, v);
@@ -440,6 +467,61 @@ impl HttpBackend {
             )),
         }
     }
+}
+
+impl HttpBackend {
+    /// Connects to the server at `url` (checking that it is a remotelog server), sending
+    /// `token` as a bearer token with every request.
+    pub fn open(url: &str, token: Option<String>) -> Result<HttpBackend> {
+        let base = normalize_url(url)?;
+        let patience = Patience::from_env()?;
+        let backend = HttpBackend {
+            conn: Conn {
+                base,
+                agent: patience.agent(),
+                patience,
+                token,
+                lease: Default::default(),
+            },
+            cache: Mutex::new(Cache::default()),
+            indexes: Mutex::new(RemotePacks::default()),
+        };
+        let reply = backend.request(Method::GET, "/healthz", Payload::Empty, &[], true)?;
+        let health: Option<serde_json::Value> = serde_json::from_slice(&reply.body).ok();
+        let is_ours = health
+            .as_ref()
+            .and_then(|h| h.get("service"))
+            .and_then(|s| s.as_str())
+            == Some("remotelog");
+        if reply.status != 200 || !is_ours {
+            return Err(Error::Invalid(format!(
+                "{} does not answer like a remotelog server (GET /healthz gave {}); check the URL, or start one there with `remotelog serve`",
+                backend.conn.base, reply.status
+            )));
+        }
+        Ok(backend)
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> &str {
+        &self.conn.base
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Payload<'_>,
+        headers: &[(&str, String)],
+        idempotent: bool,
+    ) -> Result<Reply> {
+        self.conn
+            .request(method, path, payload, headers, idempotent)
+    }
+
+    fn refused(&self, method: &Method, path: &str, r: &Reply) -> Error {
+        self.conn.refused(method, path, r)
+    }
 
     fn expect_ok(
         &self,
@@ -460,7 +542,7 @@ impl HttpBackend {
         let text = String::from_utf8(r.body).map_err(|_| {
             Error::Invalid(format!(
                 "{}{path} answered with text that is not UTF-8",
-                self.base
+                self.conn.base
             ))
         })?;
         Ok(text
@@ -473,7 +555,7 @@ impl HttpBackend {
     fn parse_id_from(&self, what: &str, s: &str) -> Result<Id> {
         s.trim()
             .parse::<Id>()
-            .map_err(|e| Error::Invalid(format!("{} sent a bad id in {what}: {e}", self.base)))
+            .map_err(|e| Error::Invalid(format!("{} sent a bad id in {what}: {e}", self.conn.base)))
     }
 
     /// Uploads a finished pack; returns how many of its objects were new to the server.
@@ -496,7 +578,7 @@ impl HttpBackend {
         let outcome: crate::server::PackOutcome = serde_json::from_slice(&r.body).map_err(|e| {
             Error::Invalid(format!(
                 "{} answered a pack upload with {e}: {}",
-                self.base,
+                self.conn.base,
                 r.text()
             ))
         })?;
@@ -518,7 +600,7 @@ impl HttpBackend {
         if r.body.len() as u64 != last - first + 1 {
             return Err(Error::Invalid(format!(
                 "{}{path}: asked for {} bytes, got {}",
-                self.base,
+                self.conn.base,
                 last - first + 1,
                 r.body.len()
             )));
@@ -530,10 +612,12 @@ impl HttpBackend {
     pub fn gc(&self, grace: Duration, dry_run: bool) -> Result<crate::gc::Collected> {
         let path = format!("/gc?prune={}&dry_run={dry_run}", grace.as_secs());
         let r = self.expect_ok(Method::POST, &path, Payload::Empty, false)?;
-        let v: serde_json::Value = serde_json::from_slice(&r.body)
-            .map_err(|e| Error::Invalid(format!("{}{path}: not a gc summary: {e}", self.base)))?;
-        let mut c: crate::gc::Collected = serde_json::from_value(v.clone())
-            .map_err(|e| Error::Invalid(format!("{}{path}: not a gc summary: {e}", self.base)))?;
+        let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| {
+            Error::Invalid(format!("{}{path}: not a gc summary: {e}", self.conn.base))
+        })?;
+        let mut c: crate::gc::Collected = serde_json::from_value(v.clone()).map_err(|e| {
+            Error::Invalid(format!("{}{path}: not a gc summary: {e}", self.conn.base))
+        })?;
         if let Some(ids) = v["removed_ids"].as_array() {
             for id in ids.iter().filter_map(|i| i.as_str()) {
                 c.removed_ids.push(self.parse_id_from(&path, id)?);
@@ -551,7 +635,9 @@ impl HttpBackend {
             let size = parts
                 .next()
                 .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| Error::Invalid(format!("{}/packs: bad line {line:?}", self.base)))?;
+                .ok_or_else(|| {
+                    Error::Invalid(format!("{}/packs: bad line {line:?}", self.conn.base))
+                })?;
             out.push((id, size));
         }
         Ok(out)
@@ -567,7 +653,7 @@ impl HttpBackend {
             return Ok(p.clone());
         }
         let bad = |r: String| Error::BadPack {
-            path: format!("{}/packs/{id}", self.base).into(),
+            path: format!("{}/packs/{id}", self.conn.base).into(),
             reason: r,
         };
         let min = (pack::HEADER_LEN + pack::TRAILER_LEN) as u64;
@@ -625,12 +711,60 @@ impl HttpBackend {
 }
 
 impl Backend for HttpBackend {
+    fn write_lease(&self) -> Result<crate::backend::WriteLease> {
+        if self
+            .conn
+            .lease
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
+            // Held already (by the caller's caller): it covers this writer too.
+            return Ok(crate::backend::WriteLease::none());
+        }
+        let start = std::time::Instant::now();
+        let mut told = false;
+        loop {
+            let r = self.request(Method::POST, "/leases", Payload::Empty, &[], true)?;
+            match r.status {
+                201 => {
+                    let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| {
+                        Error::Invalid(format!("{}/leases: not a lease: {e}", self.conn.base))
+                    })?;
+                    let (Some(id), Some(ttl)) = (v["lease"].as_str(), v["ttl"].as_u64()) else {
+                        return Err(Error::Invalid(format!(
+                            "{}/leases: not a lease: {v}",
+                            self.conn.base
+                        )));
+                    };
+                    let lease = ClientLease::start(self.conn.clone(), id, Duration::from_secs(ttl));
+                    return Ok(crate::backend::WriteLease::new(lease));
+                }
+                // A server from before leases: its ref updates are still checked.
+                404 => return Ok(crate::backend::WriteLease::none()),
+                503 if start.elapsed() < crate::lease::WRITER_WAIT => {
+                    if !told && start.elapsed() >= Duration::from_secs(1) {
+                        told = true;
+                        eprintln!("remotelog: waiting for {} ({})", self.conn.base, r.text());
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                _ => return Err(self.refused(&Method::POST, "/leases", &r)),
+            }
+        }
+    }
+
+    fn checks_chains(&self) -> bool {
+        // The server checks every log ref update (http-api.md section 4).
+        true
+    }
+
     fn location(&self) -> String {
-        self.base.clone()
+        self.conn.base.clone()
     }
 
     fn object_location(&self, id: &Id) -> String {
-        format!("{}/cas/{id}", self.base)
+        format!("{}/cas/{id}", self.conn.base)
     }
 
     fn get_object(&self, id: &Id) -> Result<Vec<u8>> {
@@ -724,7 +858,7 @@ impl Backend for HttpBackend {
             .collect::<Result<Vec<_>>>()?;
         let refs: Vec<&RemotePack> = packs.iter().map(|p| &**p).collect();
         let bad = |k: usize, r: String| Error::BadPack {
-            path: format!("{}/packs/{}", self.base, listed[k].0).into(),
+            path: format!("{}/packs/{}", self.conn.base, listed[k].0).into(),
             reason: r,
         };
         let blocks = pack::whole_blocks(&refs, ids).map_err(|(k, r)| bad(k, r))?;
@@ -884,7 +1018,7 @@ impl Backend for HttpBackend {
                     } else {
                         what
                     },
-                    location: self.base.clone(),
+                    location: self.conn.base.clone(),
                 })
             }
             _ => Err(self.refused(&r_method(new), &path, &r)),
@@ -897,7 +1031,7 @@ impl Backend for HttpBackend {
         for line in self.lines(&format!("/ns?prefix={prefix}"))? {
             let name = line.split_whitespace().next().unwrap_or("");
             out.push(RefName::parse(name).map_err(|e| {
-                Error::Invalid(format!("{}/ns sent a bad ref name: {e}", self.base))
+                Error::Invalid(format!("{}/ns sent a bad ref name: {e}", self.conn.base))
             })?);
         }
         out.sort();

@@ -15,8 +15,10 @@
 //! ([`crate::lock`]): one whose holder provably died is cleared, any other is reported,
 //! never broken.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -39,16 +41,39 @@ pub const WRITER_WAIT: Duration = Duration::from_secs(300);
 /// How long gc waits for the writers that hold leases to finish.
 pub const UPKEEP_WAIT: Duration = Duration::from_secs(60);
 
-/// A writer's shared lease; the file is removed when this is dropped.
+/// A writer's shared lease; the file is removed when the last lease this process holds on
+/// the store is dropped.
 #[derive(Debug)]
 pub struct WriterLease {
-    path: PathBuf,
+    key: PathBuf,
+}
+
+/// The writer leases this process holds, by store: (holders, lease file). A second writer
+/// of the same process shares the file instead of waiting: a writer that holds a lease
+/// and starts another (import-spec appending, a server answering requests side by side)
+/// would otherwise wait for a gc that waits for it.
+fn held() -> &'static Mutex<HashMap<PathBuf, (usize, PathBuf)>> {
+    static HELD: OnceLock<Mutex<HashMap<PathBuf, (usize, PathBuf)>>> = OnceLock::new();
+    HELD.get_or_init(Default::default)
+}
+
+fn held_guard() -> std::sync::MutexGuard<'static, HashMap<PathBuf, (usize, PathBuf)>> {
+    // The map is updated in single steps; a panic elsewhere cannot leave it half-done.
+    held().lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Drop for WriterLease {
     fn drop(&mut self) {
-        // A lease that cannot be removed is cleared by gc once its holder has exited.
-        let _ = fs::remove_file(&self.path);
+        let mut held = held_guard();
+        let Some((n, path)) = held.get_mut(&self.key) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            // A lease that cannot be removed is cleared by gc once its holder has exited.
+            let _ = fs::remove_file(&*path);
+            held.remove(&self.key);
+        }
     }
 }
 
@@ -80,17 +105,40 @@ fn live_upkeep(path: &Path) -> Result<Option<String>> {
 /// Takes a shared writer lease on the store at `root`, waiting up to `wait` for a running
 /// gc to finish.
 pub fn writer(root: &Path, wait: Duration) -> Result<WriterLease> {
+    let key = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    if let Some((n, _)) = held_guard().get_mut(&key) {
+        *n += 1;
+        return Ok(WriterLease { key });
+    }
+    // Taken without the map's lock (it may wait for a gc); a thread that took one for
+    // the same store meanwhile wins, and ours goes.
+    let path = take_file(root, wait)?;
+    let mut held = held_guard();
+    match held.get_mut(&key) {
+        Some((n, _)) => {
+            *n += 1;
+            let _ = fs::remove_file(&path);
+        }
+        None => {
+            held.insert(key.clone(), (1, path));
+        }
+    }
+    Ok(WriterLease { key })
+}
+
+/// Creates a writer lease file once no gc runs (see [`writer`]).
+fn take_file(root: &Path, wait: Duration) -> Result<PathBuf> {
     let dir = locks_dir(root)?;
     let upkeep = dir.join(UPKEEP);
-    let deadline = Instant::now() + wait;
+    let start = Instant::now();
+    let deadline = start + wait;
     let mut told = false;
     loop {
         let path = lock::create_unique(&dir, WRITER_PREFIX)?;
-        let lease = WriterLease { path };
         let Some(holder) = live_upkeep(&upkeep)? else {
-            return Ok(lease);
+            return Ok(path);
         };
-        drop(lease);
+        let _ = fs::remove_file(&path);
         if Instant::now() >= deadline {
             return Err(Error::Locked {
                 path: upkeep,
@@ -98,7 +146,7 @@ pub fn writer(root: &Path, wait: Duration) -> Result<WriterLease> {
                 hint: "gc is running on this store and writers wait for it; run the command again when it is done".into(),
             });
         }
-        if !told && wait >= Duration::from_secs(1) {
+        if !told && start.elapsed() >= Duration::from_secs(1) {
             told = true;
             eprintln!(
                 "remotelog: waiting for gc on {} to finish ({holder})",
@@ -109,6 +157,116 @@ pub fn writer(root: &Path, wait: Duration) -> Result<WriterLease> {
         // between two of them.
         thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Prefix of the leases a server holds for its clients across requests (`http-api.md`
+/// section 10), in [`LOCKS_DIR`]; they carry an expiry and are renewed by the client.
+pub const CLIENT_PREFIX: &str = "writer-client-";
+
+/// The expiry line of a client lease: unix seconds after which the lease is void.
+const EXPIRES: &str = "expires=";
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Whether a lease's text names an expiry that has passed.
+fn expired(text: &str) -> bool {
+    text.lines()
+        .find_map(|l| l.strip_prefix(EXPIRES))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|t| unix_now() > t)
+}
+
+fn client_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{CLIENT_PREFIX}{id}"))
+}
+
+fn client_text(ttl: Duration) -> String {
+    format!(
+        "{}{EXPIRES}{}\n",
+        lock::Holder::me().render(),
+        unix_now() + ttl.as_secs()
+    )
+}
+
+/// Takes a writer lease named `id` on behalf of a client of this process, valid for `ttl`
+/// unless renewed ([`renew_client`]) and until released ([`release_client`]); waits up to
+/// `wait` for a running gc like [`writer`].
+pub fn client_writer(root: &Path, id: &str, ttl: Duration, wait: Duration) -> Result<()> {
+    let dir = locks_dir(root)?;
+    let upkeep = dir.join(UPKEEP);
+    let path = client_path(&dir, id);
+    let deadline = Instant::now() + wait;
+    loop {
+        fsutil::write_atomic(&path, client_text(ttl).as_bytes())?;
+        let Some(holder) = live_upkeep(&upkeep)? else {
+            return Ok(());
+        };
+        release_client(root, id)?;
+        if Instant::now() >= deadline {
+            return Err(Error::Locked {
+                path: upkeep,
+                holder,
+                hint:
+                    "gc is running on this store and writers wait for it; try again when it is done"
+                        .into(),
+            });
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Extends client lease `id` by `ttl` from now; false when it is gone (released, or
+/// expired and cleared by gc: the objects its client relied on may be gone too).
+pub fn renew_client(root: &Path, id: &str, ttl: Duration) -> Result<bool> {
+    let path = client_path(&root.join(LOCKS_DIR), id);
+    match lock::read_lock(&path)? {
+        Some(text) if !expired(&text) => {
+            fsutil::write_atomic(&path, client_text(ttl).as_bytes())?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Whether client lease `id` is held and not expired.
+pub fn client_live(root: &Path, id: &str) -> Result<bool> {
+    let path = client_path(&root.join(LOCKS_DIR), id);
+    Ok(lock::read_lock(&path)?.is_some_and(|t| !expired(&t)))
+}
+
+/// Ends client lease `id` (gone already is fine).
+pub fn release_client(root: &Path, id: &str) -> Result<()> {
+    let path = client_path(&root.join(LOCKS_DIR), id);
+    match fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).at(&path),
+    }
+}
+
+/// How many client leases the store holds now.
+pub fn client_count(root: &Path) -> Result<usize> {
+    let dir = root.join(LOCKS_DIR);
+    let rd = match fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).at(&dir),
+    };
+    let mut n = 0;
+    for entry in rd {
+        let entry = entry.at(&dir)?;
+        n += usize::from(
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(CLIENT_PREFIX),
+        );
+    }
+    Ok(n)
 }
 
 /// The writer leases present in `dir` whose holders may still run, clearing the others.
@@ -124,7 +282,7 @@ fn live_writers(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
         let Some(text) = lock::read_lock(&path)? else {
             continue;
         };
-        if lock::is_stale(&path, &text) {
+        if lock::is_stale(&path, &text) || expired(&text) {
             lock::clear_stale(&path, &text)?;
         } else {
             live.push((path, lock::describe(&text)));
@@ -180,10 +338,13 @@ mod tests {
         let root = dir.path();
         let w1 = writer(root, Duration::ZERO).unwrap();
         let w2 = writer(root, Duration::ZERO).unwrap();
-        // gc waits for both writers, then gives up naming one.
+        // gc waits for the writers (of one process: one lease file), then gives up.
         let e = upkeep(root, Duration::from_millis(30)).unwrap_err();
-        assert!(e.to_string().contains("2 writer(s)"), "{e}");
-        drop((w1, w2));
+        assert!(e.to_string().contains("1 writer(s)"), "{e}");
+        drop(w1);
+        let e = upkeep(root, Duration::from_millis(30)).unwrap_err();
+        assert!(e.to_string().contains("1 writer(s)"), "{e}");
+        drop(w2);
         let gc = upkeep(root, Duration::ZERO).unwrap();
         // A writer cannot start while gc runs, and says why.
         let e = writer(root, Duration::from_millis(30)).unwrap_err();
@@ -219,6 +380,38 @@ mod tests {
         thread::sleep(Duration::from_millis(50));
         drop(w);
         t.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn client_leases_hold_gc_until_released_or_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        client_writer(root, "a", Duration::from_secs(60), Duration::ZERO).unwrap();
+        assert_eq!(client_count(root).unwrap(), 1);
+        let e = upkeep(root, Duration::from_millis(30)).unwrap_err();
+        assert!(e.to_string().contains("1 writer(s)"), "{e}");
+        assert!(renew_client(root, "a", Duration::from_secs(60)).unwrap());
+        release_client(root, "a").unwrap();
+        assert!(!renew_client(root, "a", Duration::from_secs(60)).unwrap());
+        drop(upkeep(root, Duration::ZERO).unwrap());
+        // A lease its client stopped renewing is void once it expires.
+        client_writer(root, "b", Duration::ZERO, Duration::ZERO).unwrap();
+        thread::sleep(Duration::from_millis(1100));
+        assert!(!renew_client(root, "b", Duration::from_secs(60)).unwrap());
+        drop(upkeep(root, Duration::ZERO).unwrap());
+        assert_eq!(client_count(root).unwrap(), 0);
+        // And a client cannot take one while gc runs.
+        let gc = upkeep(root, Duration::ZERO).unwrap();
+        let e = client_writer(
+            root,
+            "c",
+            Duration::from_secs(60),
+            Duration::from_millis(20),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("gc is running"), "{e}");
+        assert_eq!(client_count(root).unwrap(), 0);
+        drop(gc);
     }
 
     #[test]

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, TMP_PREFIX};
 
-/// How long to wait for a lock held by a live process before giving up.
-pub const DEFAULT_WAIT: Duration = Duration::from_secs(3);
+/// How long to wait for a lock held by a live process before giving up. A ref lock is held
+/// for one atomic write, but on a loaded disk an fsync can take seconds.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 
 /// Most bytes of a lock file read: a holder is three short lines.
 const LOCK_MAX: u64 = 4096;
@@ -42,7 +43,8 @@ pub struct Holder {
 }
 
 impl Holder {
-    fn me() -> Holder {
+    /// This process, now.
+    pub fn me() -> Holder {
         Holder {
             pid: std::process::id(),
             host: hostname(),
@@ -52,7 +54,8 @@ impl Holder {
         }
     }
 
-    fn render(&self) -> String {
+    /// The lock file's content naming this holder.
+    pub fn render(&self) -> String {
         format!("pid={}\nhost={}\ntime={}\n", self.pid, self.host, self.time)
     }
 

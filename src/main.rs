@@ -222,6 +222,10 @@ enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Wait at most this many seconds for writers that are working on the store (gc
+        /// deletes nothing while one works), then give up.
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        wait: u64,
     },
     /// Remove messages from a log (by H1 or H2, or a unique 8+ digit prefix).
     ///
@@ -782,11 +786,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             prune,
             dry_run,
             json,
+            wait,
         } => {
             let grace = parse_age(&prune)?;
+            let wait = std::time::Duration::from_secs(wait);
             let bar = Bar::new(cli.quiet, "gc".into());
             let c = match &which {
-                None => remotelog::gc::gc(&FsStore::open(&cli.store)?, grace, dry_run, &bar),
+                None => remotelog::gc::gc_waiting(
+                    &FsStore::open(&cli.store)?,
+                    grace,
+                    dry_run,
+                    wait,
+                    &bar,
+                ),
                 Some(name) => {
                     let local = FsStore::open(&cli.store)?;
                     let r = Remotes::load(&local)?.named(name)?.clone();
@@ -796,10 +808,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         remotelog::http_client::HttpBackend::open(&r.location, token)?
                             .gc(grace, dry_run)
                     } else {
-                        remotelog::gc::gc(
+                        remotelog::gc::gc_waiting(
                             &remote::open_dir(&r.location, false)?,
                             grace,
                             dry_run,
+                            wait,
                             &bar,
                         )
                     }

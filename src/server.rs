@@ -18,7 +18,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Path as UrlPath, Query, Reque
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, post, put};
 use axum::Router;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -224,7 +224,7 @@ impl ApiError {
             },
             Error::Locked { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "the store is busy (a ref or pack lock is held); try again shortly",
+                "the store is busy (a lock is held, or gc is running); try again shortly",
             ),
             other => {
                 eprintln!("remotelog serve: error: {other}");
@@ -677,6 +677,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/packs", get(packs_list).post(packs_upload))
         .route("/packs/{id}", get(pack_get))
         .route("/gc", post(gc_run))
+        .route("/leases", post(lease_take))
+        .route("/leases/{id}", put(lease_renew).delete(lease_release))
         .route("/twirp/{*method}", any(crate::twirp::handle))
         .fallback(no_route)
         .layer(DefaultBodyLimit::disable())
@@ -796,6 +798,39 @@ pub(crate) fn add_need(len: u64) -> u64 {
     2 * len + (1 << 20)
 }
 
+/// How long a write request waits for a gc running on the store before it is answered
+/// `503` (the client may retry).
+const LEASE_WAIT: Duration = Duration::from_secs(30);
+
+/// Takes a writer lease on the served store for one write request (store-v1 section 9):
+/// gc deletes nothing while the request works, and the request waits for a running gc.
+/// A request made under a client's lease ([`LEASE_HEADER`] naming a live one) needs no
+/// lease of its own: the client's already holds gc off, and a gc waiting for that lease
+/// must not also be waited for.
+pub(crate) async fn write_lease(
+    st: &AppState,
+    headers: &HeaderMap,
+) -> ApiResult<crate::backend::WriteLease> {
+    let client = headers
+        .get(LEASE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| lease_id(v.trim()).ok());
+    let store = st.store.clone();
+    blocking(move || {
+        if let Some(id) = client {
+            if crate::lease::client_live(store.root(), &id).map_err(ApiError::from_store)? {
+                store.reload_packs().map_err(ApiError::from_store)?;
+                return Ok(crate::backend::WriteLease::none());
+            }
+        }
+        store.lease(LEASE_WAIT).map_err(ApiError::from_store)
+    })
+    .await
+}
+
+/// The header naming the client lease a request is made under.
+pub const LEASE_HEADER: &str = "x-remotelog-lease";
+
 /// Stores one object unless present; true when it was written.
 pub(crate) fn put_one(store: &FsStore, id: Id, bytes: &[u8]) -> ApiResult<bool> {
     if store.has_object(&id).map_err(ApiError::from_store)? {
@@ -821,6 +856,7 @@ async fn cas_add(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Res
     )
     .await?;
     let _slot = st.slot().await?;
+    let _lease = write_lease(&st, &headers).await?;
     let _memory = st.reserve(add_need(up.len)).await?;
     let id = up.id();
     let store = st.store.clone();
@@ -951,6 +987,97 @@ async fn gc_run(
         format!("{body}\n"),
     )
         .into_response())
+}
+
+/// How long a client's lease lasts without renewal (http-api.md section 10).
+pub const CLIENT_LEASE_TTL: Duration = Duration::from_secs(60);
+
+/// The most client leases a server holds at once.
+const MAX_CLIENT_LEASES: usize = 256;
+
+/// A new client lease id: 32 hex digits nobody else is handed.
+fn new_lease_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let seed = format!("{now} {} {n}", std::process::id());
+    Id::of(seed.as_bytes()).to_hex()[..32].to_string()
+}
+
+fn lease_id(raw: &str) -> ApiResult<String> {
+    if raw.len() == 32 && crate::id::is_lower_hex(raw) {
+        Ok(raw.to_string())
+    } else {
+        Err(ApiError::bad(format!(
+            "{raw:?} is not a lease id (32 lowercase hex digits, as POST /leases gave)"
+        )))
+    }
+}
+
+/// Takes a writer lease for a client across its requests: gc on this store waits for it
+/// until it is released or expires.
+async fn lease_take(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
+    st.authorize(&headers, Access::Write)?;
+    let _slot = st.slot().await?;
+    let root = st.store.root().to_path_buf();
+    let id = new_lease_id();
+    let taken = id.clone();
+    blocking(move || {
+        if crate::lease::client_count(&root).map_err(ApiError::from_store)? >= MAX_CLIENT_LEASES {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("this server holds {MAX_CLIENT_LEASES} client leases already; try again shortly"),
+            ));
+        }
+        crate::lease::client_writer(&root, &taken, CLIENT_LEASE_TTL, LEASE_WAIT)
+            .map_err(ApiError::from_store)
+    })
+    .await?;
+    let body = serde_json::json!({"lease": id, "ttl": CLIENT_LEASE_TTL.as_secs()});
+    Ok((
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{body}\n"),
+    )
+        .into_response())
+}
+
+async fn lease_renew(
+    State(st): St,
+    UrlPath(raw): UrlPath<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    st.authorize(&headers, Access::Write)?;
+    let id = lease_id(&raw)?;
+    let root = st.store.root().to_path_buf();
+    let renewed = blocking(move || {
+        crate::lease::renew_client(&root, &id, CLIENT_LEASE_TTL).map_err(ApiError::from_store)
+    })
+    .await?;
+    if renewed {
+        Ok(StatusCode::OK)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no such lease: it was released or expired; what it protected may have been collected, and the next ref update says so",
+        ))
+    }
+}
+
+async fn lease_release(
+    State(st): St,
+    UrlPath(raw): UrlPath<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    st.authorize(&headers, Access::Write)?;
+    let id = lease_id(&raw)?;
+    let root = st.store.root().to_path_buf();
+    blocking(move || crate::lease::release_client(&root, &id).map_err(ApiError::from_store))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn cas_present(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Response> {
@@ -1116,6 +1243,7 @@ async fn ns_put(
         .ok_or_else(|| ApiError::bad("the body must be the new id in hex"))
         .and_then(parse_id)?;
     let _slot = st.slot().await?;
+    let _lease = write_lease(&st, &headers).await?;
     let store = st.store.clone();
     blocking(move || {
         // Objects before refs: a ref never names what the store does not hold, nor a
@@ -1350,6 +1478,7 @@ async fn packs_upload(State(st): St, headers: HeaderMap, body: Body) -> ApiResul
     )
     .await?;
     let _slot = st.slot().await?;
+    let _lease = write_lease(&st, &headers).await?;
     let upload = blocking(move || open_upload(up)).await?;
     let _memory = st.reserve(upload.need).await?;
     let store = st.store.clone();

@@ -125,6 +125,15 @@ impl FsStore {
         self
     }
 
+    /// Takes a writer lease ([`Backend::write_lease`]), waiting up to `wait` for a running
+    /// gc, and then reloads the pack chain: a gc that ran since it was loaded may have
+    /// rewritten the packs, and presence answered from the old ones would be wrong.
+    pub fn lease(&self, wait: std::time::Duration) -> Result<crate::backend::WriteLease> {
+        let lease = crate::lease::writer(&self.root, wait)?;
+        self.reload_packs()?;
+        Ok(crate::backend::WriteLease::new(lease))
+    }
+
     /// Opens the store in `root`.
     pub fn open(root: &Path) -> Result<FsStore> {
         let cfg_path = root.join("config");
@@ -1071,8 +1080,7 @@ impl Backend for FsStore {
     }
 
     fn write_lease(&self) -> Result<crate::backend::WriteLease> {
-        let lease = crate::lease::writer(&self.root, crate::lease::WRITER_WAIT)?;
-        Ok(crate::backend::WriteLease::new(lease))
+        self.lease(crate::lease::WRITER_WAIT)
     }
 
     fn layout(&self) -> Result<Layout> {

@@ -302,7 +302,7 @@ async fn call(
     // Reads carry an address or a name, read into memory; writes carry content, written
     // to a temporary file as it arrives and read back under a slot and a share of
     // --max-memory. Either way the slot is taken once the body is in.
-    let (body, _memory, _slot) = match access {
+    let (body, _memory, _slot, _lease) = match access {
         Access::Read => {
             let small = read_small(
                 &st,
@@ -312,7 +312,7 @@ async fn call(
                 "what a Twirp read takes",
             )
             .await?;
-            (small.bytes.to_vec(), None, st.slot().await?)
+            (small.bytes.to_vec(), None, st.slot().await?, None)
         }
         _ => {
             let up = spool(
@@ -325,10 +325,16 @@ async fn call(
             )
             .await?;
             let slot = st.slot().await?;
+            let lease = crate::server::write_lease(&st, &headers).await?;
             // The body and the decoded content, then the content and its compressed copy
             // (JSON bytes are decoded from the body in place, see `json::bytes`).
             let memory = st.reserve(add_need(up.len)).await?;
-            (blocking(move || up.read_all()).await?, Some(memory), slot)
+            (
+                blocking(move || up.read_all()).await?,
+                Some(memory),
+                slot,
+                Some(lease),
+            )
         }
     };
     let max_content = added_body_max(&st);

@@ -20,7 +20,9 @@ use remotelog::twirp::proto::vac::{cas, ns};
 use remotelog::{check, FsStore, Id, Message};
 
 mod common;
-use common::{append, bin, entries, fails_env, ok, ok_env, serve, sound, store, Counting, Rng};
+use common::{
+    append, bin, entries, fails_env, ok, ok_env, run_env, serve, sound, store, Counting, Rng,
+};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -1710,4 +1712,46 @@ fn gc_over_http_needs_the_admin_token_and_never_a_writers() {
     o.admin_token = Some("same".into());
     let err = server::start(o).err().unwrap().to_string();
     assert!(err.contains("must differ"), "{err}");
+}
+
+/// A client lease (http-api.md section 10): a writer's token takes it, gc waits for it,
+/// a request made under it needs no lease of its own, and it ends when released.
+#[test]
+fn client_leases_hold_gc_off_until_released() {
+    let t = tempfile::tempdir().unwrap();
+    let served = t.path().join("served");
+    let srv = serve(&served, |o| o.token = Some("writer".into()));
+    let url = srv.url();
+    let a = agent();
+    let auth = [("authorization", "Bearer writer")];
+    let r = call(&a, "POST", &format!("{url}/leases"), &[], b"");
+    assert_eq!(r.status, 401, "{}", r.text());
+    let r = call(&a, "POST", &format!("{url}/leases"), &auth, b"");
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json();
+    let id = v["lease"].as_str().unwrap().to_string();
+    assert_eq!(v["ttl"], 60);
+    // gc on the served directory waits for the lease, then refuses naming it.
+    let out = run_env(&served, &["gc", "--prune", "now", "--wait", "1"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("still hold leases"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Writes under the lease go through while that gc is waiting.
+    let body = b"an opaque blob under a lease";
+    let mut h = auth.to_vec();
+    h.push(("x-remotelog-lease", &id));
+    let r = call(&a, "POST", &format!("{url}/cas"), &h, body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = call(&a, "PUT", &format!("{url}/leases/{id}"), &auth, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = call(&a, "PUT", &format!("{url}/leases/not-a-lease"), &auth, b"");
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = call(&a, "DELETE", &format!("{url}/leases/{id}"), &auth, b"");
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = call(&a, "PUT", &format!("{url}/leases/{id}"), &auth, b"");
+    assert_eq!(r.status, 404, "{}", r.text());
+    ok(&served, &["gc", "--prune", "now"]);
 }
