@@ -67,8 +67,13 @@ impl Remotes {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Remotes::default()),
             Err(e) => return Err(e).at(&path),
         };
+        Remotes::parse(&text, &path)
+    }
+
+    /// Parses the text of a `remotes` file; `path` is only used in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Remotes> {
         let bad = |reason: String| Error::NotAStore {
-            path: path.clone(),
+            path: path.to_path_buf(),
             reason,
         };
         let mut lines = text.lines();
@@ -90,11 +95,16 @@ impl Remotes {
     }
 
     fn save(&self, store: &FsStore) -> Result<()> {
+        fsutil::write_atomic(&Self::path(store), self.render().as_bytes())
+    }
+
+    /// The text of the `remotes` file listing these remotes.
+    pub fn render(&self) -> String {
         let mut text = format!("{MAGIC}\n");
         for r in &self.list {
             text.push_str(&format!("{} = {}\n", r.name, r.location));
         }
-        fsutil::write_atomic(&Self::path(store), text.as_bytes())
+        text
     }
 
     /// All remotes, in the order they were added.
