@@ -86,6 +86,11 @@ impl Remotes {
                 .split_once(" = ")
                 .ok_or_else(|| bad(format!("line {line:?} is not `name = location`")))?;
             validate_name(n).map_err(|e| bad(e.to_string()))?;
+            if loc.chars().any(char::is_control) {
+                return Err(bad(format!(
+                    "line {line:?} has a control character in its location; edit the file"
+                )));
+            }
             list.push(Remote {
                 name: n.to_string(),
                 location: loc.to_string(),
@@ -157,6 +162,12 @@ pub fn add(store: &FsStore, name: &str, location: &Path) -> Result<Remote> {
         return Err(Error::Invalid(format!(
             "remote {name} already exists ({}); remove it first with `remotelog remote remove {name}`",
             existing.location
+        )));
+    }
+    // The file holds one remote per line: a newline in a location would add a line.
+    if let Some(c) = location.to_string_lossy().chars().find(|c| c.is_control()) {
+        return Err(Error::Invalid(format!(
+            "location {location:?} has the control character {c:?}, which the remotes file cannot hold; rename the directory"
         )));
     }
     if let Some(url) = location.to_str().filter(|l| crate::http_client::is_url(l)) {

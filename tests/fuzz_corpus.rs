@@ -6,6 +6,8 @@
 #[path = "../fuzz/src/targets/mod.rs"]
 mod targets;
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -97,6 +99,28 @@ fn spec_corpus() {
 #[test]
 fn twirp_corpus() {
     run_corpus("twirp");
+}
+
+// ---------------------------------------------------------------------------------------
+// What the fuzzers found, as the CLI shows it (the inputs are in the corpus too).
+
+/// The remotes file holds one remote per line: `remote add` with a location holding a
+/// newline used to write a second line, a remote nobody added (found by the `remotes`
+/// target as a location that did not survive render → parse).
+#[test]
+fn remote_add_refuses_a_location_with_a_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("s");
+    common::store(&s);
+    let evil = dir.path().join("x\nevil = /tmp/evil");
+    let o = common::run(&s, &["remote", "add", "backup", evil.to_str().unwrap()]);
+    common::fails_with(&o, &["control character", "rename the directory"]);
+    let list = common::ok(&s, &["remote", "list"]);
+    assert!(!list.contains("evil"), "a remote nobody added: {list}");
+    // A file with such a location (edited by hand) is refused, naming it.
+    std::fs::write(s.join("remotes"), "remotelog-remotes\norigin = /x\r").unwrap();
+    let o = common::run(&s, &["remote", "list"]);
+    common::fails_with(&o, &["remotes", "control character"]);
 }
 
 // ---------------------------------------------------------------------------------------
