@@ -9,11 +9,20 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-target=${1:?usage: fuzz/run.sh TARGET [SECONDS] [libFuzzer flags...]}
+usage="usage: fuzz/run.sh TARGET [SECONDS] [libFuzzer flags...]; the targets are: $(ls corpus | tr '\n' ' ')"
+if [[ $# -lt 1 ]]; then
+    echo "fuzz/run.sh: $usage" >&2
+    exit 2
+fi
+target=$1
 seconds=${2:-0}
+if [[ ! $seconds =~ ^[0-9]+$ ]]; then
+    echo "fuzz/run.sh: SECONDS must be a whole number (0 runs until stopped), not $seconds; $usage" >&2
+    exit 2
+fi
 shift $(( $# >= 2 ? 2 : 1 ))
-if [[ ! -d corpus/$target ]]; then
-    echo "fuzz/run.sh: no target $target; the targets are: $(ls corpus | tr '\n' ' ')" >&2
+if [[ -z $target || ! -d corpus/$target ]]; then
+    echo "fuzz/run.sh: no target ${target@Q}; $usage" >&2
     exit 2
 fi
 command -v c++ >/dev/null || {
