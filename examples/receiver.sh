@@ -10,7 +10,9 @@ name=$(basename "$store")
 seen=0
 for _ in $(seq 1 "$rounds"); do
   if [ ! -f "$store/config" ]; then
-    if [ -f "$remote/config" ]; then
+    # The remote is there once its NS names the log: a store without it yet (the sender's
+    # first push is under way) would clone to a store without the log.
+    if [ -f "$remote/refs/logs/main" ]; then
       "$rl" clone --quiet "$remote" "$store" >/dev/null
     else
       echo "$name: remote not there yet"; sleep "$pause"; continue

@@ -87,13 +87,50 @@ pub trait Backend {
     /// Compare-and-swap: sets `name` to `new` (`None` deletes it) if it holds `expected`.
     fn update_ref(&self, name: &RefName, expected: Option<Id>, new: Option<Id>) -> Result<()>;
 
-    /// All refs below `refs/<prefix>/`, sorted.
+    /// All refs below `refs/<prefix>/`, sorted. An entry there that cannot be read as a
+    /// ref (a symbolic link, an invalid name) fails the listing, naming it: a caller must
+    /// never act as if a ref it could not read did not exist.
     fn list_refs(&self, prefix: &str) -> Result<Vec<RefName>>;
+
+    /// A writer's lease on this backend (format/store-v1.md section 9): while the returned
+    /// value lives, upkeep deletes nothing, so the objects this writer stores or finds
+    /// present stay until its ref update names them. Writers take it before their first
+    /// presence check and drop it after their last ref update. Default: a backend without
+    /// upkeep of its own needs none.
+    fn write_lease(&self) -> Result<WriteLease> {
+        Ok(WriteLease::none())
+    }
+
+    /// Like [`Backend::list_refs`], but each entry that cannot be read as a ref is named
+    /// (one line each) instead of failing the listing: for `check`, which reports them all
+    /// and still checks the rest.
+    fn list_refs_lenient(&self, prefix: &str) -> Result<(Vec<RefName>, Vec<String>)> {
+        Ok((self.list_refs(prefix)?, Vec::new()))
+    }
 
     /// What the backend's own layout says beyond objects and refs (stray files, leftovers
     /// of crashed writers). Default: nothing.
     fn layout(&self) -> Result<Layout> {
         Ok(Layout::default())
+    }
+}
+
+/// A writer's hold on a backend, released when dropped ([`Backend::write_lease`]).
+pub struct WriteLease {
+    _guard: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl WriteLease {
+    /// A lease that holds nothing, for backends that need none.
+    pub fn none() -> WriteLease {
+        WriteLease { _guard: None }
+    }
+
+    /// A lease kept alive by `guard` (whose `Drop` releases it).
+    pub fn new(guard: impl std::any::Any + Send) -> WriteLease {
+        WriteLease {
+            _guard: Some(Box::new(guard)),
+        }
     }
 }
 

@@ -68,8 +68,13 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
         }
         Err(e) => r.problems.push(e.to_string()),
     }
-    let refs = match b.list_refs(LOGS) {
-        Ok(refs) => refs,
+    // Entries that cannot be read as refs are problems (the layout may have named them
+    // already); the refs that can are checked all the same.
+    let refs = match b.list_refs_lenient(LOGS) {
+        Ok((refs, damaged)) => {
+            r.problems.extend(damaged);
+            refs
+        }
         Err(e) => {
             r.problems.push(e.to_string());
             Vec::new()
@@ -145,8 +150,9 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
     }
     // Names written through the Twirp NS point at opaque content, which must exist.
     let mut named: HashSet<Id> = HashSet::new();
-    match b.list_refs(crate::name::SPEC) {
-        Ok(refs) => {
+    match b.list_refs_lenient(crate::name::SPEC) {
+        Ok((refs, damaged)) => {
+            r.problems.extend(damaged);
             for refname in refs {
                 match b.read_ref(&refname) {
                     Ok(Some(id)) => {
@@ -174,7 +180,17 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
         Err(e) => r.problems.push(e.to_string()),
     }
     // What `import-spec` last imported into each log: a small record object.
-    for refname in b.list_refs(crate::spec::IMPORTS).unwrap_or_default() {
+    let imports = match b.list_refs_lenient(crate::spec::IMPORTS) {
+        Ok((refs, damaged)) => {
+            r.problems.extend(damaged);
+            refs
+        }
+        Err(e) => {
+            r.problems.push(e.to_string());
+            Vec::new()
+        }
+    };
+    for refname in imports {
         if let Ok(Some(id)) = b.read_ref(&refname) {
             if !matches!(b.has_object(&id), Ok(true)) {
                 r.problems.push(format!(
@@ -252,5 +268,9 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
             ));
         }
     }
+    // The same damage can be found twice (by the layout and by a listing, or by the layout
+    // and by reading the data): each problem is named once.
+    let mut named_once = HashSet::new();
+    r.problems.retain(|p| named_once.insert(p.clone()));
     r
 }

@@ -107,6 +107,26 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A file of a store that is not what its place calls for (a symbolic link, a fifo, a
+    /// device) or larger than the format allows there: refused before it is read.
+    #[error(
+        "{path}: {reason}; move it out of the store, or restore the store from another remote"
+    )]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        reason: String,
+    },
+    /// An entry under `refs/` that cannot be read as a ref: nobody can tell what it names,
+    /// so operations that must not miss a ref (gc, clone) stop at it.
+    #[error("{path}: {reason}, so it cannot be read as a ref; if it holds a log's head, make it a regular file under a valid name, otherwise move it out of the store")]
+    NotARef {
+        /// The entry.
+        path: PathBuf,
+        /// What it is.
+        reason: String,
+    },
     /// Bad arguments or input that is not about a file.
     #[error("{0}")]
     Invalid(String),

@@ -32,6 +32,9 @@ fn matches(id: &str, e: &Entry) -> bool {
 /// at least 8 hex digits) names.
 pub fn forget(b: &dyn Backend, log: &str, ids: &[String]) -> Result<Forgotten> {
     let refname = RefName::log(log)?;
+    // The unchanged older pages that the rewritten ones point at must stay until the ref
+    // names them again.
+    let _lease = b.write_lease()?;
     let head = b.read_ref(&refname)?.ok_or_else(|| {
         Error::Invalid(format!(
             "there is no log {log:?}; `remotelog logs` lists them"

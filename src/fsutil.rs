@@ -122,6 +122,136 @@ pub fn create_dir_durable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Opens `root/rel` for reading when it is a regular file of at most `max` bytes, refusing
+/// anything else before a byte of it is read. No component below `root` is followed if it
+/// is a symbolic link (`root` itself may be one): each directory is opened relative to the
+/// one before with `O_NOFOLLOW`, so a link swapped in meanwhile is refused too. A fifo is
+/// opened without blocking and refused, like a device or a socket. `what` names the file
+/// in the error ("an object file"). `Ok(None)`: nothing is there (a missing component, or
+/// a directory or plain file where a directory or file should be: the caller's "absent").
+pub fn open_below(root: &Path, rel: &Path, what: &str, max: u64) -> Result<Option<(File, u64)>> {
+    use rustix::fs::{openat, AtFlags, FileType, Mode, OFlags, CWD};
+    use rustix::io::Errno;
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut here = root.to_path_buf();
+    let mut dir = match openat(CWD, root, dir_flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT | Errno::NOTDIR) => return Ok(None),
+        Err(e) => return Err(io::Error::from(e)).at(root),
+    };
+    let mut names: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in rel.components() {
+        match c {
+            std::path::Component::Normal(n) => names.push(n),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "{}: not a path below {}",
+                    rel.display(),
+                    root.display()
+                )))
+            }
+        }
+    }
+    let Some((last, dirs)) = names.split_last() else {
+        return Ok(None);
+    };
+    // What a name that could not be opened is, without following it.
+    let refuse_link =
+        |dir: &rustix::fd::OwnedFd, name: &std::ffi::OsStr, at: &Path| match rustix::fs::statat(
+            dir,
+            name,
+            AtFlags::SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
+                Err(not_regular(at, "a symbolic link"))
+            }
+            _ => Ok(None),
+        };
+    for name in dirs {
+        here.push(name);
+        dir = match openat(&dir, *name, dir_flags | OFlags::NOFOLLOW, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::NOTDIR | Errno::LOOP) => return refuse_link(&dir, name, &here),
+            Err(e) => return Err(io::Error::from(e)).at(&here),
+        };
+    }
+    here.push(last);
+    let flags =
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = match openat(&dir, *last, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT | Errno::NOTDIR) => return Ok(None),
+        Err(Errno::LOOP) => return refuse_link(&dir, last, &here),
+        Err(Errno::NXIO) => return Err(not_regular(&here, "a socket")),
+        Err(e) => return Err(io::Error::from(e)).at(&here),
+    };
+    let st = rustix::fs::fstat(&fd).map_err(io::Error::from).at(&here)?;
+    let kind = match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => None,
+        FileType::Directory => return Ok(None),
+        FileType::Fifo => Some("a fifo"),
+        FileType::CharacterDevice | FileType::BlockDevice => Some("a device"),
+        FileType::Socket => Some("a socket"),
+        _ => Some("not a regular file"),
+    };
+    if let Some(kind) = kind {
+        return Err(not_regular(&here, kind));
+    }
+    let len = u64::try_from(st.st_size).unwrap_or(0);
+    if len > max {
+        return Err(Error::BadFile {
+            path: here,
+            reason: format!("{len} bytes, more than {what} may hold ({max} bytes)"),
+        });
+    }
+    Ok(Some((File::from(fd), len)))
+}
+
+/// Reads `root/rel` whole, opened as [`open_below`] does: at most `max` bytes, also if
+/// the file grows while it is read.
+pub fn read_below(root: &Path, rel: &Path, what: &str, max: u64) -> Result<Option<Vec<u8>>> {
+    let Some((f, len)) = open_below(root, rel, what, max)? else {
+        return Ok(None);
+    };
+    let path = root.join(rel);
+    read_capped(f, len, &path, what, max).map(Some)
+}
+
+/// Reads a small file of the store whose directory is trusted (a lock file): at most
+/// `max` bytes, not through a symbolic link, never blocking on a fifo.
+pub fn read_file_below(path: &Path, what: &str, max: u64) -> Result<Option<Vec<u8>>> {
+    let (dir, name) = match (path.parent(), path.file_name()) {
+        (Some(d), Some(n)) => (d, n),
+        _ => return Ok(None),
+    };
+    read_below(dir, Path::new(name), what, max)
+}
+
+fn read_capped(f: File, len: u64, path: &Path, what: &str, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(len.min(max) as usize);
+    f.take(max.saturating_add(1))
+        .read_to_end(&mut out)
+        .at(path)?;
+    if out.len() as u64 > max {
+        return Err(Error::BadFile {
+            path: path.to_path_buf(),
+            reason: format!("more than {what} may hold ({max} bytes)"),
+        });
+    }
+    Ok(out)
+}
+
+/// The error for an entry of a store that is `kind` ("a symbolic link") where a regular
+/// file belongs.
+pub fn not_regular(path: &Path, kind: &str) -> Error {
+    Error::BadFile {
+        path: path.to_path_buf(),
+        reason: format!("{kind}, not a regular file (remotelog reads no other kind in a store)"),
+    }
+}
+
 fn parent(path: &Path) -> Result<&Path> {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => Ok(p),

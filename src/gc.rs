@@ -13,12 +13,16 @@ use crate::backend::Backend;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
 use crate::id::Id;
+use crate::lease;
 use crate::lock::LockFile;
 use crate::log::pages;
-use crate::object::peek_kind;
+use crate::object::{peek_kind, Kind};
 use crate::progress::Progress;
 use crate::repack::{self, Rewrite, COMMIT_LOCK_WAIT};
 use crate::store::FsStore;
+
+/// Temporary files younger than this are never collected, whatever the grace period.
+const TMP_MIN_AGE: Duration = Duration::from_secs(60);
 
 /// Default grace period.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
@@ -61,8 +65,13 @@ pub fn mark(b: &dyn Backend) -> Result<HashSet<Id>> {
     let mut marked = HashSet::new();
     // Spec names, with the pages and payloads of spec-form logs, and import records.
     crate::spec::mark(b, &mut marked)?;
-    let mut roots = b.list_refs(crate::name::LOGS)?;
-    roots.extend(b.list_refs(crate::remote::REMOTES)?);
+    // A ref that cannot be read may name anything: nothing is deleted while one exists.
+    let listed = |prefix: &str| {
+        b.list_refs(prefix)
+            .map_err(|e| Error::Invalid(format!("{e}; gc deletes nothing until then")))
+    };
+    let mut roots = listed(crate::name::LOGS)?;
+    roots.extend(listed(crate::remote::REMOTES)?);
     for r in roots {
         let head = b.read_ref(&r)?;
         for item in pages(b, head) {
@@ -80,6 +89,21 @@ pub fn mark(b: &dyn Backend) -> Result<HashSet<Id>> {
         }
     }
     Ok(marked)
+}
+
+/// Removes a file (gone already is fine).
+fn remove(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).at(path),
+    }
+}
+
+/// Removes a file and makes the removal durable before returning.
+fn remove_durably(path: &Path) -> Result<()> {
+    remove(path)?;
+    fsutil::fsync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 fn age(path: &Path, now: SystemTime) -> Duration {
@@ -100,8 +124,34 @@ fn disk_usage(root: &Path) -> u64 {
         .sum()
 }
 
+/// Adds to `marked` the chains of the young unreferenced pages among `young`: a page kept
+/// for its age keeps the messages and older pages it names, so that no page remains
+/// without them (a transfer that finds a page takes everything it names to be there).
+fn protect_young_pages(store: &FsStore, young: &HashSet<Id>, marked: &mut HashSet<Id>) {
+    for id in young {
+        if marked.contains(id) {
+            continue;
+        }
+        for item in pages(store, Some(*id)) {
+            // A chain that cannot be followed was left by a crashed writer: keep what can
+            // be reached, the rest is garbage like any other.
+            let Ok((pid, page)) = item else { break };
+            if !marked.insert(pid) {
+                break;
+            }
+            marked.extend(page.entries.iter().map(|e| e.h2));
+        }
+    }
+}
+
 /// Collects garbage in `store`. With `dry_run` nothing changes and the result says what
 /// would go.
+///
+/// gc holds the store's exclusive upkeep lease ([`crate::lease`]) for its whole run: it
+/// starts once the writers that hold leases are done, and no writer starts before it ends,
+/// so nothing a writer stored or relied on is deleted before its ref names it, whatever
+/// the grace period. The grace period protects writers that hold no lease (HTTP clients
+/// between their upload and their ref update, older versions).
 pub fn gc(
     store: &FsStore,
     grace: Duration,
@@ -109,15 +159,7 @@ pub fn gc(
     progress: &dyn Progress,
 ) -> Result<Collected> {
     let root = store.root().to_path_buf();
-    let _gc_lock =
-        LockFile::acquire(&root.join("gc.lock"), Duration::ZERO).map_err(|e| match e {
-            Error::Locked { path, holder, .. } => Error::Locked {
-                path,
-                holder,
-                hint: "another gc is running on this store; wait for it".into(),
-            },
-            other => other,
-        })?;
+    let _upkeep = lease::upkeep(&root, lease::UPKEEP_WAIT)?;
     let packs_dir = root.join("packs");
     fsutil::create_dir_durable(&packs_dir)?;
     // No pack is committed while gc decides and rewrites: writers wait for this lock.
@@ -130,32 +172,65 @@ pub fn gc(
         ..Collected::default()
     };
     progress.phase("marking", None);
-    let marked = mark(store)?;
+    let mut marked = mark(store)?;
     out.reachable = marked.len();
 
-    // Loose objects.
-    let mut loose_garbage: Vec<(Id, PathBuf)> = Vec::new();
-    let mut young: HashSet<Id> = HashSet::new();
+    // Unreferenced objects younger than the grace period, and what their pages name.
+    let loose = store.loose_objects()?;
+    let packs = store.packs()?;
+    let young_packs: HashSet<Id> = packs
+        .iter()
+        .filter(|(_, path, _)| age(path, now) < grace)
+        .map(|(pid, _, _)| *pid)
+        .collect();
+    let mut young: HashSet<Id> = loose
+        .iter()
+        .filter(|id| !marked.contains(id) && age(&store.object_path(id), now) < grace)
+        .copied()
+        .collect();
+    for pid in &young_packs {
+        let p = store.open_pack(pid)?;
+        young.extend(p.ids().filter(|id| !marked.contains(id)));
+    }
+    protect_young_pages(store, &young, &mut marked);
+    out.kept_young =
+        marked.len() - out.reachable + young.iter().filter(|id| !marked.contains(id)).count();
+
+    // Loose objects: opaque blobs stay, pages go before messages (newest first).
+    let mut loose_pages: Vec<(u64, Id, PathBuf)> = Vec::new();
+    let mut loose_messages: Vec<(Id, PathBuf)> = Vec::new();
     let mut opaque: HashSet<Id> = HashSet::new();
-    for id in store.loose_objects()? {
-        if marked.contains(&id) {
+    for id in loose {
+        if marked.contains(&id) || young.contains(&id) {
             continue;
         }
         let path = store.object_path(&id);
-        if age(&path, now) < grace {
-            young.insert(id);
-        } else if store.get_object(&id).is_ok_and(|b| peek_kind(&b).is_none()) {
-            opaque.insert(id);
-        } else {
-            loose_garbage.push((id, path));
+        let Ok(bytes) = store.get_object(&id) else {
+            // Damaged garbage: nothing can name it; `check` reports it.
+            loose_messages.push((id, path));
+            continue;
+        };
+        match peek_kind(&bytes) {
+            None => {
+                opaque.insert(id);
+            }
+            Some(Kind::Page) => {
+                let count = crate::object::decode_page(&bytes).map_or(u64::MAX, |p| p.count);
+                loose_pages.push((count, id, path));
+            }
+            Some(Kind::Message) => loose_messages.push((id, path)),
         }
     }
+    // Newest first: a page goes before the older page it names.
+    loose_pages.sort_by_key(|p| std::cmp::Reverse(p.0));
     // Packed objects: a pack younger than the grace period is kept whole.
     let mut packed_garbage: std::collections::HashMap<Id, u64> = Default::default();
     let mut packs_with_garbage = 0;
-    for (pid, path, _) in store.packs()? {
-        let p = store.open_pack(&pid)?;
-        let is_young = age(&path, now) < grace;
+    for (pid, path, _) in &packs {
+        if young_packs.contains(pid) {
+            continue;
+        }
+        let p = store.open_pack(pid)?;
         let mut any = false;
         let mut unmarked: Vec<(Id, crate::pack::Location)> = (0..p.len())
             .map(|i| p.entry(i))
@@ -164,45 +239,44 @@ pub fn gc(
         // In block order, so each block is decompressed once to tell typed objects apart.
         unmarked.sort_by_key(|(_, loc)| (loc.block, loc.offset));
         for (id, loc) in unmarked {
-            if is_young {
-                young.insert(id);
-                continue;
-            }
             let typed = p
                 .read(&id, loc)
-                .map_err(|r| crate::pack::bad_pack(&path, r))?
+                .map_err(|r| crate::pack::bad_pack(path, r))?
                 .get(..3)
                 .and_then(peek_kind)
                 .is_some();
-            if typed {
+            if typed && !young.contains(&id) {
                 packed_garbage.insert(id, u64::from(loc.len));
                 any = true;
-            } else {
+            } else if !typed {
                 opaque.insert(id);
             }
         }
         packs_with_garbage += usize::from(any);
     }
     // What leaves the store for good: garbage that is not also kept somewhere young.
-    let mut vanishing: std::collections::BTreeMap<Id, u64> = std::collections::BTreeMap::new();
-    for (id, len) in &packed_garbage {
-        if !young.contains(id) {
-            vanishing.insert(*id, *len);
-        }
+    let mut vanishing: std::collections::BTreeMap<Id, u64> =
+        packed_garbage.clone().into_iter().collect();
+    for (_, id, _) in &loose_pages {
+        vanishing
+            .entry(*id)
+            .or_insert_with(|| store.get_object(id).map_or(0, |b| b.len() as u64));
     }
-    for (id, _) in &loose_garbage {
-        if !young.contains(id) && !vanishing.contains_key(id) {
-            let len = store.get_object(id).map_or(0, |b| b.len() as u64);
-            vanishing.insert(*id, len);
-        }
+    for (id, _) in &loose_messages {
+        vanishing
+            .entry(*id)
+            .or_insert_with(|| store.get_object(id).map_or(0, |b| b.len() as u64));
     }
-    out.kept_young = young.len();
     out.kept_opaque = opaque.len();
     out.objects = vanishing.len();
     out.bytes = vanishing.values().sum();
     out.removed_ids = vanishing.into_keys().collect();
-    out.loose_removed = loose_garbage.len();
+    out.loose_removed = loose_pages.len() + loose_messages.len();
     out.packs_rewritten = packs_with_garbage;
+    // Temporary files of writers that died, and pack files left off the chain. Live writers
+    // hold leases (so none runs now), but a few short steps write temporary files without
+    // one (lock files being taken, `remote add`): those are never older than a minute.
+    let tmp_age = grace.max(TMP_MIN_AGE);
     let leftovers: Vec<PathBuf> = store
         .leftovers()?
         .into_iter()
@@ -212,15 +286,12 @@ pub fn gc(
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned();
-            // Only temporary files: locks are cleared by their own rules.
-            fsutil::is_tmp_name(&name) && age(p, now) >= grace
+            // Only temporary files: locks and leases are cleared by their own rules.
+            fsutil::is_tmp_name(&name)
+                && !p.starts_with(root.join(lease::LOCKS_DIR))
+                && age(p, now) >= tmp_age
         })
-        .chain(
-            store
-                .orphan_packs()?
-                .into_iter()
-                .filter(|p| age(p, now) >= grace),
-        )
+        .chain(store.orphan_packs()?)
         .collect();
     out.leftovers_removed = leftovers.len();
     if dry_run {
@@ -228,6 +299,12 @@ pub fn gc(
         return Ok(out);
     }
 
+    // Deletion order keeps every page that remains complete, also after a crash or a
+    // power loss at any point: loose pages first, newest first, each durable before the
+    // next; then the packs (one atomic swap of the chain); then the loose messages.
+    for (_, _, path) in &loose_pages {
+        remove_durably(path)?;
+    }
     if !packed_garbage.is_empty() {
         let keep = |id: &Id| !packed_garbage.contains_key(id);
         repack::rewrite(
@@ -241,12 +318,8 @@ pub fn gc(
             progress,
         )?;
     }
-    for (_, path) in &loose_garbage {
-        match fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).at(path),
-        }
+    for (_, path) in &loose_messages {
+        remove(path)?;
     }
     for path in &leftovers {
         let _ = fs::remove_file(path);

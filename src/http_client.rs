@@ -42,6 +42,114 @@ const CACHE_OBJECT_MAX: usize = 1 << 20;
 /// Memory the object cache may use.
 const CACHE_BYTES: usize = 32 << 20;
 
+/// Environment variable: how many seconds an HTTP client (remotes, `import-spec`) waits
+/// for a server's answer or for the next bytes of it (default [`DEFAULT_WAIT`]); see
+/// [`Patience`].
+pub const TIMEOUT_ENV: &str = "REMOTELOG_HTTP_TIMEOUT";
+/// The wait when [`TIMEOUT_ENV`] is not set: a server may work that long (a gc, a big
+/// listing) before it answers.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(600);
+/// Once a body has been arriving for its grace period, it must have averaged at least
+/// this many bytes per second since (a slow link does far better; a server dripping a
+/// byte now and then does not).
+pub const MIN_BODY_RATE: u64 = 4 << 10;
+/// The grace period of a body: this long, or the wait if shorter.
+const RATE_GRACE: Duration = Duration::from_secs(60);
+/// The longest any one answer may take to arrive, whatever its pace.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(3600);
+/// The largest answer read: more than any object, range or id list a server sends.
+const RESPONSE_MAX: u64 = 1 << 30;
+
+/// How long an HTTP client waits for a server, so that no answer can hold it forever:
+/// connecting takes at most 10 s; the answer's headers, and each read of its body, at
+/// most the wait ([`TIMEOUT_ENV`]); after the first min(wait, 60 s) a body must have
+/// averaged [`MIN_BODY_RATE`]; and no body takes longer than [`BODY_DEADLINE`].
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+    wait: Duration,
+}
+
+/// Why reading an answer's body stopped.
+pub(crate) enum BodyError {
+    /// The connection failed or a read timed out.
+    Io(std::io::Error),
+    /// It arrives slower than [`MIN_BODY_RATE`] allows: (bytes, time).
+    Slow(usize, Duration),
+    /// It is longer than the limit given.
+    TooBig,
+}
+
+impl Patience {
+    /// The wait from [`TIMEOUT_ENV`] (whole seconds, at least 1), else [`DEFAULT_WAIT`].
+    pub fn from_env() -> Result<Patience> {
+        let wait = match std::env::var(TIMEOUT_ENV) {
+            Err(_) => DEFAULT_WAIT,
+            Ok(v) => match v.trim().parse::<u64>() {
+                Ok(secs) if secs > 0 => Duration::from_secs(secs),
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "{TIMEOUT_ENV}={v:?} is not a whole number of seconds (1 or more); fix or unset it"
+                    )))
+                }
+            },
+        };
+        Ok(Patience { wait })
+    }
+
+    /// An agent with these timeouts (HTTP errors are answers, not errors).
+    pub(crate) fn agent(&self) -> ureq::Agent {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_recv_response(Some(self.wait))
+            .timeout_per_read(Some(self.wait))
+            .timeout_recv_body(Some(BODY_DEADLINE))
+            .max_idle_connections_per_host(4)
+            .user_agent(format!("remotelog/{}", env!("CARGO_PKG_VERSION")))
+            .build();
+        ureq::Agent::new_with_config(config)
+    }
+
+    /// Reads a body whole, at most `max` bytes, refusing one that arrives too slowly:
+    /// ureq bounds each read and the whole body in time, this the pace in between.
+    pub(crate) fn read_body(
+        &self,
+        mut r: impl std::io::Read,
+        max: u64,
+    ) -> std::result::Result<Vec<u8>, BodyError> {
+        let start = std::time::Instant::now();
+        let grace = self.wait.min(RATE_GRACE);
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => return Ok(out),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(BodyError::Io(e)),
+            };
+            if out.len() as u64 + n as u64 > max {
+                return Err(BodyError::TooBig);
+            }
+            out.extend_from_slice(&buf[..n]);
+            let took = start.elapsed();
+            let due = took.saturating_sub(grace).as_secs_f64() * MIN_BODY_RATE as f64;
+            if (out.len() as f64) < due {
+                return Err(BodyError::Slow(out.len(), took));
+            }
+        }
+    }
+
+    /// The error for a body that arrives too slowly from `url`.
+    pub(crate) fn too_slow(&self, url: &str, bytes: usize, took: Duration) -> Error {
+        Error::Invalid(format!(
+            "{url}: the answer arrives too slowly ({bytes} bytes in {} s; after the first {} s at least {MIN_BODY_RATE} bytes/s are needed); check the network and the server, then retry",
+            took.as_secs(),
+            self.wait.min(RATE_GRACE).as_secs()
+        ))
+    }
+}
+
 /// True when `location` is a URL rather than a directory.
 pub fn is_url(location: &str) -> bool {
     let l = location.to_ascii_lowercase();
@@ -156,6 +264,7 @@ impl Cache {
 pub struct HttpBackend {
     base: String,
     agent: ureq::Agent,
+    patience: Patience,
     token: Option<String>,
     cache: Mutex<Cache>,
     /// Remote pack indexes already fetched: a transfer asks for blocks chunk by chunk.
@@ -193,16 +302,11 @@ impl HttpBackend {
     /// `token` as a bearer token with every request.
     pub fn open(url: &str, token: Option<String>) -> Result<HttpBackend> {
         let base = normalize_url(url)?;
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_recv_response(Some(Duration::from_secs(600)))
-            .max_idle_connections_per_host(4)
-            .user_agent(format!("remotelog/{}", env!("CARGO_PKG_VERSION")))
-            .build();
+        let patience = Patience::from_env()?;
         let backend = HttpBackend {
             base,
-            agent: ureq::Agent::new_with_config(config),
+            agent: patience.agent(),
+            patience,
             token,
             cache: Mutex::new(Cache::default()),
             indexes: Mutex::new(RemotePacks::default()),
@@ -257,16 +361,33 @@ impl HttpBackend {
                     self.agent.run(b.body(f).map_err(built)?)
                 }
             };
-            let result = result.and_then(|resp| {
-                let status = resp.status().as_u16();
-                let (parts, body) = resp.into_parts();
-                let body = body.into_with_config().limit(u64::MAX).read_to_vec()?;
-                Ok(Reply {
-                    status,
-                    headers: parts.headers,
-                    body,
-                })
-            });
+            // A body that comes too slowly or is too big is the server's answer: asking
+            // again would get the same.
+            let result = match result {
+                Err(e) => Err(e),
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let (parts, body) = resp.into_parts();
+                    let reader = body.into_with_config().limit(u64::MAX).reader();
+                    match self.patience.read_body(reader, RESPONSE_MAX) {
+                        Ok(body) => Ok(Reply {
+                            status,
+                            headers: parts.headers,
+                            body,
+                        }),
+                        Err(BodyError::Slow(bytes, took)) => {
+                            return Err(self.patience.too_slow(&url, bytes, took))
+                        }
+                        Err(BodyError::TooBig) => {
+                            return Err(Error::Invalid(format!(
+                                "{url}: the answer is larger than {RESPONSE_MAX} bytes, more than any answer of a remotelog server; check the URL"
+                            )))
+                        }
+                        // ureq's own errors (a timeout) come back wrapped in io::Error.
+                        Err(BodyError::Io(e)) => Err(ureq::Error::from(e)),
+                    }
+                }
+            };
             match result {
                 Ok(r) => return Ok(r),
                 Err(e) if idempotent && attempt < ATTEMPTS && is_connection_error(&e) => {

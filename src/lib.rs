@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod check;
+pub mod clone;
 pub mod config;
 pub mod error;
 pub mod forget;
@@ -18,6 +19,7 @@ pub mod fsutil;
 pub mod gc;
 pub mod http_client;
 pub mod id;
+pub mod lease;
 pub mod lock;
 pub mod log;
 pub mod name;

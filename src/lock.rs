@@ -14,6 +14,16 @@ use crate::fsutil::{self, TMP_PREFIX};
 /// How long to wait for a lock held by a live process before giving up.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(3);
 
+/// Most bytes of a lock file read: a holder is three short lines.
+const LOCK_MAX: u64 = 4096;
+
+/// A lock file's content (`None` when there is none), read without following a link and
+/// at most [`LOCK_MAX`] bytes of it: a lock in a hostile store cannot make us read forever.
+pub fn read_lock(path: &Path) -> Result<Option<String>> {
+    Ok(fsutil::read_file_below(path, "a lock file", LOCK_MAX)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
 /// A held lock; the file is removed when this is dropped.
 #[derive(Debug)]
 pub struct LockFile {
@@ -113,13 +123,10 @@ impl LockFile {
                 Err(e) => return Err(e).at(path),
             }
             drop(tmp);
-            let text = match fs::read_to_string(path) {
-                Ok(t) => t,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e).at(path),
+            let Some(text) = read_lock(path)? else {
+                continue;
             };
-            if Holder::parse(&text).is_some_and(|h| h.is_provably_gone()) || from_before_boot(path)
-            {
+            if is_stale(path, &text) {
                 if clear_stale(path, &text)? {
                     eprintln!(
                         "remotelog: removed stale lock {} ({})",
@@ -152,10 +159,33 @@ impl Drop for LockFile {
     }
 }
 
+/// Whether the lock or lease at `path`, holding `text`, was left by a process that can no
+/// longer hold it: one of this host that is not running, or one from before the last boot.
+pub fn is_stale(path: &Path, text: &str) -> bool {
+    Holder::parse(text).is_some_and(|h| h.is_provably_gone()) || from_before_boot(path)
+}
+
+/// Creates a new file in `dir` named `<prefix><pid>-<n>` that records this process as its
+/// holder, complete from the moment it appears (like a lock, but never contended), and
+/// returns its path.
+pub fn create_unique(dir: &Path, prefix: &str) -> Result<PathBuf> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("{prefix}{}-{n}", std::process::id()));
+        // Staged under a temporary name, so a crash can never leave it empty; leases are
+        // about running processes, so no fsync: after a crash every holder is gone anyway.
+        let tmp = fsutil::stage(dir, Holder::me().render().as_bytes())?;
+        if tmp.persist_noclobber(&path)? {
+            return Ok(path);
+        }
+    }
+}
+
 /// Removes a stale lock without racing another process that clears the same lock and
 /// takes a fresh one: the lock is first moved aside, then its content compared with what
 /// was judged stale. Returns whether the stale lock was removed by us.
-fn clear_stale(path: &Path, judged: &str) -> Result<bool> {
+pub fn clear_stale(path: &Path, judged: &str) -> Result<bool> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let aside = dir.join(format!(
         "{TMP_PREFIX}stale-lock-{}-{}",
@@ -169,7 +199,7 @@ fn clear_stale(path: &Path, judged: &str) -> Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e).at(path),
     }
-    let moved = fs::read_to_string(&aside).unwrap_or_default();
+    let moved = read_lock(&aside).ok().flatten().unwrap_or_default();
     if moved != judged {
         // We moved someone's fresh lock: put it back if nobody took the name meanwhile.
         let _ = fs::hard_link(&aside, path);

@@ -105,6 +105,7 @@ where
     I: IntoIterator<Item = Result<Cow<'m, Message>>>,
 {
     let refname = RefName::log(log)?;
+    let _lease = b.write_lease()?;
     // The head read now tells how many of the newest encodings the pages may embed.
     let first_head = b.read_ref(&refname)?;
     let first_settings = match first_head {

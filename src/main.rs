@@ -147,7 +147,14 @@ enum Command {
     },
     /// Create a new store from a remote directory or URL (or a remote's name), verifying every object.
     ///
-    /// SRC becomes remote `origin` of the new store. On failure DEST is removed again
+    /// SRC becomes remote `origin` of the new store. DEST must be new or an empty directory;
+    /// the store appears there in one step before any log is copied, and each log arrives
+    /// whole or not at all, so an interrupted clone is completed by running the same command
+    /// again (or `remotelog --store DEST pull`).
+    ///
+    /// A log that cannot be copied (an object missing or corrupt in SRC) is named on stderr
+    /// and left out, the other logs are copied, and the exit status is 1: DEST is then a
+    /// sound store without that log. If no log could be copied, DEST is removed again
     /// unless --keep-partial.
     Clone {
         /// A store directory, an http://HOST:PORT URL, or the name of a remote of --store.
@@ -157,7 +164,8 @@ enum Command {
         /// Only this log.
         #[arg(long)]
         log: Option<String>,
-        /// Keep what was copied when the clone fails.
+        /// Keep DEST with what was copied even when no log could be copied, so that running
+        /// the same clone again resumes from there (by default it is removed).
         #[arg(long)]
         keep_partial: bool,
         /// Print a JSON summary per log.
@@ -183,7 +191,10 @@ enum Command {
         /// Refuse a source log of more entries.
         #[arg(long, default_value_t = remotelog::spec::Limits::default().max_entries)]
         max_entries: usize,
-        /// Refuse to read more bytes (pages and payloads).
+        /// Refuse to read more bytes in all (pages and payloads, counted as they arrive).
+        ///
+        /// The import holds what it reads until its one atomic append, so this also bounds
+        /// its memory (default 1 GiB). One answer may hold at most 256 MiB.
         #[arg(long, default_value_t = remotelog::spec::Limits::default().max_bytes)]
         max_bytes: u64,
     },
@@ -355,10 +366,25 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("remotelog: error: {e:#}");
+            eprintln!("remotelog: error: {}", one_line(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: most errors already show their
+/// cause in their own message (`Error::Io` shows the OS error it also chains as its
+/// source), so a cause whose text is already there is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -670,9 +696,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let location = resolve_clone_source(&cli.store, &src)?;
+            if remotelog::clone::target(&dest, &location)? == remotelog::clone::Target::Resume {
+                eprintln!(
+                    "remotelog: resuming the clone into {} (it holds an earlier clone of {location})",
+                    dest.display()
+                );
+            }
             let src_store = remote::open(&location, false)?;
             let bar = Bar::new(cli.quiet, format!("clone {src}"));
-            let (_, done) = sync::clone(
+            let report = remotelog::clone::clone_logs(
                 &*src_store,
                 &location,
                 &dest,
@@ -681,12 +713,43 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &bar,
             )
             .inspect_err(|_| bar.finish())?;
-            for t in &done {
+            bar.finish();
+            for t in &report.done {
                 report_transfer(&mut out, t, json, "from")?;
             }
-            if !json {
-                writeln!(out, "cloned {} log(s) into {}", done.len(), dest.display())?;
+            for (log, e) in &report.failed {
+                if json {
+                    let line = serde_json::json!({
+                        "log": log,
+                        "remote": remote::ORIGIN,
+                        "outcome": "failed",
+                        "error": e.to_string(),
+                    });
+                    writeln!(out, "{line}")?;
+                }
             }
+            let Some(summary) = report.summary() else {
+                if !json {
+                    writeln!(
+                        out,
+                        "cloned {} log(s) into {}",
+                        report.done.len(),
+                        dest.display()
+                    )?;
+                }
+                out.flush()?;
+                return Ok(ExitCode::SUCCESS);
+            };
+            out.flush()?;
+            // One line per broken log, then the summary; a single broken log is named by
+            // the summary alone.
+            if report.failed.len() > 1 {
+                for (log, e) in &report.failed {
+                    eprintln!("remotelog: error: log {log} could not be copied: {e}");
+                }
+            }
+            eprintln!("remotelog: error: {summary}");
+            return Ok(ExitCode::from(1));
         }
         Command::Status { json } => {
             let store = FsStore::open(&cli.store)?;
@@ -1026,8 +1089,19 @@ fn group_and_time(args: &AppendArgs) -> anyhow::Result<(Vec<u8>, i64)> {
 
 fn message_bodies(args: &AppendArgs) -> anyhow::Result<Bodies> {
     if let Some(dir) = &args.dir {
-        if !dir.is_dir() {
-            anyhow::bail!("{}: not a directory", dir.display());
+        match std::fs::metadata(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                anyhow::bail!("{}: no such directory", dir.display())
+            }
+            Err(e) => {
+                return Err(remotelog::Error::Io {
+                    path: dir.clone(),
+                    source: e,
+                }
+                .into())
+            }
+            Ok(m) if !m.is_dir() => anyhow::bail!("{}: not a directory", dir.display()),
+            Ok(_) => {}
         }
         let root = dir.clone();
         let mut files = walkdir::WalkDir::new(dir)

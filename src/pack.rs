@@ -538,10 +538,16 @@ pub fn frame_checksum(frame: &[u8]) -> [u8; 8] {
 /// renaming it, and deletes packs only by unlinking (the mapping stays valid). Another
 /// program truncating the file while it is mapped could fault the process; stores are not
 /// to be edited by hand.
-#[allow(unsafe_code)]
 pub fn map(path: &Path) -> Result<memmap2::Mmap> {
     let f = File::open(path).at(path)?;
-    unsafe { memmap2::Mmap::map(&f) }.at(path)
+    map_file(&f, path)
+}
+
+/// Maps an opened pack file (a store opens it without following links); `path` is for
+/// errors. The SAFETY argument of [`map`] holds.
+#[allow(unsafe_code)]
+pub fn map_file(f: &File, path: &Path) -> Result<memmap2::Mmap> {
+    unsafe { memmap2::Mmap::map(f) }.at(path)
 }
 
 /// Which stream an object goes to inside a pack.

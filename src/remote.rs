@@ -3,7 +3,6 @@
 //! held at the last exchange (format/store-v1.md, section 8).
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::backend::Backend;
@@ -55,18 +54,28 @@ pub struct Remotes {
 }
 
 impl Remotes {
-    fn path(store: &FsStore) -> PathBuf {
-        store.root().join("remotes")
+    fn path(root: &Path) -> PathBuf {
+        root.join("remotes")
     }
 
     /// Reads the store's `remotes` file (none yet means no remotes).
     pub fn load(store: &FsStore) -> Result<Remotes> {
-        let path = Self::path(store);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Remotes::default()),
-            Err(e) => return Err(e).at(&path),
+        Self::load_in(store.root())
+    }
+
+    /// Reads the `remotes` file in directory `root`, which need not be a store yet (a
+    /// clone writes it before the `config` that makes the directory a store).
+    pub fn load_in(root: &Path) -> Result<Remotes> {
+        let path = Self::path(root);
+        // A few lines per remote; read without following a link.
+        let bytes = fsutil::read_below(root, Path::new("remotes"), "a remotes file", 1 << 20)?;
+        let Some(bytes) = bytes else {
+            return Ok(Remotes::default());
         };
+        let text = String::from_utf8(bytes).map_err(|_| Error::NotAStore {
+            path: path.clone(),
+            reason: "not UTF-8 text".into(),
+        })?;
         Remotes::parse(&text, &path)
     }
 
@@ -99,8 +108,8 @@ impl Remotes {
         Ok(Remotes { list })
     }
 
-    fn save(&self, store: &FsStore) -> Result<()> {
-        fsutil::write_atomic(&Self::path(store), self.render().as_bytes())
+    fn save(&self, root: &Path) -> Result<()> {
+        fsutil::write_atomic(&Self::path(root), self.render().as_bytes())
     }
 
     /// The text of the `remotes` file listing these remotes.
@@ -156,8 +165,13 @@ impl Remotes {
 /// Registers remote `name` at `location`: an `http://` URL (kept as given, normalized) or
 /// a directory (made absolute).
 pub fn add(store: &FsStore, name: &str, location: &Path) -> Result<Remote> {
+    add_in(store.root(), name, location)
+}
+
+/// [`add`] in directory `root`, which need not be a store yet (see [`Remotes::load_in`]).
+pub fn add_in(root: &Path, name: &str, location: &Path) -> Result<Remote> {
     validate_name(name)?;
-    let mut remotes = Remotes::load(store)?;
+    let mut remotes = Remotes::load_in(root)?;
     if let Some(existing) = remotes.get(name) {
         return Err(Error::Invalid(format!(
             "remote {name} already exists ({}); remove it first with `remotelog remote remove {name}`",
@@ -176,11 +190,11 @@ pub fn add(store: &FsStore, name: &str, location: &Path) -> Result<Remote> {
             location: crate::http_client::normalize_url(url)?,
         };
         remotes.list.push(remote.clone());
-        remotes.save(store)?;
+        remotes.save(root)?;
         return Ok(remote);
     }
     let location = absolute(location)?;
-    if location == absolute(store.root())? {
+    if location == absolute(root)? {
         return Err(Error::Invalid(format!(
             "{} is this store itself; a remote must be another directory",
             location.display()
@@ -191,7 +205,7 @@ pub fn add(store: &FsStore, name: &str, location: &Path) -> Result<Remote> {
         location: location.to_string_lossy().into_owned(),
     };
     remotes.list.push(remote.clone());
-    remotes.save(store)?;
+    remotes.save(root)?;
     Ok(remote)
 }
 
@@ -209,7 +223,7 @@ pub fn remove(store: &FsStore, name: &str) -> Result<()> {
         let current = store.read_ref(&r)?;
         store.update_ref(&r, current, None)?;
     }
-    remotes.save(store)
+    remotes.save(store.root())
 }
 
 /// The directory path as an absolute path (it need not exist).

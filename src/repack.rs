@@ -58,6 +58,10 @@ pub struct Rewrite<'a> {
 
 /// Rewrites every object of `store` into packs of about `target` bytes.
 pub fn repack(store: &FsStore, target: u64, progress: &dyn Progress) -> Result<Repacked> {
+    // Repack keeps every object, but writes packs for a long time: as a writer, it holds
+    // a lease, so that gc neither runs meanwhile nor takes its unfinished packs for
+    // leftovers.
+    let _lease = store.write_lease()?;
     let packs = store.packs()?;
     let loose = store.loose_objects()?;
     if loose.is_empty() && packs.len() <= 1 {

@@ -14,7 +14,6 @@ use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
 
 use prost::Message as _;
 
@@ -159,13 +158,23 @@ impl ViewIndex {
         let mut m = lock(&self.maps);
         if !m.loaded {
             m.loaded = true;
-            if let Some(path) = &self.path {
-                if let Ok(bytes) = fs::read(path) {
+            // Read record by record, never through a link: the file is a cache, so
+            // anything unreadable is recomputed later rather than an error.
+            let root = self
+                .path
+                .as_deref()
+                .and_then(Path::parent)
+                .and_then(Path::parent);
+            let opened = root.map(|root| {
+                crate::fsutil::open_below(root, Path::new(INDEX_FILE), "the index", u64::MAX)
+            });
+            if let Some(Ok(Some((f, _)))) = opened {
+                let mut f = std::io::BufReader::new(f);
+                let mut r = [0u8; RECORD_LEN];
+                while f.read_exact(&mut r).is_ok() {
                     // Records failing their check (a torn write after a crash) are skipped.
-                    for r in bytes.chunks_exact(RECORD_LEN) {
-                        if let Some((kind, native, spec)) = parse_record(r) {
-                            m.insert(kind, native, spec);
-                        }
+                    if let Some((kind, native, spec)) = parse_record(&r) {
+                        m.insert(kind, native, spec);
                     }
                 }
             }
@@ -183,10 +192,12 @@ impl ViewIndex {
             if let Some(dir) = path.parent() {
                 fs::create_dir_all(dir)?;
             }
-            let mut f = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
+            // Never appended to through a link (it could point out of the store).
+            let mut f = std::os::unix::fs::OpenOptionsExt::custom_flags(
+                fs::OpenOptions::new().create(true).append(true),
+                rustix::fs::OFlags::NOFOLLOW.bits() as i32,
+            )
+            .open(path)?;
             // A crash may have left a partial record; realign so later records parse.
             let len = f.metadata()?.len();
             let torn = len % RECORD_LEN as u64;
@@ -514,35 +525,41 @@ pub trait SpecSource {
     fn get(&self, addr: &Id) -> Result<Option<Vec<u8>>>;
 }
 
+/// Most bytes one Twirp answer may hold: a page or a payload is far smaller, and nothing
+/// larger could be stored as an object.
+pub const ANSWER_MAX: u64 = crate::store::MAX_OBJECT_SIZE;
+
 /// A Twirp client of `vac.ns.NS` and `vac.cas.CAS` over plain HTTP, protobuf bodies.
 pub struct TwirpSource {
     base: String,
     agent: ureq::Agent,
+    patience: crate::http_client::Patience,
     token: Option<String>,
-    max_response: u64,
+    /// The budget of all answers together, and what is left of it.
+    max_total: u64,
+    left: Mutex<u64>,
 }
 
 impl TwirpSource {
-    /// A client of the server at `url` (`http://HOST:PORT[/prefix]`), reading answers of
-    /// at most `max_response` bytes.
-    pub fn new(url: &str, token: Option<String>, max_response: u64) -> Result<TwirpSource> {
+    /// A client of the server at `url` (`http://HOST:PORT[/prefix]`) that reads at most
+    /// `max_total` bytes in all its answers together, counted as they arrive, and at most
+    /// [`ANSWER_MAX`] in one; it waits for the server as [`crate::http_client::Patience`]
+    /// says.
+    pub fn new(url: &str, token: Option<String>, max_total: u64) -> Result<TwirpSource> {
         let base = url.trim_end_matches('/').to_string();
         if !base.starts_with("http://") {
             return Err(Error::Invalid(format!(
                 "{url:?} is not an http:// URL (https is not built in)"
             )));
         }
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_global(Some(Duration::from_secs(300)))
-            .user_agent(format!("remotelog/{}", env!("CARGO_PKG_VERSION")))
-            .build();
+        let patience = crate::http_client::Patience::from_env()?;
         Ok(TwirpSource {
             base,
-            agent: ureq::Agent::new_with_config(config),
+            agent: patience.agent(),
+            patience,
             token,
-            max_response,
+            max_total,
+            left: Mutex::new(max_total),
         })
     }
 
@@ -558,16 +575,33 @@ impl TwirpSource {
         let net = |e: ureq::Error| Error::Invalid(format!("{url}: {e}"));
         let resp = req.send(&body[..]).map_err(net)?;
         let status = resp.status().as_u16();
-        let mut reader = resp.into_body().into_reader().take(self.max_response + 1);
-        let mut bytes = Vec::new();
-        reader
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::Invalid(format!("{url}: reading the answer: {e}")))?;
-        if bytes.len() as u64 > self.max_response {
-            return Err(Error::Invalid(format!(
-                "{url}: the answer is larger than {} bytes (--max-bytes)",
-                self.max_response
-            )));
+        let reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
+        // The answer is cut off where the budget ends, so a server sending without end
+        // costs at most the smaller limit in memory.
+        let left = *lock(&self.left);
+        let max = left.min(ANSWER_MAX);
+        use crate::http_client::BodyError;
+        let bytes = match self.patience.read_body(reader, max) {
+            Ok(b) => b,
+            Err(BodyError::TooBig) if max == left => {
+                return Err(Error::Invalid(format!(
+                    "{url}: the answers hold more than {} bytes in all (--max-bytes); raise --max-bytes if the log is that large",
+                    self.max_total
+                )))
+            }
+            Err(BodyError::TooBig) => {
+                return Err(Error::Invalid(format!(
+                    "{url}: the answer holds more than {ANSWER_MAX} bytes, the most one answer (a page or a payload) may hold"
+                )))
+            }
+            Err(BodyError::Slow(n, took)) => return Err(self.patience.too_slow(&url, n, took)),
+            Err(BodyError::Io(e)) => {
+                return Err(Error::Invalid(format!("{url}: reading the answer: {e}")))
+            }
+        };
+        {
+            let mut left = lock(&self.left);
+            *left = left.saturating_sub(bytes.len() as u64);
         }
         if status == 200 {
             return Ok(Some(bytes));
@@ -650,7 +684,8 @@ impl Default for Limits {
         Limits {
             max_pages: 100_000,
             max_entries: 10_000_000,
-            max_bytes: 4 << 30,
+            // Held until the one atomic append: what a laptop survives.
+            max_bytes: 1 << 30,
         }
     }
 }
@@ -743,6 +778,8 @@ pub fn import(
 ) -> Result<Imported> {
     let source = src.describe();
     let tref = import_ref(local)?;
+    // Held until the import record is named by its ref.
+    let _lease = b.write_lease()?;
     let old_ref = b.read_ref(&tref)?;
     let tracked = match old_ref {
         Some(id) => Some(Tracked::decode(&b.get_object(&id)?).ok_or_else(|| {
@@ -752,11 +789,19 @@ pub fn import(
         })?),
         None => None,
     };
-    let head_bytes = src.fetch(name)?.ok_or_else(|| {
-        bad(format!(
-            "{source} has no name {name:?} (NS Fetch answered not_found)"
-        ))
-    })?;
+    // A source failing on the way (too much to read, too slow) fails the import where it is.
+    let head_bytes = src
+        .fetch(name)
+        .map_err(|e| {
+            bad(format!(
+                "page 1 of {name:?} at {source}: {e}; nothing was imported"
+            ))
+        })?
+        .ok_or_else(|| {
+            bad(format!(
+                "{source} has no name {name:?} (NS Fetch answered not_found)"
+            ))
+        })?;
     let spec_head = Id::of(&head_bytes);
     let mut budget = head_bytes.len() as u64;
     let over = |budget: u64, at: &str| -> Result<()> {
@@ -852,7 +897,15 @@ pub fn import(
                 limits.max_pages
             )));
         }
-        let next = src.get(&tail)?.ok_or_else(|| {
+        let next = src
+            .get(&tail)
+            .map_err(|e| {
+                bad(format!(
+                    "page {} ({tail}) of {name:?} at {source}: {e}; nothing was imported",
+                    n + 1
+                ))
+            })?
+            .ok_or_else(|| {
             bad(format!(
                 "{at}: its tail {tail} is missing (CAS Get answered not_found); nothing was imported"
             ))
@@ -904,7 +957,10 @@ pub fn import(
         let at = format!("page {n} ({addr}) entry {i} of {name:?} at {source}");
         let remote = Id::from_slice(&p.remote_hash).unwrap_or(Id([0; 32]));
         let data = if p.data.is_empty() {
-            let d = src.get(&remote)?.ok_or_else(|| {
+            let d = src
+                .get(&remote)
+                .map_err(|e| bad(format!("{at}: payload {remote}: {e}; nothing was imported")))?
+                .ok_or_else(|| {
                 bad(format!(
                     "{at}: payload {remote} is missing (CAS Get answered not_found); nothing was imported"
                 ))

@@ -20,6 +20,19 @@ use crate::pack::{self, Pack};
 /// make it allocate without bound.
 pub const MAX_OBJECT_SIZE: u64 = 256 << 20;
 
+/// Largest `config` file a reader accepts (it is a few lines).
+const CONFIG_MAX: u64 = 64 << 10;
+
+/// Largest ref file read: a ref is 65 bytes (format/store-v1.md, section 4); a little more
+/// is read so that a damaged one is reported as such by its content.
+const REF_MAX: u64 = 4096;
+
+/// Largest loose object file a reader opens: the zstd bound of an object of
+/// [`MAX_OBJECT_SIZE`] bytes, which no writer exceeds.
+pub fn max_loose_file() -> u64 {
+    zstd::zstd_safe::compress_bound(MAX_OBJECT_SIZE as usize) as u64
+}
+
 /// Batches up to this size are fsynced file by file; larger ones with one `syncfs`.
 const SMALL_BATCH: usize = 8;
 
@@ -115,9 +128,13 @@ impl FsStore {
     /// Opens the store in `root`.
     pub fn open(root: &Path) -> Result<FsStore> {
         let cfg_path = root.join("config");
-        let text = match fs::read_to_string(&cfg_path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        let text = match fsutil::read_below(root, Path::new("config"), "a config file", CONFIG_MAX)
+        {
+            Ok(Some(t)) => String::from_utf8(t).map_err(|_| Error::NotAStore {
+                path: cfg_path.clone(),
+                reason: "not UTF-8 text, so not a remotelog config".into(),
+            })?,
+            Ok(None) => {
                 let reason = if root.is_dir() {
                     "not a remotelog store (no config file); create one with `remotelog init`"
                 } else {
@@ -128,7 +145,7 @@ impl FsStore {
                     reason: reason.into(),
                 });
             }
-            Err(e) => return Err(e).at(&cfg_path),
+            Err(e) => return Err(e),
         };
         let config = Config::parse(&text, &cfg_path)?;
         let store = FsStore::new(root, config);
@@ -158,14 +175,14 @@ impl FsStore {
     /// Opens and validates pack `id` (structure only; the checksum is checked by `check`).
     pub fn open_pack(&self, id: &Id) -> Result<MappedPack> {
         let path = self.pack_path(id);
-        if !path.exists() {
+        let rel = Path::new("packs").join(format!("{id}.pack"));
+        let Some((file, _)) = fsutil::open_below(&self.root, &rel, "a pack", u64::MAX)? else {
             return Err(pack::bad_pack(
                 &path,
                 "is missing but the pack chain names it".into(),
             ));
-        }
-        let map = pack::map(&path)?;
-        let file = fs::File::open(&path).at(&path)?;
+        };
+        let map = pack::map_file(&file, &path)?;
         let p = Pack::parse(map)
             .and_then(|p| p.read_frames_from(file))
             .map_err(|r| pack::bad_pack(&path, r))?;
@@ -180,7 +197,19 @@ impl FsStore {
 
     /// Re-reads the pack chain from `refs/packs` if it moved.
     pub fn reload_packs(&self) -> Result<()> {
-        let head = self.read_ref(&packs_ref())?;
+        // A repack or gc may swap the chain and delete the old packs while we walk it:
+        // a pack gone missing under a ref that moved is read again from the new head.
+        let mut attempts = 0;
+        loop {
+            let head = self.read_ref(&packs_ref())?;
+            match self.load_chain(head) {
+                Err(_) if attempts < 20 && self.read_ref(&packs_ref())? != head => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn load_chain(&self, head: Option<Id>) -> Result<()> {
         let mut set = guard(&self.packs);
         if set.head == head && (head.is_none() || !set.packs.is_empty()) {
             return Ok(());
@@ -323,6 +352,10 @@ impl FsStore {
             }
         }
         let dir = self.packs_dir();
+        if let Err(e) = no_link(&dir) {
+            problems.push(e.to_string());
+            return Ok(());
+        }
         let rd = match fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -335,11 +368,16 @@ impl FsStore {
             if is_tmp_name(&name) || name == "commit.lock" {
                 continue;
             }
+            let kind = entry.file_type().at(&entry.path())?;
             match name
                 .strip_suffix(".pack")
                 .and_then(|h| h.parse::<Id>().ok())
             {
+                // A chained pack that is no regular file was named when it was opened.
                 Some(id) if chained.contains(&id) => {}
+                Some(_) if !kind.is_file() => {
+                    problems.push(fsutil::not_regular(&entry.path(), file_kind(&kind)).to_string())
+                }
                 Some(_) => orphans += 1,
                 None => problems.push(format!(
                     "{}: not a pack file name; move it out of the store",
@@ -368,16 +406,29 @@ impl FsStore {
             let shard = format!("{first:02x}");
             let dir = self.root.join("objects").join(&shard);
             let mut ids = std::collections::HashSet::new();
+            if fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::BadFile {
+                    path: dir,
+                    reason: "a symbolic link, not an object shard directory".into(),
+                });
+            }
             match fs::read_dir(&dir) {
                 Ok(rd) => {
                     for e in rd {
-                        let name = e.at(&dir)?.file_name();
+                        let e = e.at(&dir)?;
+                        let name = e.file_name();
                         // Temporary files and strays do not parse as ids.
                         if let Some(id) = name
                             .to_str()
                             .and_then(|n| format!("{shard}{n}").parse().ok())
                         {
-                            ids.insert(id);
+                            let t = e.file_type().at(&e.path())?;
+                            if !t.is_file() && !t.is_dir() {
+                                return Err(fsutil::not_regular(&e.path(), file_kind(&t)));
+                            }
+                            if t.is_file() {
+                                ids.insert(id);
+                            }
                         }
                     }
                 }
@@ -418,10 +469,13 @@ impl FsStore {
     pub fn loose_objects(&self) -> Result<Vec<Id>> {
         let mut ids = Vec::new();
         let objects = self.root.join("objects");
+        no_link(&objects)?;
         for shard in fs::read_dir(&objects).at(&objects)? {
             let shard = shard.at(&objects)?;
             let sname = shard.file_name().to_string_lossy().into_owned();
-            if sname.len() != 2 || !is_lower_hex(&sname) || !shard.path().is_dir() {
+            // A shard that is a link is not followed (`check` names it).
+            let is_dir = shard.file_type().is_ok_and(|t| t.is_dir());
+            if sname.len() != 2 || !is_lower_hex(&sname) || !is_dir {
                 continue;
             }
             let spath = shard.path();
@@ -529,6 +583,81 @@ impl FsStore {
         Ok(())
     }
 
+    /// The refs below `refs/<prefix>/`, sorted, handing `damaged` each entry there that
+    /// is none (format/store-v1.md, section 4): a symbolic link, fifo or device, a name
+    /// that is not valid, a folder of such a name, a top-level folder that is not a
+    /// directory. Temporary files and `*.lock` files are skipped.
+    fn walk_refs(&self, prefix: &str, damaged: &mut dyn FnMut(Error)) -> Result<Vec<RefName>> {
+        if !prefix.is_empty() {
+            crate::name::validate(prefix)?;
+        }
+        let refs = self.root.join("refs");
+        let base = refs.join(prefix);
+        // The folders leading to `base`: none may be a link; a top-level one (`logs`,
+        // `remotes`, ...) must be a directory, while below it a ref file simply has no
+        // refs under it.
+        let mut at = self.root.clone();
+        let steps: Vec<&str> = std::iter::once("refs")
+            .chain(prefix.split('/').filter(|s| !s.is_empty()))
+            .collect();
+        for (i, step) in steps.iter().enumerate() {
+            at.push(step);
+            let m = match fs::symlink_metadata(&at) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e).at(&at),
+            };
+            if m.is_dir() {
+                continue;
+            }
+            if m.is_file() && i >= 2 {
+                return Ok(Vec::new());
+            }
+            damaged(Error::NotARef {
+                path: at,
+                reason: format!(
+                    "{} where a folder of refs belongs",
+                    file_kind(&m.file_type())
+                ),
+            });
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        let mut walk = walkdir::WalkDir::new(&base).min_depth(1).into_iter();
+        while let Some(entry) = walk.next() {
+            let entry = entry.map_err(|e| walk_error(e, &base))?;
+            let name = entry.file_name().to_string_lossy();
+            let t = entry.file_type();
+            if is_tmp_name(&name) || (t.is_file() && name.ends_with(".lock")) {
+                if t.is_dir() {
+                    walk.skip_current_dir();
+                }
+                continue;
+            }
+            let rel = entry.path().strip_prefix(&refs).unwrap_or(entry.path());
+            let parsed = RefName::parse(&rel.to_string_lossy());
+            let reason = match (&parsed, t.is_file(), t.is_dir()) {
+                (Ok(_), false, true) => continue, // a folder of refs
+                (Ok(name), true, _) => {
+                    out.push(name.clone());
+                    continue;
+                }
+                (Err(e), _, true) => format!("a folder whose name is not valid ({})", reason_of(e)),
+                (Err(e), true, _) => format!("a file whose name is not valid ({})", reason_of(e)),
+                (_, false, false) => format!("{}, not a ref file", file_kind(&t)),
+            };
+            if t.is_dir() {
+                walk.skip_current_dir();
+            }
+            damaged(Error::NotARef {
+                path: entry.path().to_path_buf(),
+                reason,
+            });
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Leftover temporary files and lock files below the store, for `check` and `gc`.
     pub fn leftovers(&self) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
@@ -540,6 +669,44 @@ impl FsStore {
             }
         }
         Ok(out)
+    }
+}
+
+/// Refuses a directory of the store that is a symbolic link: nothing is read through it.
+fn no_link(dir: &Path) -> Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(Error::BadFile {
+            path: dir.to_path_buf(),
+            reason: "a symbolic link where a directory of the store belongs (never followed)"
+                .into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Why a name is invalid, without the name (the path is in the message already).
+fn reason_of(e: &Error) -> String {
+    match e {
+        Error::InvalidName { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// What a non-regular entry is, for messages.
+fn file_kind(t: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a fifo"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a regular file"
     }
 }
 
@@ -555,9 +722,49 @@ fn walk_error(e: walkdir::Error, root: &Path) -> Error {
 
 /// Decompresses one zstd frame, refusing output beyond [`MAX_OBJECT_SIZE`].
 pub fn decompress(compressed: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let declared = declared_size(compressed)?;
     let decoder = zstd::stream::read::Decoder::with_buffer(compressed)
         .map_err(|e| format!("not a zstd frame: {e}"))?;
-    let mut out = Vec::new();
+    decode_capped(decoder, declared)
+}
+
+/// Decompresses a loose object file as it reads it, so memory follows the output, which
+/// is refused beyond [`MAX_OBJECT_SIZE`] whatever the frame declares.
+fn decompress_file(f: fs::File) -> std::result::Result<Vec<u8>, String> {
+    // The frame header is at most 18 bytes; the content size it declares is checked
+    // before anything is allocated.
+    let mut head = [0u8; 18];
+    let mut got = 0;
+    while got < head.len() {
+        match std::os::unix::fs::FileExt::read_at(&f, &mut head[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot be read: {e}")),
+        }
+    }
+    let declared = declared_size(&head[..got])?;
+    let decoder =
+        zstd::stream::read::Decoder::new(f).map_err(|e| format!("not a zstd frame: {e}"))?;
+    decode_capped(decoder, declared)
+}
+
+/// The content size a zstd frame header declares, refused beyond [`MAX_OBJECT_SIZE`].
+fn declared_size(head: &[u8]) -> std::result::Result<Option<u64>, String> {
+    match zstd::zstd_safe::get_frame_content_size(head) {
+        Ok(Some(n)) if n > MAX_OBJECT_SIZE => Err(format!(
+            "its zstd frame declares {n} bytes, more than an object may hold ({MAX_OBJECT_SIZE})"
+        )),
+        Ok(n) => Ok(n),
+        Err(_) => Err("not a zstd frame (bad header)".into()),
+    }
+}
+
+fn decode_capped(
+    decoder: impl Read,
+    declared: Option<u64>,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(declared.unwrap_or(0) as usize);
     decoder
         .take(MAX_OBJECT_SIZE + 1)
         .read_to_end(&mut out)
@@ -589,9 +796,10 @@ impl Backend for FsStore {
             return Ok(bytes);
         }
         let path = self.object_path(id);
-        let compressed = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        let rel = path.strip_prefix(&self.root).unwrap_or(&path);
+        let file = match fsutil::open_below(&self.root, rel, "an object file", max_loose_file()) {
+            Ok(Some((f, _))) => f,
+            Ok(None) => {
                 // Another process may have packed it since we loaded the chain.
                 self.reload_packs()?;
                 if let Some(bytes) = self.read_packed(id)? {
@@ -602,9 +810,9 @@ impl Backend for FsStore {
                     location: path.display().to_string(),
                 });
             }
-            Err(e) => return Err(e).at(&path),
+            Err(e) => return Err(e),
         };
-        let bytes = decompress(&compressed).map_err(|reason| Error::ObjectCorrupt {
+        let bytes = decompress_file(file).map_err(|reason| Error::ObjectCorrupt {
             id: *id,
             location: path.display().to_string(),
             reason,
@@ -619,8 +827,11 @@ impl Backend for FsStore {
         }
         let path = self.object_path(id);
         match fs::symlink_metadata(&path) {
-            Ok(m) => Ok(m.is_file()),
+            Ok(m) if m.is_file() || m.is_dir() => Ok(m.is_file()),
+            // A link, fifo or device where an object belongs is never taken for one.
+            Ok(m) => Err(fsutil::not_regular(&path, file_kind(&m.file_type()))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => Ok(false),
             Err(e) => Err(e).at(&path),
         }
     }
@@ -794,18 +1005,17 @@ impl Backend for FsStore {
 
     fn read_ref(&self, name: &RefName) -> Result<Option<Id>> {
         let path = self.ref_path(name);
-        let text = match fs::read(&path) {
-            Ok(t) => t,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
-                return Ok(None)
+        let rel = Path::new("refs").join(name.as_str());
+        // A folder of other refs reads as no ref, except where the pack chain's head
+        // belongs: taking it for "no packs" would make gc delete every pack.
+        let Some(text) = fsutil::read_below(&self.root, &rel, "a ref file", REF_MAX)? else {
+            if *name == packs_ref() && fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                return Err(Error::NotARef {
+                    path,
+                    reason: "a directory where the head of the pack chain belongs".into(),
+                });
             }
-            Err(e) if e.kind() == io::ErrorKind::IsADirectory => return Ok(None),
-            Err(e) => return Err(e).at(&path),
+            return Ok(None);
         };
         parse_ref(&text)
             .map(Some)
@@ -842,24 +1052,27 @@ impl Backend for FsStore {
     }
 
     fn list_refs(&self, prefix: &str) -> Result<Vec<RefName>> {
-        let base = self.root.join("refs").join(prefix);
-        if !base.is_dir() {
-            return Ok(Vec::new());
+        let mut first = None;
+        let refs = self.walk_refs(prefix, &mut |e| {
+            first.get_or_insert(e);
+        })?;
+        // A reader must never take a store for one without the refs it cannot read (gc
+        // would delete what they name): the first such entry fails the listing.
+        match first {
+            Some(e) => Err(e),
+            None => Ok(refs),
         }
-        let refs = self.root.join("refs");
-        let mut out = Vec::new();
-        for entry in walkdir::WalkDir::new(&base).min_depth(1) {
-            let entry = entry.map_err(|e| walk_error(e, &base))?;
-            if !entry.file_type().is_file() {
-                continue;
-            }
-            let rel = entry.path().strip_prefix(&refs).unwrap_or(entry.path());
-            if let Ok(name) = RefName::parse(&rel.to_string_lossy()) {
-                out.push(name);
-            }
-        }
-        out.sort();
-        Ok(out)
+    }
+
+    fn list_refs_lenient(&self, prefix: &str) -> Result<(Vec<RefName>, Vec<String>)> {
+        let mut damaged = Vec::new();
+        let refs = self.walk_refs(prefix, &mut |e| damaged.push(e.to_string()))?;
+        Ok((refs, damaged))
+    }
+
+    fn write_lease(&self) -> Result<crate::backend::WriteLease> {
+        let lease = crate::lease::writer(&self.root, crate::lease::WRITER_WAIT)?;
+        Ok(crate::backend::WriteLease::new(lease))
     }
 
     fn layout(&self) -> Result<Layout> {
@@ -871,7 +1084,7 @@ impl Backend for FsStore {
             if is_tmp_name(&name) {
                 tmp += 1;
             } else {
-                let text = fs::read_to_string(&path).unwrap_or_default();
+                let text = lock::read_lock(&path).ok().flatten().unwrap_or_default();
                 notes.push(format!(
                     "{}: lock {}",
                     path.display(),
@@ -885,16 +1098,29 @@ impl Backend for FsStore {
             ));
         }
         let objects = self.root.join("objects");
-        for shard in fs::read_dir(&objects).at(&objects)? {
+        let shards = match no_link(&objects) {
+            Ok(()) => fs::read_dir(&objects).at(&objects)?.collect(),
+            Err(e) => {
+                problems.push(e.to_string());
+                Vec::new()
+            }
+        };
+        for shard in shards {
             let shard = shard.at(&objects)?;
             let sname = shard.file_name().to_string_lossy().into_owned();
             let spath = shard.path();
             if is_tmp_name(&sname) {
                 continue;
             }
-            if sname.len() != 2 || !is_lower_hex(&sname) || !spath.is_dir() {
+            let stype = shard.file_type().at(&spath)?;
+            if sname.len() != 2 || !is_lower_hex(&sname) || !stype.is_dir() {
+                let what = if stype.is_symlink() {
+                    " (a symbolic link, which is never followed)"
+                } else {
+                    ""
+                };
                 problems.push(format!(
-                    "{}: not an object shard directory; move it out of the store",
+                    "{}: not an object shard directory{what}; move it out of the store",
                     spath.display()
                 ));
                 continue;
@@ -902,27 +1128,24 @@ impl Backend for FsStore {
             for obj in fs::read_dir(&spath).at(&spath)? {
                 let obj = obj.at(&spath)?;
                 let oname = obj.file_name().to_string_lossy().into_owned();
-                if !is_tmp_name(&oname) && format!("{sname}{oname}").parse::<Id>().is_err() {
+                if is_tmp_name(&oname) {
+                    continue;
+                }
+                if format!("{sname}{oname}").parse::<Id>().is_err() {
                     problems.push(format!(
                         "{}: not an object file name; move it out of the store",
                         obj.path().display()
                     ));
+                    continue;
+                }
+                let otype = obj.file_type().at(&obj.path())?;
+                if !otype.is_file() {
+                    problems.push(fsutil::not_regular(&obj.path(), file_kind(&otype)).to_string());
                 }
             }
         }
         self.pack_layout(&mut problems, &mut notes)?;
-        let refs = self.root.join("refs");
-        for entry in walkdir::WalkDir::new(&refs).min_depth(1) {
-            let entry = entry.map_err(|e| walk_error(e, &refs))?;
-            let name = entry.file_name().to_string_lossy();
-            if !entry.file_type().is_file() || is_tmp_name(&name) || name.ends_with(".lock") {
-                continue;
-            }
-            let rel = entry.path().strip_prefix(&refs).unwrap_or(entry.path());
-            if let Err(e) = RefName::parse(&rel.to_string_lossy()) {
-                problems.push(format!("{}: {e}", entry.path().display()));
-            }
-        }
+        self.walk_refs("", &mut |e| problems.push(e.to_string()))?;
         Ok(Layout { problems, notes })
     }
 }

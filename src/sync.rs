@@ -504,6 +504,10 @@ pub fn push(
 ) -> Result<LogTransfer> {
     let start = Instant::now();
     let refname = RefName::log(log)?;
+    // The remote keeps what we copy until its ref names it; the local store keeps the page
+    // the tracking ref will name, which a concurrent append may replace meanwhile.
+    let _local_lease = local.write_lease()?;
+    let _remote_lease = remote_store.write_lease()?;
     let ours = local.read_ref(&refname)?.ok_or_else(|| {
         Error::Invalid(format!(
             "there is no log {log:?} here to push; `remotelog logs` lists them"
@@ -569,6 +573,7 @@ pub fn pull(
 ) -> Result<LogTransfer> {
     let start = Instant::now();
     let refname = RefName::log(log)?;
+    let _lease = local.write_lease()?;
     let theirs = remote_store
         .read_ref(&refname)?
         .ok_or_else(|| Error::Invalid(format!("remote {remote} has no log {log:?}")))?;
@@ -637,8 +642,11 @@ pub fn set_tracking(local: &dyn Backend, remote: &str, log: &str, head: Id) -> R
 }
 
 /// Creates a store at `dest` with the logs of `src` (all of them, or only `only_log`),
-/// registering `src_location` as remote `origin`. Every object is verified on the way. On
-/// failure nothing is left at `dest` unless `keep_partial`.
+/// registering `src_location` as remote `origin`, or completes an interrupted clone there.
+/// Every object is verified on the way. When a log cannot be copied this is an error
+/// naming it, after the other logs were copied ([`crate::clone::clone_logs`] reports them
+/// one by one); when no log could be, nothing is left at `dest` that this call created
+/// unless `keep_partial`.
 pub fn clone(
     src: &dyn Backend,
     src_location: &str,
@@ -647,46 +655,12 @@ pub fn clone(
     keep_partial: bool,
     progress: &dyn Progress,
 ) -> Result<(crate::store::FsStore, Vec<LogTransfer>)> {
-    use crate::error::IoContext;
-    let existed = dest.exists();
-    if existed && (!dest.is_dir() || std::fs::read_dir(dest).at(dest)?.next().is_some()) {
-        return Err(Error::Invalid(format!(
-            "{}: already exists and is not an empty directory; clone into a new directory",
-            dest.display()
-        )));
+    let report =
+        crate::clone::clone_logs(src, src_location, dest, only_log, keep_partial, progress)?;
+    if let Some(summary) = report.summary() {
+        return Err(Error::Invalid(summary));
     }
-    let result = (|| {
-        let store = crate::store::FsStore::init(dest, crate::config::Config::default())?;
-        crate::remote::add(
-            &store,
-            crate::remote::ORIGIN,
-            std::path::Path::new(src_location),
-        )?;
-        let logs: Vec<String> = match only_log {
-            Some(l) => vec![l.to_string()],
-            None => crate::log::list(src)?.into_iter().map(|i| i.name).collect(),
-        };
-        let mut done = Vec::new();
-        for log in logs {
-            done.push(pull(&store, crate::remote::ORIGIN, src, &log, progress)?);
-        }
-        Ok((store, done))
-    })();
-    if result.is_err() && !keep_partial {
-        if existed {
-            for entry in std::fs::read_dir(dest).at(dest)? {
-                let p = entry.at(dest)?.path();
-                let _ = if p.is_dir() {
-                    std::fs::remove_dir_all(&p)
-                } else {
-                    std::fs::remove_file(&p)
-                };
-            }
-        } else {
-            let _ = std::fs::remove_dir_all(dest);
-        }
-    }
-    result
+    Ok((crate::store::FsStore::open(dest)?, report.done))
 }
 
 /// What `status` says about one log and one remote, from the tracking refs (no remote is

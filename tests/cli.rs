@@ -647,6 +647,39 @@ fn missing_dir_for_append_is_named() {
     fails_with(&o, &["emptydir"]);
 }
 
+/// Regression: `append --dir` on a missing directory said "not a directory".
+#[test]
+fn append_dir_says_a_missing_directory_does_not_exist() {
+    let env = Env::new();
+    let nodir = env.dir.path().join("nodir");
+    let o = env.run(&["append", "--group", "g", "--dir", nodir.to_str().unwrap()]);
+    fails_with(&o, &["nodir", "no such directory"]);
+    assert!(!stderr(&o).contains("not a directory"), "{}", stderr(&o));
+    // A file is still "not a directory".
+    let file = env.file("a-file", b"x");
+    let o = env.run(&["append", "--group", "g", "--dir", file.to_str().unwrap()]);
+    fails_with(&o, &["a-file", "not a directory"]);
+}
+
+/// Regression: an I/O error printed its cause twice (`f: No such file or directory (os
+/// error 2): No such file or directory (os error 2)`).
+#[test]
+fn io_errors_print_their_cause_once() {
+    let env = Env::new();
+    let missing = env.dir.path().join("nosuchfile");
+    let o = env.run(&["append", "--group", "g", missing.to_str().unwrap()]);
+    fails_with(&o, &["nosuchfile", "os error 2"]);
+    assert_eq!(stderr(&o).matches("os error").count(), 1, "{}", stderr(&o));
+    // The same through a store path.
+    let o = run(&env.dir.path().join("store/config/x"), &["logs"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).matches("os error").count() <= 1,
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn malformed_command_lines_exit_2() {
     let env = Env::new();
