@@ -67,16 +67,24 @@ impl Remotes {
     /// clone writes it before the `config` that makes the directory a store).
     pub fn load_in(root: &Path) -> Result<Remotes> {
         let path = Self::path(root);
-        let bad = |reason: String| Error::NotAStore {
-            path: path.clone(),
-            reason,
-        };
         // A few lines per remote; read without following a link.
         let bytes = fsutil::read_below(root, Path::new("remotes"), "a remotes file", 1 << 20)?;
         let Some(bytes) = bytes else {
             return Ok(Remotes::default());
         };
-        let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::NotAStore {
+            path: path.clone(),
+            reason: "not UTF-8 text".into(),
+        })?;
+        Remotes::parse(&text, &path)
+    }
+
+    /// Parses the text of a `remotes` file; `path` is only used in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Remotes> {
+        let bad = |reason: String| Error::NotAStore {
+            path: path.to_path_buf(),
+            reason,
+        };
         let mut lines = text.lines();
         if lines.next() != Some(MAGIC) {
             return Err(bad(format!("first line is not {MAGIC:?}")));
@@ -87,6 +95,11 @@ impl Remotes {
                 .split_once(" = ")
                 .ok_or_else(|| bad(format!("line {line:?} is not `name = location`")))?;
             validate_name(n).map_err(|e| bad(e.to_string()))?;
+            if loc.chars().any(char::is_control) {
+                return Err(bad(format!(
+                    "line {line:?} has a control character in its location; edit the file"
+                )));
+            }
             list.push(Remote {
                 name: n.to_string(),
                 location: loc.to_string(),
@@ -96,11 +109,16 @@ impl Remotes {
     }
 
     fn save(&self, root: &Path) -> Result<()> {
+        fsutil::write_atomic(&Self::path(root), self.render().as_bytes())
+    }
+
+    /// The text of the `remotes` file listing these remotes.
+    pub fn render(&self) -> String {
         let mut text = format!("{MAGIC}\n");
         for r in &self.list {
             text.push_str(&format!("{} = {}\n", r.name, r.location));
         }
-        fsutil::write_atomic(&Self::path(root), text.as_bytes())
+        text
     }
 
     /// All remotes, in the order they were added.
@@ -158,6 +176,12 @@ pub fn add_in(root: &Path, name: &str, location: &Path) -> Result<Remote> {
         return Err(Error::Invalid(format!(
             "remote {name} already exists ({}); remove it first with `remotelog remote remove {name}`",
             existing.location
+        )));
+    }
+    // The file holds one remote per line: a newline in a location would add a line.
+    if let Some(c) = location.to_string_lossy().chars().find(|c| c.is_control()) {
+        return Err(Error::Invalid(format!(
+            "location {location:?} has the control character {c:?}, which the remotes file cannot hold; rename the directory"
         )));
     }
     if let Some(url) = location.to_str().filter(|l| crate::http_client::is_url(l)) {

@@ -1091,19 +1091,7 @@ async fn cas_present(State(st): St, headers: HeaderMap, body: Body) -> ApiResult
     )
     .await?;
     let _slot = st.slot().await?;
-    let text_body = std::str::from_utf8(&body.bytes)
-        .map_err(|_| ApiError::bad("the body must be ids in hex, one per line"))?;
-    let ids = text_body
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| parse_id(l.trim()))
-        .collect::<ApiResult<Vec<Id>>>()?;
-    if ids.len() > MAX_PRESENT_IDS {
-        return Err(ApiError::bad(format!(
-            "{} ids in one request; ask about at most {MAX_PRESENT_IDS} at a time",
-            ids.len()
-        )));
-    }
+    let ids = present_ids(&body.bytes)?;
     let store = st.store.clone();
     let present = blocking(move || {
         let mut out = String::new();
@@ -1894,4 +1882,83 @@ pub fn run(opts: Options, ready: impl FnOnce(SocketAddr)) -> Result<()> {
         })
         .await
     })
+}
+
+/// The ids of a `POST /cas/present` body: hex ids, one per line.
+fn present_ids(body: &[u8]) -> ApiResult<Vec<Id>> {
+    let text_body = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad("the body must be ids in hex, one per line"))?;
+    let ids = text_body
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| parse_id(l.trim()))
+        .collect::<ApiResult<Vec<Id>>>()?;
+    if ids.len() > MAX_PRESENT_IDS {
+        return Err(ApiError::bad(format!(
+            "{} ids in one request; ask about at most {MAX_PRESENT_IDS} at a time",
+            ids.len()
+        )));
+    }
+    Ok(ids)
+}
+
+/// Entry points for the fuzz targets (`fuzz/`) into the request decoding above, on raw
+/// bytes, with errors as (HTTP status, message). Not an API: they only exist so that the
+/// fuzzers and their corpus test run the real code.
+#[doc(hidden)]
+pub mod fuzz_entry {
+    use super::*;
+
+    /// A decoded value, or the error answer's (status, message).
+    pub type Answer<T> = std::result::Result<T, (u16, String)>;
+
+    fn answer<T>(r: ApiResult<T>) -> Answer<T> {
+        r.map_err(|e| (e.status.as_u16(), e.msg))
+    }
+
+    /// A header map holding the values given; `None` when one cannot be a header value.
+    fn headers(values: &[(header::HeaderName, Option<&[u8]>)]) -> Option<HeaderMap> {
+        let mut h = HeaderMap::new();
+        for (name, v) in values {
+            if let Some(v) = v {
+                h.insert(name.clone(), HeaderValue::from_bytes(v).ok()?);
+            }
+        }
+        Some(h)
+    }
+
+    /// An object id from a URL segment (`/cas/{id}`, `/packs/{id}`).
+    pub fn id(s: &str) -> Answer<Id> {
+        answer(parse_id(s))
+    }
+
+    /// A ref name from the URL (`/ns/{*name}`), and whether it may be written over HTTP.
+    pub fn ref_name(raw: &str) -> Answer<(RefName, bool)> {
+        let name = answer(ref_from_url(raw))?;
+        let w = writable(&name).is_ok();
+        Ok((name, w))
+    }
+
+    /// The compare-and-swap expectation of `If-Match` / `If-None-Match`.
+    pub fn expected(
+        if_match: Option<&[u8]>,
+        if_none_match: Option<&[u8]>,
+    ) -> Option<Answer<Option<Id>>> {
+        let h = headers(&[
+            (header::IF_MATCH, if_match),
+            (header::IF_NONE_MATCH, if_none_match),
+        ])?;
+        Some(answer(expected_value(&h)))
+    }
+
+    /// The byte range of a `Range` header over a file of `len` bytes.
+    pub fn range(value: &[u8], len: u64) -> Option<Answer<Option<(u64, u64)>>> {
+        let h = headers(&[(header::RANGE, Some(value))])?;
+        Some(answer(byte_range(&h, len)))
+    }
+
+    /// The ids of a `POST /cas/present` body.
+    pub fn present(body: &[u8]) -> Answer<Vec<Id>> {
+        answer(present_ids(body))
+    }
 }

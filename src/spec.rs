@@ -1047,3 +1047,30 @@ pub fn mark(b: &dyn Backend, marked: &mut HashSet<Id>) -> Result<()> {
     }
     Ok(())
 }
+
+/// Entry points for the fuzz targets (`fuzz/`) into this module's private decoders. Not an
+/// API: they only exist so that the fuzzers and their corpus test run the real code.
+#[doc(hidden)]
+pub mod fuzz_entry {
+    use super::{parse_record, record_bytes, Tracked, RECORD_LEN};
+
+    /// Decodes an import record (`refs/imports/*` content); when it decodes, whether
+    /// encoding it again and decoding that gives the same record.
+    pub fn import_record(bytes: &[u8]) -> Option<bool> {
+        let t = Tracked::decode(bytes)?;
+        Some(Tracked::decode(&t.encode("source", "name")).as_ref() == Some(&t))
+    }
+
+    /// Reads `bytes` as `spec-view/index-v1` does: for each record that passes its check,
+    /// its position and its encoding again.
+    pub fn view_records(bytes: &[u8]) -> Vec<(usize, Vec<u8>)> {
+        bytes
+            .chunks_exact(RECORD_LEN)
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let (kind, native, spec) = parse_record(r)?;
+                Some((i, record_bytes(kind, &native, &spec).to_vec()))
+            })
+            .collect()
+    }
+}

@@ -603,3 +603,29 @@ pub mod json {
         }
     }
 }
+
+/// Entry points for the fuzz targets (`fuzz/`) into the request decoding above. Not an
+/// API: they only exist so that the fuzzers and their corpus test run the real code.
+#[doc(hidden)]
+pub mod fuzz_entry {
+    use super::*;
+
+    /// Whether `path` (after `/twirp/`) names a method served here.
+    pub fn route(path: &str) -> bool {
+        super::route(path).is_some()
+    }
+
+    /// A request body decoded as the server does for a request with this `Content-Type`;
+    /// `None` when the value cannot be a header value at all.
+    pub fn decode<T>(content_type: &[u8], body: &[u8]) -> Option<Result<T, TwirpError>>
+    where
+        T: prost::Message + Default + serde::de::DeserializeOwned,
+    {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_bytes(content_type).ok()?,
+        );
+        Some(Encoding::from_headers(&h).and_then(|enc| enc.decode(body, "request")))
+    }
+}

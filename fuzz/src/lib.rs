@@ -1,0 +1,3 @@
+//! Fuzz targets for remotelog's decoders; see `fuzz/README.md`.
+
+pub mod targets;
