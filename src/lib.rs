@@ -21,6 +21,7 @@ pub mod id;
 pub mod lease;
 pub mod lock;
 pub mod log;
+pub mod mock;
 pub mod name;
 pub mod object;
 pub mod pack;
