@@ -29,6 +29,7 @@ pub mod progress;
 pub mod remote;
 pub mod repack;
 pub mod server;
+pub mod sim;
 pub mod spec;
 pub mod store;
 pub mod sync;

@@ -279,6 +279,9 @@ struct State {
     names: BTreeMap<RefName, Vec<Version>>,
     availability: Availability,
     next_gc: Micros,
+    /// Per writer: when its last successful NS update started. What it stored since is
+    /// pinned (a push in flight, or one whose update failed and will be retried).
+    last_commit: HashMap<Actor, Micros>,
     /// Per op kind: (second, requests in it), for rate limits.
     windows: [(u64, u32); 4],
 }
@@ -313,6 +316,7 @@ impl Mock {
                 names: BTreeMap::new(),
                 availability,
                 next_gc,
+                last_commit: HashMap::new(),
                 windows: [(u64::MAX, 0); 4],
             }),
         })
@@ -390,8 +394,13 @@ impl Mock {
             if !complete {
                 continue;
             }
+            let last_commit = &st.last_commit;
             for (id, meta) in st.objects.iter_mut() {
+                let pinned = last_commit
+                    .get(&meta.owner)
+                    .is_none_or(|c| meta.owner_at > *c);
                 if meta.collected.is_none()
+                    && !pinned
                     && meta.owner_at.saturating_add(grace) <= at
                     && !marked.contains(id)
                 {
@@ -624,12 +633,13 @@ impl MockHandle {
     ) -> Result<std::result::Result<u64, Miss>> {
         let cas = &self.mock.profile.cas;
         match st.objects.get(id) {
-            None => Ok(if self.mock.inner.has_object(id)? {
-                // Stored before the mock was put in front: visible to all.
-                Ok(0)
-            } else {
-                Err(Miss::Absent)
-            }),
+            // Stored before the mock was put in front: visible to all. Its size decides
+            // how many chunks it takes.
+            None => match self.mock.inner.get_object(id) {
+                Ok(bytes) => Ok(Ok(bytes.len() as u64)),
+                Err(crate::Error::ObjectMissing { .. }) => Ok(Err(Miss::Absent)),
+                Err(e) => Err(e),
+            },
             Some(m) => {
                 if m.collected.is_some_and(|c| c <= t) {
                     return Ok(Err(Miss::Collected));
@@ -888,9 +898,12 @@ impl MockHandle {
             return out;
         }
         let size = match (p.ns.record, new) {
-            (Record::HeadPage, Some(id)) => match self.mock.inner.get_object(&id) {
-                Ok(b) => b.len() as u64,
-                Err(e) => return (Err(e), 0),
+            (Record::HeadPage, Some(id)) => match st.objects.get(&id) {
+                Some(m) => m.size,
+                None => match self.mock.inner.get_object(&id) {
+                    Ok(b) => b.len() as u64,
+                    Err(e) => return (Err(e), 0),
+                },
             },
             _ => 32,
         };
@@ -940,6 +953,7 @@ impl MockHandle {
         local.stats.bytes_up += size;
         let done = t.saturating_add(lat);
         let visible = done.saturating_add(secs(p.ns.propagation.sample(&mut local.rng)));
+        st.last_commit.insert(self.actor, t);
         let versions = st.names.entry(name.clone()).or_default();
         versions.push(Version {
             value: new,

@@ -120,7 +120,10 @@ pub struct Cas {
 }
 
 /// Garbage collection: every `interval` seconds, content that no name's current value
-/// reaches and that was stored more than `grace` seconds ago disappears.
+/// reaches and that was stored more than `grace` seconds ago disappears, unless its writer
+/// stored it after its own last successful NS update (a writer pins what it adds until an
+/// update has made it reachable: what the update leaves out, such as a replaced head
+/// page, is unpinned).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Gc {
