@@ -443,3 +443,19 @@ fn request_latencies_through_the_mock_match_the_profile() {
         }
     }
 }
+
+#[test]
+fn a_batch_profile_takes_a_push_in_one_request_others_one_per_object() {
+    let objects: Vec<(Id, Vec<u8>)> = (0..5).map(message).collect();
+    let refs: Vec<(Id, &[u8])> = objects.iter().map(|(id, b)| (*id, &b[..])).collect();
+    for (name, requests) in [("ideal", 1), ("s3", 5)] {
+        let (_, h) = setup(profile(name), 15, 1);
+        assert_eq!(h[0].0.put_objects(&refs).unwrap(), 5, "{name}");
+        assert_eq!(h[0].0.stats().cas_puts, requests, "{name}");
+        assert_eq!(
+            h[0].0.put_objects(&refs).unwrap(),
+            0,
+            "{name}: stored already"
+        );
+    }
+}

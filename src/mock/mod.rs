@@ -726,23 +726,32 @@ impl MockHandle {
         }
     }
 
-    fn put(&self, id: &Id, bytes: &[u8]) -> Outcome<bool> {
+    /// One put request carrying `objects` (one object, or a batch where the profile
+    /// takes batches); returns how many were new.
+    fn put(&self, objects: &[(Id, &[u8])]) -> Outcome<usize> {
         let t = self.clock.now();
         let mut local = lock(&self.local);
         let mut st = lock(&self.mock.state);
         self.mock.collect(&mut st, t);
-        let what = format!("object {id}");
+        let what = match objects {
+            [(id, _)] => format!("object {id}"),
+            _ => format!("{} objects", objects.len()),
+        };
         if let Some(out) = self.gate(&mut local, &mut st, OpKind::CasPut, t, &what) {
             return out;
         }
         let p = &self.mock.profile;
-        let size = bytes.len() as u64;
-        if let Some(max) = p.cas.max_object.filter(|m| size > *m) {
-            let e = Error::Invalid(format!(
-                "{} refused to store {what}: {size} bytes is over its limit of {max} bytes (mock profile {}); use smaller pages or embed fewer messages",
-                p.cas.service, p.name
-            ));
-            return self.fail(&mut local, Failure::TooLarge, e, 0);
+        let size: u64 = objects.iter().map(|(_, b)| b.len() as u64).sum();
+        if let Some(max) = p.cas.max_object {
+            if let Some((id, b)) = objects.iter().find(|(_, b)| b.len() as u64 > max) {
+                let e = Error::Invalid(format!(
+                    "{} refused to store object {id}: {} bytes is over its limit of {max} bytes (mock profile {}); use smaller pages or embed fewer messages",
+                    p.cas.service,
+                    b.len(),
+                    p.name
+                ));
+                return self.fail(&mut local, Failure::TooLarge, e, 0);
+            }
         }
         let (lat, n) = self.latency(&mut local, OpKind::CasPut, size);
         local.stats.cas_puts += 1;
@@ -752,12 +761,23 @@ impl MockHandle {
             Ok(l) => l,
             Err(after) => return self.timeout(&mut local, OpKind::CasPut, &what, after),
         };
-        if let Err(e) = self.mock.inner.put_objects(&[(*id, bytes)]) {
+        if let Err(e) = self.mock.inner.put_objects(objects) {
             return (Err(e), lat);
         }
         local.stats.bytes_up += size;
         let done = t.saturating_add(lat);
-        let visible = done.saturating_add(secs(p.cas.visibility.sample(&mut local.rng)));
+        let mut new = 0;
+        for (id, bytes) in objects {
+            let visible = done.saturating_add(secs(p.cas.visibility.sample(&mut local.rng)));
+            if self.stored(&mut st, id, bytes.len() as u64, done, visible) {
+                new += 1;
+            }
+        }
+        (Ok(new), lat)
+    }
+
+    /// Records that this actor stored `id` at `done`; true when it is new to the mock.
+    fn stored(&self, st: &mut State, id: &Id, size: u64, done: Micros, visible: Micros) -> bool {
         let fresh = ObjMeta {
             owner: self.actor,
             owner_at: done,
@@ -766,7 +786,7 @@ impl MockHandle {
             size,
             collected: None,
         };
-        let new = match st.objects.get_mut(id) {
+        match st.objects.get_mut(id) {
             // Stored again: a republication; a collected object comes back.
             Some(m) if m.collected.is_none() => {
                 m.refreshed = done;
@@ -780,8 +800,7 @@ impl MockHandle {
                 st.objects.insert(*id, fresh);
                 true
             }
-        };
-        (Ok(new), lat)
+        }
     }
 
     /// The value of `name` this actor sees at `t` by the update semantics, with its
@@ -1037,12 +1056,17 @@ impl Backend for MockHandle {
     }
 
     fn put_objects(&self, objects: &[(Id, &[u8])]) -> Result<usize> {
-        let mut written = 0;
-        for (id, bytes) in objects {
-            let out = self.put(id, bytes);
-            if self.finish(out)? {
-                written += 1;
+        if self.mock.profile.cas.batch {
+            if objects.is_empty() {
+                return Ok(0);
             }
+            let out = self.put(objects);
+            return self.finish(out);
+        }
+        let mut written = 0;
+        for object in objects {
+            let out = self.put(std::slice::from_ref(object));
+            written += self.finish(out)?;
         }
         Ok(written)
     }

@@ -108,6 +108,10 @@ pub struct Cas {
     /// Chunk round trips in flight at once.
     #[serde(default = "one")]
     pub chunk_parallel: u32,
+    /// The service takes many objects in one request (a remotelog pack upload), so the
+    /// objects of one `put_objects` call make one round trip.
+    #[serde(default)]
+    pub batch: bool,
     /// Seconds after its last (re)publication that content is no longer found.
     #[serde(default)]
     pub expiry: Option<f64>,

@@ -533,7 +533,7 @@ impl Writer {
                 // Gone offline in the middle: what was stored stays; the update waits.
                 self.last_failure = None;
             } else {
-                self.push_step(&mut job, world, s.retry);
+                self.push_step(&mut job, world, s.retry, s.profile.cas.batch);
                 if self.last_failure.is_none()
                     && (!job.queue.is_empty() || self.remote_head != Some(job.head))
                 {
@@ -644,9 +644,17 @@ impl Writer {
     }
 
     /// One request of a push: the next object, or the NS update when all are stored.
-    fn push_step(&mut self, job: &mut PushJob, world: &mut World, retry: f64) {
+    fn push_step(&mut self, job: &mut PushJob, world: &mut World, retry: f64, batch: bool) {
         self.handle.clear_failure();
-        let outcome = if let Some((id, bytes)) = job.queue.front() {
+        let outcome = if batch && !job.queue.is_empty() {
+            // One upload of everything (a pack), as to a remotelog server.
+            let objects: Vec<(Id, &[u8])> = job.queue.iter().map(|(id, b)| (*id, &b[..])).collect();
+            let r = self.handle.put_objects(&objects);
+            if r.is_ok() {
+                self.pushed.extend(job.queue.drain(..).map(|(id, _)| id));
+            }
+            r.map(|_| ())
+        } else if let Some((id, bytes)) = job.queue.front() {
             let r = self.handle.put_objects(&[(*id, bytes)]);
             if r.is_ok() {
                 self.pushed.insert(*id);
