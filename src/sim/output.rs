@@ -288,7 +288,7 @@ pub fn requests(cells: &[Cell]) -> Result<String> {
                 .iter()
                 .flat_map(|p| embeds.iter().filter_map(move |e| value(*p, *e)))
                 .fold(1.0f64, f64::max)
-                * 1.15;
+                * 1.7; // room above the lines for the legend
             let n = pages.len();
             let labels: Vec<String> = pages.iter().map(|p| page_label(*p)).collect();
             let mut chart = ChartBuilder::on(panel)
