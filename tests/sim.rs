@@ -206,6 +206,15 @@ fn remotelog_sim_refuses_bad_options_in_one_line() {
             &["sim", "--interval", "0.0001", "--duration", "48h"][..],
             "at most",
         ),
+        (&["sim", "--drain", "1000d"][..], "at most a year"),
+        (
+            &["sim", "--poll", "0.001", "--readers", "1000"][..],
+            "polls",
+        ),
+        (
+            &["sim", "--reader-schedule", "trace:/nonexistent/t"][..],
+            "/nonexistent/t",
+        ),
     ] {
         let mut c = bin();
         c.current_dir(dir.path()).args(args);

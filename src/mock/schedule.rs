@@ -340,6 +340,38 @@ mod tests {
     }
 
     #[test]
+    fn trace_files_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good");
+        std::fs::write(&good, "# online intervals\n10 20\n\n50.5 60 # late\n").unwrap();
+        let s = Schedule::parse(&format!("trace:{}", good.display())).unwrap();
+        assert_eq!(
+            s,
+            Schedule::Trace(vec![(secs(10.0), secs(20.0)), (secs(50.5), secs(60.0))])
+        );
+        let mut a = Availability::new(s, 1, &[1]);
+        assert!(!a.online(secs(9.0)) && a.online(secs(10.0)) && !a.online(secs(20.0)));
+        assert_eq!(a.next_online(secs(21.0)), Some(secs(50.5)));
+        assert_eq!(a.next_online(secs(61.0)), None);
+        for (text, needle) in [
+            ("10\n", "line 1"),
+            ("5 20\n10 30\n", "overlap"),
+            ("20 10\n", "line 1"),
+        ] {
+            let bad = dir.path().join("bad");
+            std::fs::write(&bad, text).unwrap();
+            let e = Schedule::parse(&format!("trace:{}", bad.display()))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+        let e = Schedule::parse("trace:/nonexistent/trace")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/trace"), "{e}");
+    }
+
+    #[test]
     fn parse_forms() {
         assert_eq!(Schedule::parse("always").unwrap(), Schedule::Always);
         assert_eq!(

@@ -33,6 +33,10 @@ use crate::object::{decode_page, Entry, Message, Page};
 const MAX_STEPS: u64 = 200_000_000;
 /// Messages one run may create.
 pub const MAX_MESSAGES: u64 = 5_000_000;
+/// Longest simulated span of a run, seconds (a year).
+const MAX_SPAN: f64 = 366.0 * 86400.0;
+/// Most polls (all readers) one run may make.
+const MAX_POLLS: f64 = 50_000_000.0;
 
 /// When a writer pushes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -134,6 +138,18 @@ impl Scenario {
         }
         if self.poll < 0.001 || self.interval < 0.001 {
             return bad("intervals below a millisecond are not simulated".into());
+        }
+        let span = self.duration + self.drain;
+        if span > MAX_SPAN {
+            return bad(format!(
+                "{span:.0} s: a run may span at most a year of simulated time (duration and drain)"
+            ));
+        }
+        let polls = span / self.poll * self.readers as f64;
+        if polls > MAX_POLLS {
+            return bad(format!(
+                "{polls:.0} polls: a run may make at most {MAX_POLLS:.0}; poll less often or simulate fewer readers"
+            ));
         }
         Ok(())
     }

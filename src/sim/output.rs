@@ -179,6 +179,9 @@ pub fn latency_cdf(cells: &[Cell]) -> Result<String> {
         if n == 0 {
             continue;
         }
+        // A share of every (message, reader) pair, so that what never arrived keeps the
+        // curve below 1.
+        let all = (cell.expected() as usize).max(n) as f64;
         // At most 400 points per curve keep the file small.
         let step = n.div_ceil(400).max(1);
         let mut pts: Vec<(f64, f64)> = (0..n)
@@ -186,11 +189,14 @@ pub fn latency_cdf(cells: &[Cell]) -> Result<String> {
             .map(|i| {
                 (
                     (cell.latencies[i] as f64 / 1e6).max(0.01),
-                    (i + 1) as f64 / n as f64,
+                    (i + 1) as f64 / all,
                 )
             })
             .collect();
-        pts.push(((cell.latencies[n - 1] as f64 / 1e6).max(0.01), 1.0));
+        pts.push((
+            (cell.latencies[n - 1] as f64 / 1e6).max(0.01),
+            n as f64 / all,
+        ));
         let label = format!(
             "{p} (page {}, embed {})",
             page_label(cell.page_size),
@@ -219,7 +225,7 @@ pub fn latency_cdf(cells: &[Cell]) -> Result<String> {
         chart
             .configure_mesh()
             .x_desc("seconds (log scale)")
-            .y_desc("share of deliveries")
+            .y_desc("share of (message, reader) pairs delivered")
             .draw()?;
         for (i, (label, pts)) in series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
