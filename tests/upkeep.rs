@@ -223,3 +223,58 @@ fn a_young_page_keeps_the_old_messages_it_names() {
     .unwrap();
     assert_eq!(done.objects, 4);
 }
+
+/// An upload still arriving when gc runs on the served directory (its temporary pack is
+/// in `packs/`, and no lease is held until the body is in): gc leaves the temporary file
+/// alone, and the upload completes. The old gc deleted it (`--prune now`) and the upload
+/// failed with a 500.
+#[test]
+fn gc_leaves_an_upload_in_flight_alone() {
+    use remotelog::Id;
+    use std::io::{Read, Write};
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path().join("r");
+    let server = serve(&r, |_| {});
+    let msgs = common::msgs("in flight", 100);
+    let encoded: Vec<Vec<u8>> = msgs.iter().map(remotelog::object::encode_message).collect();
+    let mut w = remotelog::pack::PackWriter::create(t.path(), None, 3).unwrap();
+    for b in &encoded {
+        w.add(Id::of(b), b).unwrap();
+    }
+    let pack = std::fs::read(&w.finish().unwrap().tmp).unwrap();
+    let mut conn = std::net::TcpStream::connect(server.addr()).unwrap();
+    write!(
+        conn,
+        "POST /packs HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        pack.len()
+    )
+    .unwrap();
+    let half = pack.len() / 2;
+    conn.write_all(&pack[..half]).unwrap();
+    conn.flush().unwrap();
+    // Until the first bytes are on disk, gc would have nothing to delete.
+    let spooling = || {
+        walkdir::WalkDir::new(r.join("packs"))
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !spooling() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload never reached the store"
+        );
+        thread::sleep(std::time::Duration::from_millis(5));
+    }
+    ok(&r, &["gc", "--prune", "now"]);
+    assert!(spooling(), "gc deleted the upload's temporary pack");
+    conn.write_all(&pack[half..]).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let s = remotelog::FsStore::open(&r).unwrap();
+    for b in &encoded {
+        assert!(remotelog::Backend::has_object(&s, &Id::of(b)).unwrap());
+    }
+}
