@@ -200,7 +200,7 @@ pub fn token_from_env() -> Result<Option<String>> {
         }
     }
     match std::env::var_os(TOKEN_FILE_ENV) {
-        Some(p) if !p.is_empty() => crate::server::read_token_file(Path::new(&p)).map(Some),
+        Some(p) if !p.is_empty() => crate::wire::read_token_file(Path::new(&p)).map(Some),
         _ => Ok(None),
     }
 }
@@ -215,7 +215,7 @@ pub fn admin_token_from_env() -> Result<Option<String>> {
         }
     }
     match std::env::var_os(ADMIN_TOKEN_FILE_ENV) {
-        Some(p) if !p.is_empty() => crate::server::read_token_file(Path::new(&p)).map(Some),
+        Some(p) if !p.is_empty() => crate::wire::read_token_file(Path::new(&p)).map(Some),
         _ => Ok(None),
     }
 }
@@ -392,7 +392,7 @@ impl Conn {
                 b = b.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
             }
             if let Some(l) = &*self.lease.lock().unwrap_or_else(|p| p.into_inner()) {
-                b = b.header(crate::server::LEASE_HEADER, l);
+                b = b.header(crate::wire::LEASE_HEADER, l);
             }
             for (k, v) in headers {
                 b = b.header(*k, v);
@@ -575,7 +575,7 @@ impl HttpBackend {
         if r.status != 200 {
             return Err(self.refused(&Method::POST, "/packs", &r));
         }
-        let outcome: crate::server::PackOutcome = serde_json::from_slice(&r.body).map_err(|e| {
+        let outcome: crate::wire::PackOutcome = serde_json::from_slice(&r.body).map_err(|e| {
             Error::Invalid(format!(
                 "{} answered a pack upload with {e}: {}",
                 self.conn.base,
@@ -982,13 +982,13 @@ impl Backend for HttpBackend {
             412 => {
                 let current = r
                     .headers
-                    .get(crate::server::CURRENT_HEADER)
+                    .get(crate::wire::CURRENT_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
                 let actual = if current == "absent" {
                     None
                 } else {
-                    Some(self.parse_id_from(crate::server::CURRENT_HEADER, current)?)
+                    Some(self.parse_id_from(crate::wire::CURRENT_HEADER, current)?)
                 };
                 Err(Error::RefConflict {
                     name: name.to_string(),
@@ -997,7 +997,7 @@ impl Backend for HttpBackend {
                 })
             }
             // The server lacks part of the chain: the caller can upload and retry.
-            409 if r.headers.contains_key(crate::server::MISSING_HEADER) => {
+            409 if r.headers.contains_key(crate::wire::MISSING_HEADER) => {
                 let header = |h: &str| {
                     r.headers
                         .get(h)
@@ -1006,10 +1006,10 @@ impl Backend for HttpBackend {
                         .to_string()
                 };
                 let missing = self.parse_id_from(
-                    crate::server::MISSING_HEADER,
-                    &header(crate::server::MISSING_HEADER),
+                    crate::wire::MISSING_HEADER,
+                    &header(crate::wire::MISSING_HEADER),
                 )?;
-                let what = header(crate::server::MISSING_WHAT_HEADER);
+                let what = header(crate::wire::MISSING_WHAT_HEADER);
                 Err(Error::IncompleteChain {
                     name: name.to_string(),
                     missing,

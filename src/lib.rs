@@ -27,6 +27,7 @@ pub mod name;
 pub mod object;
 pub mod pack;
 pub mod progress;
+pub mod proto;
 pub mod remote;
 pub mod repack;
 pub mod server;
@@ -35,6 +36,7 @@ pub mod spec;
 pub mod store;
 pub mod sync;
 pub mod twirp;
+pub mod wire;
 
 pub use backend::{Backend, MemStore};
 pub use error::{Error, Result};

@@ -30,6 +30,9 @@ use crate::name::{self, RefName};
 use crate::object::decode_page;
 use crate::pack::{self, Pack};
 use crate::store::{FsStore, LOOSE_MAX};
+use crate::wire::{PackOutcome, CURRENT_HEADER, LEASE_HEADER, MISSING_HEADER, MISSING_WHAT_HEADER};
+// Kept at their old paths for the binary and the fuzz targets.
+pub use crate::wire::{read_token_file, MAX_PRESENT_IDS};
 
 /// Default `--listen` address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8001";
@@ -39,8 +42,6 @@ pub const DEFAULT_MAX_BODY: u64 = crate::store::MAX_OBJECT_SIZE;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default number of requests served at once; more wait for a slot.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
-/// Most ids one `POST /cas/present` may ask about.
-pub const MAX_PRESENT_IDS: usize = 100_000;
 /// Default `--max-memory`: what the requests being processed may hold at once for the
 /// bodies and blocks they work on (see [`Options::max_memory`]).
 pub const DEFAULT_MAX_MEMORY: u64 = 192 << 20;
@@ -73,16 +74,8 @@ pub const MAX_ADDED_OBJECT: u64 = pack::MAX_BLOCK as u64;
 /// Most objects (and most blocks) in one uploaded pack: twice what a writer puts in one
 /// pack, since a batch may overshoot by a copied block.
 pub const MAX_UPLOAD_OBJECTS: usize = 2 * pack::BATCH_MAX_OBJECTS;
-/// Header of a 409 answer to a ref update naming the first object its chain lacks.
-pub const MISSING_HEADER: &str = "x-remotelog-missing";
-/// Header of the same answer saying what that object is (`page ...`, `message ...`).
-pub const MISSING_WHAT_HEADER: &str = "x-remotelog-missing-what";
 /// The ref namespaces a client may write: native logs, and the Twirp NS.
-pub const WRITABLE: [&str; 2] = [name::LOGS, SPEC];
-/// Header of a 412 answer naming the ref's current value (hex, or `absent`).
-pub const CURRENT_HEADER: &str = "x-remotelog-current";
-/// Where the Twirp NS keeps its names: `refs/spec/<name>`.
-pub const SPEC: &str = crate::name::SPEC;
+pub const WRITABLE: [&str; 2] = [name::LOGS, name::SPEC];
 
 /// How to serve a store.
 #[derive(Debug, Clone)]
@@ -129,26 +122,6 @@ impl Options {
             log_requests: true,
         }
     }
-}
-
-/// Reads a token file: its content with surrounding whitespace trimmed, never empty.
-pub fn read_token_file(path: &Path) -> Result<String> {
-    use crate::error::IoContext;
-    let text = std::fs::read_to_string(path).at(path)?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{}: the token file is empty; put the token in it",
-            path.display()
-        )));
-    }
-    if token.chars().any(|c| c.is_control() || c == ' ') {
-        return Err(Error::Invalid(format!(
-            "{}: a token is one line without spaces or control characters",
-            path.display()
-        )));
-    }
-    Ok(token.to_string())
 }
 
 /// What every handler shares.
@@ -699,7 +672,7 @@ async fn guard(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let twirp = path.starts_with("/twirp/");
+    let twirp = path.starts_with(crate::wire::TWIRP_PREFIX);
     let slot_here =
         matches!(method, Method::GET | Method::HEAD | Method::DELETE) && path != "/healthz";
     // Waiting for a slot counts against the timeout too: a client sees one deadline.
@@ -827,9 +800,6 @@ pub(crate) async fn write_lease(
     })
     .await
 }
-
-/// The header naming the client lease a request is made under.
-pub const LEASE_HEADER: &str = "x-remotelog-lease";
 
 /// Stores one object unless present; true when it was written.
 pub(crate) fn put_one(store: &FsStore, id: Id, bytes: &[u8]) -> ApiResult<bool> {
@@ -1438,18 +1408,6 @@ async fn pack_get(
         *r.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
     Ok(r)
-}
-
-/// What an uploaded pack added.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct PackOutcome {
-    /// Objects in the upload.
-    pub objects: usize,
-    /// Of those, how many the store did not have.
-    pub new: usize,
-    /// The pack it became (`None`: small uploads become loose objects, and uploads with
-    /// nothing new are dropped).
-    pub pack: Option<String>,
 }
 
 async fn packs_upload(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Response> {

@@ -21,15 +21,13 @@ use crate::backend::{verify_id, Backend};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::log::{self, read_message, read_page, SettingsChange};
-use crate::name::{RefName, LOGS, SPEC};
+use crate::name::{RefName, IMPORTS, LOGS, SPEC};
 use crate::object::{decode_message, Message, Page};
-use crate::twirp::proto::vac::{cas, mvds, ns, remotelog};
+use crate::proto::vac::{cas, mvds, ns, remotelog};
 
 pub use remotelog::remote_log::Pair;
 pub use remotelog::RemoteLog;
 
-/// The folder below `refs/` holding what `import-spec` last imported into each log.
-pub const IMPORTS: &str = "imports";
 /// The index file, relative to the store root.
 pub const INDEX_FILE: &str = "spec-view/index-v1";
 /// Size of one index record: kind, native id, spec address, check.

@@ -10,8 +10,8 @@ use prost::Message as _;
 use remotelog::backend::Backend;
 use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
+use remotelog::proto::vac::{cas, mvds, ns};
 use remotelog::spec::{self, Limits, Pair, RemoteLog, SpecSource, TwirpSource};
-use remotelog::twirp::proto::vac::{cas, mvds, ns};
 use remotelog::{check, FsStore, Id, Message};
 
 mod common;
