@@ -17,6 +17,7 @@ pub mod error;
 pub mod forget;
 pub mod fsutil;
 pub mod gc;
+pub mod handler;
 pub mod http_client;
 pub mod id;
 pub mod lease;

@@ -17,16 +17,18 @@ use axum::response::{IntoResponse, Response};
 
 use crate::backend::Backend;
 use crate::error::Error;
+use crate::handler::{
+    add_need, added_body_max, blocking, put_one, Access, ApiError, AppState, Hold, Small, Spool,
+};
 use crate::id::Id;
 use crate::name::{self, RefName};
-use crate::server::{
-    add_need, added_body_max, blocking, put_one, read_small, spool, Access, ApiError, AppState,
-    TWIRP_READ_BODY_MAX,
-};
 use crate::store::FsStore;
 use crate::wire::{CAS_ADD, CAS_GET, NS_FETCH, NS_UPDATE, PROTOBUF};
 
 use crate::proto::vac::{cas, ns};
+
+/// Largest body of a Twirp read (`CAS/Get`, `NS/Fetch`): an address or a name.
+pub const TWIRP_READ_BODY_MAX: u64 = 64 << 10;
 
 /// Twirp's error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,43 +295,33 @@ async fn call(
         Route::CasAdd | Route::NsUpdate => Access::Write,
         Route::CasGet | Route::NsFetch => Access::Read,
     };
-    st.authorize(&headers, access)?;
     // Reads carry an address or a name, read into memory; writes carry content, written
     // to a temporary file as it arrives and read back under a slot and a share of
     // --max-memory. Either way the slot is taken once the body is in.
-    let (body, _memory, _slot, _lease) = match access {
+    let (body, _memory, _held) = match access {
         Access::Read => {
-            let small = read_small(
-                &st,
-                &headers,
+            let intake = Small {
                 body,
-                TWIRP_READ_BODY_MAX,
-                "what a Twirp read takes",
-            )
-            .await?;
-            (small.bytes.to_vec(), None, st.slot().await?, None)
+                limit: TWIRP_READ_BODY_MAX,
+                what: "what a Twirp read takes",
+            };
+            let (small, held) = st.admit(&headers, access, intake, Hold::Slot).await?;
+            (small.bytes.to_vec(), None, held)
         }
         _ => {
-            let up = spool(
-                &st,
-                &headers,
+            let intake = Spool {
                 body,
-                "objects",
-                added_body_max(&st) + (64 << 10),
-                "the largest object this server accepts (--max-body, at most 64 MiB)",
-            )
-            .await?;
-            let slot = st.slot().await?;
-            let lease = crate::server::write_lease(&st, &headers).await?;
+                dir: "objects",
+                limit: added_body_max(&st) + (64 << 10),
+                what: "the largest object this server accepts (--max-body, at most 64 MiB)",
+            };
+            let (up, held) = st
+                .admit(&headers, access, intake, Hold::SlotAndLease)
+                .await?;
             // The body and the decoded content, then the content and its compressed copy
-            // (JSON bytes are decoded from the body in place, see `json::bytes`).
+            // (JSON bytes are decoded from the body in place, see `proto::json::bytes`).
             let memory = st.reserve(add_need(up.len)).await?;
-            (
-                blocking(move || up.read_all()).await?,
-                Some(memory),
-                slot,
-                Some(lease),
-            )
+            (blocking(move || up.read_all()).await?, Some(memory), held)
         }
     };
     let max_content = added_body_max(&st);
