@@ -166,12 +166,16 @@ where
     T: Send + 'static,
     F: FnOnce() -> ApiResult<T> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("a server worker failed: {e}"),
-        )
-    })?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(worker_failed)?
+}
+
+fn worker_failed(e: tokio::task::JoinError) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("a server worker failed: {e}"),
+    )
 }
 
 /// What a request wants to do, for authorization.
@@ -478,10 +482,12 @@ pub(crate) async fn spool(
 ) -> ApiResult<Spooled> {
     let mut r = BodyReader::new(headers, body, limit, what)?;
     let dir = st.store.root().join(dir);
-    let mut out = blocking(move || Ok(StagedFile::create(&dir, ".upload")?)).await?;
     let mut head_hash = blake3::Hasher::new();
     let mut tail: Vec<u8> = Vec::with_capacity(64);
     let mut len = 0u64;
+    // One piece is written on the blocking pool while the next arrives; the body is never
+    // held whole, and a file dropped on the way (an error, a timeout) is removed.
+    let mut writing = tokio::task::spawn_blocking(move || StagedFile::create(&dir, ".upload"));
     while let Some(data) = r.next().await? {
         len += data.len() as u64;
         // Hash all but the last 32 bytes seen so far.
@@ -496,14 +502,13 @@ pub(crate) async fn spool(
             head_hash.update(&tail[..cut]);
             tail.drain(..cut);
         }
-        // Each piece as it comes: the body is never held whole, and a file dropped on
-        // the way (an error, a timeout) is removed.
-        out = blocking(move || {
+        let mut out = written(writing).await?;
+        writing = tokio::task::spawn_blocking(move || {
             out.write_all(&data)?;
             Ok(out)
-        })
-        .await?;
+        });
     }
+    let out = written(writing).await?;
     let (file, tmp) = blocking(move || {
         out.sync()?;
         Ok(out.into_parts())
@@ -516,6 +521,11 @@ pub(crate) async fn spool(
         head_hash,
         tail,
     })
+}
+
+/// The staged file once the write in flight is done.
+async fn written(w: tokio::task::JoinHandle<crate::Result<StagedFile>>) -> ApiResult<StagedFile> {
+    Ok(w.await.map_err(worker_failed)??)
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
