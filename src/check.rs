@@ -180,7 +180,7 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
         Err(e) => r.problems.push(e.to_string()),
     }
     // What `import-spec` last imported into each log: a small record object.
-    let imports = match b.list_refs_lenient(crate::spec::IMPORTS) {
+    let imports = match b.list_refs_lenient(crate::name::IMPORTS) {
         Ok((refs, damaged)) => {
             r.problems.extend(damaged);
             refs

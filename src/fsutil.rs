@@ -75,13 +75,59 @@ impl Staged {
 /// Writes `bytes` to a new temporary file in `dir` (no fsync). The file is removed again
 /// if the `Staged` is dropped without being persisted.
 pub fn stage(dir: &Path, bytes: &[u8]) -> Result<Staged> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TMP_PREFIX)
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .tempfile_in(dir)
-        .at(dir)?;
+    let mut tmp = temp_in(dir, "")?;
     tmp.write_all(bytes).at(tmp.path())?;
     Ok(Staged(tmp.into_temp_path()))
+}
+
+/// A new, empty temporary file in `dir`, named [`TMP_PREFIX`]...`suffix`, readable by all.
+fn temp_in(dir: &Path, suffix: &str) -> Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .suffix(suffix)
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)
+        .at(dir)
+}
+
+/// A file staged while its bytes arrive (an upload the server receives): created empty
+/// under a temporary name, written piece by piece, made durable by [`StagedFile::sync`].
+/// It is removed when dropped, or when what [`StagedFile::into_parts`] gives is dropped,
+/// unless it was renamed into place first.
+pub struct StagedFile {
+    file: File,
+    path: TempPath,
+}
+
+impl StagedFile {
+    /// An empty staged file in `dir`, which is created (durably) if missing; `suffix`
+    /// ends its temporary name and says what it is (`.upload`).
+    pub fn create(dir: &Path, suffix: &str) -> Result<StagedFile> {
+        create_dir_durable(dir)?;
+        let (file, path) = temp_in(dir, suffix)?.into_parts();
+        Ok(StagedFile { file, path })
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `bytes`.
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file.write_all(bytes).at(&self.path)
+    }
+
+    /// fsyncs what was written.
+    pub fn sync(&self) -> Result<()> {
+        self.file.sync_all().at(&self.path)
+    }
+
+    /// The open file, positioned at its end, and its name (the file is removed when the
+    /// name is dropped).
+    pub fn into_parts(self) -> (File, TempPath) {
+        (self.file, self.path)
+    }
 }
 
 /// Flushes every dirty page of the file system holding `path`, metadata included.
@@ -290,5 +336,27 @@ mod tests {
         create_dir_durable(&p).unwrap();
         assert!(p.is_dir());
         create_dir_durable(&p).unwrap();
+    }
+
+    #[test]
+    fn a_staged_file_fills_piece_by_piece_and_goes_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let uploads = dir.path().join("packs");
+        let mut f = StagedFile::create(&uploads, ".upload").unwrap();
+        let name = f.path().file_name().unwrap().to_str().unwrap().to_string();
+        assert!(is_tmp_name(&name) && name.ends_with(".upload"), "{name}");
+        f.write_all(b"one ").unwrap();
+        f.write_all(b"two").unwrap();
+        f.sync().unwrap();
+        let (file, path) = f.into_parts();
+        assert_eq!(fs::read(&path).unwrap(), b"one two");
+        assert_eq!(file.metadata().unwrap().len(), 7);
+        drop(path);
+        assert_eq!(fs::read_dir(&uploads).unwrap().count(), 0);
+        // Dropped before it is complete (a failed upload), it leaves nothing either.
+        let mut f = StagedFile::create(&uploads, ".upload").unwrap();
+        f.write_all(b"half").unwrap();
+        drop(f);
+        assert_eq!(fs::read_dir(&uploads).unwrap().count(), 0);
     }
 }

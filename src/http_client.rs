@@ -10,6 +10,11 @@
 //! rather than objects. One
 //! keep-alive connection is reused; idempotent requests are retried with backoff when the
 //! connection fails, writes that are not are never retried blindly.
+//!
+//! [`Transport`] is how every HTTP client here reaches its server, this one and the Twirp
+//! import ([`crate::spec::TwirpSource`]) alike: one agent with the timeouts of
+//! [`Patience`], the token, the lease header, retries and one mapping of failures to
+//! errors.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -74,7 +79,7 @@ pub struct Patience {
 }
 
 /// Why reading an answer's body stopped.
-pub(crate) enum BodyError {
+enum BodyError {
     /// The connection failed or a read timed out.
     Io(std::io::Error),
     /// It arrives slower than [`MIN_BODY_RATE`] allows: (bytes, time).
@@ -101,7 +106,7 @@ impl Patience {
     }
 
     /// An agent with these timeouts (HTTP errors are answers, not errors).
-    pub(crate) fn agent(&self) -> ureq::Agent {
+    fn agent(&self) -> ureq::Agent {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
@@ -116,7 +121,7 @@ impl Patience {
 
     /// Reads a body whole, at most `max` bytes, refusing one that arrives too slowly:
     /// ureq bounds each read and the whole body in time, this the pace in between.
-    pub(crate) fn read_body(
+    fn read_body(
         &self,
         mut r: impl std::io::Read,
         max: u64,
@@ -145,7 +150,7 @@ impl Patience {
     }
 
     /// The error for a body that arrives too slowly from `url`.
-    pub(crate) fn too_slow(&self, url: &str, bytes: usize, took: Duration) -> Error {
+    fn too_slow(&self, url: &str, bytes: usize, took: Duration) -> Error {
         Error::Invalid(format!(
             "{url}: the answer arrives too slowly ({bytes} bytes in {} s; after the first {} s at least {MIN_BODY_RATE} bytes/s are needed); check the network and the server, then retry",
             took.as_secs(),
@@ -200,7 +205,7 @@ pub fn token_from_env() -> Result<Option<String>> {
         }
     }
     match std::env::var_os(TOKEN_FILE_ENV) {
-        Some(p) if !p.is_empty() => crate::server::read_token_file(Path::new(&p)).map(Some),
+        Some(p) if !p.is_empty() => crate::wire::read_token_file(Path::new(&p)).map(Some),
         _ => Ok(None),
     }
 }
@@ -215,29 +220,36 @@ pub fn admin_token_from_env() -> Result<Option<String>> {
         }
     }
     match std::env::var_os(ADMIN_TOKEN_FILE_ENV) {
-        Some(p) if !p.is_empty() => crate::server::read_token_file(Path::new(&p)).map(Some),
+        Some(p) if !p.is_empty() => crate::wire::read_token_file(Path::new(&p)).map(Some),
         _ => Ok(None),
     }
 }
 
 /// A reply read whole.
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Vec<u8>,
+pub(crate) struct Reply {
+    /// Its status.
+    pub(crate) status: u16,
+    /// Its headers.
+    pub(crate) headers: http::HeaderMap,
+    /// Its body.
+    pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
-    fn text(&self) -> String {
+    /// The body as trimmed text.
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).trim().to_string()
     }
 }
 
 /// What a request sends.
 #[derive(Clone, Copy)]
-enum Payload<'a> {
+pub(crate) enum Payload<'a> {
+    /// No body.
     Empty,
+    /// These bytes.
     Bytes(&'a [u8]),
+    /// The content of this file.
     File(&'a Path),
 }
 
@@ -279,22 +291,45 @@ impl Cache {
     }
 }
 
-/// How requests reach one server: its URL, the agent with its timeouts, and the token.
-/// Cheap to clone (the agent shares its connections), so a lease's heartbeat thread can
-/// hold one.
+/// How requests reach one HTTP server, for every client here (the native API of
+/// [`HttpBackend`], the Twirp import of [`crate::spec::TwirpSource`]): its URL, one agent
+/// with the timeouts of [`Patience`], the bearer token, the lease header, retries of
+/// idempotent requests, and one mapping of failures to errors. Cheap to clone (the agent
+/// shares its connections), so a lease's heartbeat thread can hold one.
 #[derive(Clone)]
-struct Conn {
-    base: String,
+pub(crate) struct Transport {
+    /// The server's URL (`http://HOST:PORT[/PREFIX]`, no trailing slash).
+    pub(crate) base: String,
     agent: ureq::Agent,
     patience: Patience,
     token: Option<String>,
     /// The server lease this client holds, sent with every request.
-    lease: std::sync::Arc<Mutex<Option<String>>>,
+    pub(crate) lease: std::sync::Arc<Mutex<Option<String>>>,
+    /// What the server is, for errors: "remotelog server", "Twirp server".
+    what: &'static str,
+    /// What to do when it cannot be reached.
+    hint: &'static str,
+}
+
+/// One request, for [`Transport::send`].
+pub(crate) struct Call<'a> {
+    /// The method.
+    pub(crate) method: Method,
+    /// The path after the base URL, with its query.
+    pub(crate) path: &'a str,
+    /// The body.
+    pub(crate) payload: Payload<'a>,
+    /// Headers beside the token and the lease.
+    pub(crate) headers: &'a [(&'a str, String)],
+    /// Whether the request may be sent again when its connection fails.
+    pub(crate) idempotent: bool,
+    /// The largest answer read.
+    pub(crate) max: u64,
 }
 
 /// A store served by `remotelog serve`, reached over HTTP.
 pub struct HttpBackend {
-    conn: Conn,
+    conn: Transport,
     cache: Mutex<Cache>,
     /// Remote pack indexes already fetched: a transfer asks for blocks chunk by chunk.
     indexes: Mutex<RemotePacks>,
@@ -329,14 +364,14 @@ fn is_connection_error(e: &ureq::Error) -> bool {
 /// A writer lease held on a server across requests (http-api.md section 10): renewed by a
 /// heartbeat thread every third of its time to live, released when dropped.
 struct ClientLease {
-    conn: Conn,
+    conn: Transport,
     id: String,
     stop: Option<std::sync::mpsc::Sender<()>>,
     beat: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ClientLease {
-    fn start(conn: Conn, id: &str, ttl: Duration) -> ClientLease {
+    fn start(conn: Transport, id: &str, ttl: Duration) -> ClientLease {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let path = format!("/leases/{id}");
         let c = conn.clone();
@@ -374,8 +409,31 @@ impl Drop for ClientLease {
     }
 }
 
-impl Conn {
-    fn request(
+impl Transport {
+    /// A transport to the server at `url` (checked with [`normalize_url`]) sending `token`
+    /// as a bearer token; `what` names the server in errors and `hint` says what to do
+    /// when it cannot be reached. The timeouts come from [`Patience::from_env`].
+    pub(crate) fn new(
+        url: &str,
+        token: Option<String>,
+        what: &'static str,
+        hint: &'static str,
+    ) -> Result<Transport> {
+        let base = normalize_url(url)?;
+        let patience = Patience::from_env()?;
+        Ok(Transport {
+            base,
+            agent: patience.agent(),
+            patience,
+            token,
+            lease: Default::default(),
+            what,
+            hint,
+        })
+    }
+
+    /// Sends a request whose answer may be as large as any answer of a remotelog server.
+    pub(crate) fn request(
         &self,
         method: Method,
         path: &str,
@@ -383,6 +441,33 @@ impl Conn {
         headers: &[(&str, String)],
         idempotent: bool,
     ) -> Result<Reply> {
+        let call = Call {
+            method,
+            path,
+            payload,
+            headers,
+            idempotent,
+            max: RESPONSE_MAX,
+        };
+        self.send(call, &|url| {
+            Error::Invalid(format!(
+                "{url}: the answer is larger than {RESPONSE_MAX} bytes, more than any answer of a remotelog server; check the URL"
+            ))
+        })
+    }
+
+    /// Sends `call` and reads its answer whole; `too_big` is the error for an answer of
+    /// more than `call.max` bytes (given the URL). An idempotent request whose connection
+    /// fails is sent again, up to [`ATTEMPTS`] times with backoff.
+    pub(crate) fn send(&self, call: Call<'_>, too_big: &dyn Fn(&str) -> Error) -> Result<Reply> {
+        let Call {
+            method,
+            path,
+            payload,
+            headers,
+            idempotent,
+            max,
+        } = call;
         let url = format!("{}{path}", self.base);
         let mut delay = Duration::from_millis(100);
         let mut attempt = 1;
@@ -392,7 +477,7 @@ impl Conn {
                 b = b.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
             }
             if let Some(l) = &*self.lease.lock().unwrap_or_else(|p| p.into_inner()) {
-                b = b.header(crate::server::LEASE_HEADER, l);
+                b = b.header(crate::wire::LEASE_HEADER, l);
             }
             for (k, v) in headers {
                 b = b.header(*k, v);
@@ -415,7 +500,7 @@ impl Conn {
                     let status = resp.status().as_u16();
                     let (parts, body) = resp.into_parts();
                     let reader = body.into_with_config().limit(u64::MAX).reader();
-                    match self.patience.read_body(reader, RESPONSE_MAX) {
+                    match self.patience.read_body(reader, max) {
                         Ok(body) => Ok(Reply {
                             status,
                             headers: parts.headers,
@@ -424,11 +509,7 @@ impl Conn {
                         Err(BodyError::Slow(bytes, took)) => {
                             return Err(self.patience.too_slow(&url, bytes, took))
                         }
-                        Err(BodyError::TooBig) => {
-                            return Err(Error::Invalid(format!(
-                                "{url}: the answer is larger than {RESPONSE_MAX} bytes, more than any answer of a remotelog server; check the URL"
-                            )))
-                        }
+                        Err(BodyError::TooBig) => return Err(too_big(&url)),
                         // ureq's own errors (a timeout) come back wrapped in io::Error.
                         Err(BodyError::Io(e)) => Err(ureq::Error::from(e)),
                     }
@@ -443,9 +524,15 @@ impl Conn {
                 }
                 Err(e) => {
                     return Err(Error::Invalid(format!(
-                        "cannot reach the remotelog server at {} ({method} {path}: {e}{}); is `remotelog serve` running there?",
+                        "cannot reach the {} at {} ({method} {path}: {e}{}); {}",
+                        self.what,
                         self.base,
-                        if attempt > 1 { format!(", tried {attempt} times") } else { String::new() }
+                        if attempt > 1 {
+                            format!(", tried {attempt} times")
+                        } else {
+                            String::new()
+                        },
+                        self.hint
                     )))
                 }
             }
@@ -473,16 +560,13 @@ impl HttpBackend {
     /// Connects to the server at `url` (checking that it is a remotelog server), sending
     /// `token` as a bearer token with every request.
     pub fn open(url: &str, token: Option<String>) -> Result<HttpBackend> {
-        let base = normalize_url(url)?;
-        let patience = Patience::from_env()?;
         let backend = HttpBackend {
-            conn: Conn {
-                base,
-                agent: patience.agent(),
-                patience,
+            conn: Transport::new(
+                url,
                 token,
-                lease: Default::default(),
-            },
+                "remotelog server",
+                "is `remotelog serve` running there?",
+            )?,
             cache: Mutex::new(Cache::default()),
             indexes: Mutex::new(RemotePacks::default()),
         };
@@ -575,7 +659,7 @@ impl HttpBackend {
         if r.status != 200 {
             return Err(self.refused(&Method::POST, "/packs", &r));
         }
-        let outcome: crate::server::PackOutcome = serde_json::from_slice(&r.body).map_err(|e| {
+        let outcome: crate::wire::PackOutcome = serde_json::from_slice(&r.body).map_err(|e| {
             Error::Invalid(format!(
                 "{} answered a pack upload with {e}: {}",
                 self.conn.base,
@@ -982,13 +1066,13 @@ impl Backend for HttpBackend {
             412 => {
                 let current = r
                     .headers
-                    .get(crate::server::CURRENT_HEADER)
+                    .get(crate::wire::CURRENT_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
                 let actual = if current == "absent" {
                     None
                 } else {
-                    Some(self.parse_id_from(crate::server::CURRENT_HEADER, current)?)
+                    Some(self.parse_id_from(crate::wire::CURRENT_HEADER, current)?)
                 };
                 Err(Error::RefConflict {
                     name: name.to_string(),
@@ -997,7 +1081,7 @@ impl Backend for HttpBackend {
                 })
             }
             // The server lacks part of the chain: the caller can upload and retry.
-            409 if r.headers.contains_key(crate::server::MISSING_HEADER) => {
+            409 if r.headers.contains_key(crate::wire::MISSING_HEADER) => {
                 let header = |h: &str| {
                     r.headers
                         .get(h)
@@ -1006,10 +1090,10 @@ impl Backend for HttpBackend {
                         .to_string()
                 };
                 let missing = self.parse_id_from(
-                    crate::server::MISSING_HEADER,
-                    &header(crate::server::MISSING_HEADER),
+                    crate::wire::MISSING_HEADER,
+                    &header(crate::wire::MISSING_HEADER),
                 )?;
-                let what = header(crate::server::MISSING_WHAT_HEADER);
+                let what = header(crate::wire::MISSING_WHAT_HEADER);
                 Err(Error::IncompleteChain {
                     name: name.to_string(),
                     missing,

@@ -57,11 +57,23 @@ pub fn validate(name: &str) -> Result<()> {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RefName(String);
 
+// The ref namespaces, all of them (format/store-v1.md section 4): every use of a
+// namespace names one of these.
+
 /// The folder below `refs/` holding the heads of logs.
 pub const LOGS: &str = "logs";
 
 /// The folder below `refs/` holding names written through the 3/REMOTE-LOG NS service.
 pub const SPEC: &str = "spec";
+
+/// The folder below `refs/` holding tracking refs: `remotes/<remote>/<log>`.
+pub const REMOTES: &str = "remotes";
+
+/// The folder below `refs/` holding what `import-spec` last imported into each log.
+pub const IMPORTS: &str = "imports";
+
+/// The ref naming the newest pack of the store's pack chain.
+pub const PACKS: &str = "packs";
 
 impl RefName {
     /// The head ref of log `name`, after validating the name.

@@ -14,8 +14,8 @@ use crate::store::FsStore;
 
 /// First line of the `remotes` file.
 pub const MAGIC: &str = "remotelog-remotes";
-/// The folder below `refs/` holding tracking refs.
-pub const REMOTES: &str = "remotes";
+// At its old path too, for gc and clone.
+pub use crate::name::REMOTES;
 /// The remote `clone` registers, and push/pull use by default.
 pub const ORIGIN: &str = "origin";
 

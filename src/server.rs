@@ -13,23 +13,29 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path as UrlPath, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
 use axum::Router;
-use http_body_util::BodyExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::handler::{
+    add_need, added_body_max, etag, lease_id, parse_id, put_one, set_header, Access, ApiError,
+    ApiResult, AppState, Hold, Intake, NoBody, Small, Spool, Spooled, BODY_MEMORY, LEASE_WAIT,
+};
 use crate::id::{is_lower_hex, Id};
 use crate::name::{self, RefName};
 use crate::object::decode_page;
 use crate::pack::{self, Pack};
 use crate::store::{FsStore, LOOSE_MAX};
+use crate::wire::PackOutcome;
+// Kept at their old paths for the binary and the fuzz targets.
+pub use crate::wire::{read_token_file, MAX_PRESENT_IDS};
 
 /// Default `--listen` address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8001";
@@ -39,50 +45,25 @@ pub const DEFAULT_MAX_BODY: u64 = crate::store::MAX_OBJECT_SIZE;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default number of requests served at once; more wait for a slot.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
-/// Most ids one `POST /cas/present` may ask about.
-pub const MAX_PRESENT_IDS: usize = 100_000;
 /// Default `--max-memory`: what the requests being processed may hold at once for the
 /// bodies and blocks they work on (see [`Options::max_memory`]).
 pub const DEFAULT_MAX_MEMORY: u64 = 192 << 20;
 /// Longest a client may take to send a request's headers; a keep-alive connection idle
 /// this long is closed too (hyper times both from the end of the previous answer).
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// A request body that sends nothing for this long is cut off.
-pub const BODY_STALL: Duration = Duration::from_secs(10);
-/// After [`BODY_GRACE`], a body must have arrived at this many bytes per second on average.
-pub const MIN_BODY_RATE: u64 = 1024;
-/// How long a body may take before [`MIN_BODY_RATE`] applies.
-pub const BODY_GRACE: Duration = Duration::from_secs(10);
 /// Connections served at once; more wait in the listen queue until one closes.
 pub const MAX_CONNECTIONS: usize = 512;
 /// Largest request head (request line and headers) a connection buffers.
 pub const MAX_HEAD_BYTES: usize = 64 << 10;
-/// Bodies held in memory before their request gets a slot, all requests together; a
-/// body that does not fit is answered 503. Only small bodies are read into memory (ids,
-/// names); objects and packs are written to a temporary file and never count here.
-pub const BODY_MEMORY: u64 = 64 << 20;
 /// Largest body of `POST /cas/present`: 100,000 ids of 64 hex digits and CR LF.
 pub const PRESENT_BODY_MAX: u64 = MAX_PRESENT_IDS as u64 * 66 + 1024;
 /// Largest body of a ref update (`PUT /ns/...`): an id and a newline, with room for spaces.
 pub const REF_BODY_MAX: u64 = 1024;
-/// Largest body of a Twirp read (`CAS/Get`, `NS/Fetch`): an address or a name.
-pub const TWIRP_READ_BODY_MAX: u64 = 64 << 10;
-/// Largest object a client may add with `POST /cas`, `CAS/Add` or `NS/Update`: the
-/// largest block a pack may hold, so that every stored object can be packed and served.
-pub const MAX_ADDED_OBJECT: u64 = pack::MAX_BLOCK as u64;
 /// Most objects (and most blocks) in one uploaded pack: twice what a writer puts in one
 /// pack, since a batch may overshoot by a copied block.
 pub const MAX_UPLOAD_OBJECTS: usize = 2 * pack::BATCH_MAX_OBJECTS;
-/// Header of a 409 answer to a ref update naming the first object its chain lacks.
-pub const MISSING_HEADER: &str = "x-remotelog-missing";
-/// Header of the same answer saying what that object is (`page ...`, `message ...`).
-pub const MISSING_WHAT_HEADER: &str = "x-remotelog-missing-what";
 /// The ref namespaces a client may write: native logs, and the Twirp NS.
-pub const WRITABLE: [&str; 2] = [name::LOGS, SPEC];
-/// Header of a 412 answer naming the ref's current value (hex, or `absent`).
-pub const CURRENT_HEADER: &str = "x-remotelog-current";
-/// Where the Twirp NS keeps its names: `refs/spec/<name>`.
-pub const SPEC: &str = crate::name::SPEC;
+pub const WRITABLE: [&str; 2] = [name::LOGS, name::SPEC];
 
 /// How to serve a store.
 #[derive(Debug, Clone)]
@@ -131,539 +112,7 @@ impl Options {
     }
 }
 
-/// Reads a token file: its content with surrounding whitespace trimmed, never empty.
-pub fn read_token_file(path: &Path) -> Result<String> {
-    use crate::error::IoContext;
-    let text = std::fs::read_to_string(path).at(path)?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{}: the token file is empty; put the token in it",
-            path.display()
-        )));
-    }
-    if token.chars().any(|c| c.is_control() || c == ' ') {
-        return Err(Error::Invalid(format!(
-            "{}: a token is one line without spaces or control characters",
-            path.display()
-        )));
-    }
-    Ok(token.to_string())
-}
-
-/// What every handler shares.
-pub(crate) struct AppState {
-    pub(crate) store: FsStore,
-    token: Option<String>,
-    read_only: bool,
-    private: bool,
-    pub(crate) max_body: u64,
-    timeout: Duration,
-    slots: tokio::sync::Semaphore,
-    /// Bytes of bodies held in memory before a slot ([`BODY_MEMORY`]).
-    body_memory: Arc<tokio::sync::Semaphore>,
-    /// KiB the requests holding a slot may use for their work (`--max-memory`).
-    work_memory: Arc<tokio::sync::Semaphore>,
-    work_memory_kib: u64,
-    admin_token: Option<String>,
-    log_requests: bool,
-}
-
 type St = State<Arc<AppState>>;
-
-/// An error answer: a status and a one-line message saying what to do.
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    pub(crate) status: StatusCode,
-    pub(crate) msg: String,
-    etag: Option<Option<Id>>,
-    /// The first object a refused ref update lacks, and what it is.
-    missing: Option<(Id, String)>,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, msg: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            msg: msg.into(),
-            etag: None,
-            missing: None,
-        }
-    }
-
-    fn bad(msg: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, msg)
-    }
-
-    /// Maps a store error: the client's fault is 4xx, the server's is 500 (and logged).
-    pub(crate) fn from_store(e: Error) -> ApiError {
-        match e {
-            Error::ObjectMissing { id, .. } => ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("object {id} is not in this store"),
-            ),
-            Error::InvalidName { .. } => ApiError::bad(e.to_string()),
-            Error::RefConflict { actual, .. } => ApiError {
-                status: StatusCode::PRECONDITION_FAILED,
-                msg: e.to_string(),
-                etag: Some(actual),
-                missing: None,
-            },
-            Error::IncompleteChain {
-                ref name,
-                missing,
-                ref what,
-                ..
-            } => ApiError {
-                status: StatusCode::CONFLICT,
-                msg: format!(
-                    "ref {name} was not moved: {what} {missing} is not in this store; upload it first (POST /packs or POST /cas) and retry"
-                ),
-                etag: None,
-                missing: Some((missing, what.clone())),
-            },
-            Error::Locked { .. } => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the store is busy (a lock is held, or gc is running); try again shortly",
-            ),
-            other => {
-                eprintln!("remotelog serve: error: {other}");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("the server failed: {other}"),
-                )
-            }
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut r = (
-            self.status,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("{}\n", self.msg),
-        )
-            .into_response();
-        if let Some(current) = self.etag {
-            // A failed compare-and-swap says what the ref holds now, so the client can
-            // report it (and retry from it) without another request.
-            let shown = current.map_or_else(|| "absent".to_string(), |id| id.to_hex());
-            set_header(r.headers_mut(), CURRENT_HEADER, &shown);
-            if let Some(id) = current {
-                set_header(r.headers_mut(), header::ETAG, &etag(&id));
-            }
-        }
-        if let Some((id, what)) = &self.missing {
-            // So that a client can tell "upload again and retry" from other conflicts.
-            set_header(r.headers_mut(), MISSING_HEADER, &id.to_hex());
-            set_header(r.headers_mut(), MISSING_WHAT_HEADER, what);
-        }
-        if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"remotelog\""),
-            );
-        }
-        r
-    }
-}
-
-type ApiResult<T> = std::result::Result<T, ApiError>;
-
-fn etag(id: &Id) -> String {
-    format!("\"{id}\"")
-}
-
-/// Runs store code on the blocking pool.
-pub(crate) async fn blocking<T, F>(f: F) -> ApiResult<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> ApiResult<T> + Send + 'static,
-{
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("a server worker failed: {e}"),
-        )
-    })?
-}
-
-/// What a request wants to do, for authorization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
-    Read,
-    Write,
-    /// `POST /gc`: only with the admin token.
-    Admin,
-}
-
-/// The bearer token a request carries.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-}
-
-impl AppState {
-    /// Checks read-only mode and the bearer token.
-    pub(crate) fn authorize(&self, headers: &HeaderMap, access: Access) -> ApiResult<()> {
-        if access != Access::Read && self.read_only {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "this server is read-only (started with --read-only); it refuses writes",
-            ));
-        }
-        if access == Access::Admin {
-            return self.authorize_admin(headers);
-        }
-        let Some(token) = &self.token else {
-            return Ok(());
-        };
-        if access == Access::Read && !self.private {
-            return Ok(());
-        }
-        let what = if access == Access::Write {
-            "writes"
-        } else {
-            "reads (it is --private)"
-        };
-        let given = bearer(headers);
-        match given {
-            None => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                format!("this server needs a token for {what}: send `Authorization: Bearer <token>` (the remotelog client reads it from REMOTELOG_TOKEN or REMOTELOG_TOKEN_FILE)"),
-            )),
-            Some(t) if constant_time_eq(t.as_bytes(), token.as_bytes()) => Ok(()),
-            Some(_) => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                format!("the token was refused for {what}; check REMOTELOG_TOKEN / REMOTELOG_TOKEN_FILE against the server's --token-file"),
-            )),
-        }
-    }
-}
-
-impl AppState {
-    /// gc deletes, so it needs a token of its own: a writer's token must not be enough.
-    fn authorize_admin(&self, headers: &HeaderMap) -> ApiResult<()> {
-        let Some(admin) = &self.admin_token else {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "this server does not run gc over HTTP: start it with --admin-token-file FILE (a token other than the writers'), or run `remotelog gc` on its directory",
-            ));
-        };
-        match bearer(headers) {
-            Some(t) if constant_time_eq(t.as_bytes(), admin.as_bytes()) => Ok(()),
-            Some(t)
-                if self
-                    .token
-                    .as_ref()
-                    .is_some_and(|w| constant_time_eq(t.as_bytes(), w.as_bytes())) =>
-            {
-                Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "the writers' token cannot run gc; send the admin token (the client reads it from REMOTELOG_ADMIN_TOKEN or REMOTELOG_ADMIN_TOKEN_FILE)",
-                ))
-            }
-            Some(_) => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "the admin token was refused for gc; check REMOTELOG_ADMIN_TOKEN / REMOTELOG_ADMIN_TOKEN_FILE against the server's --admin-token-file",
-            )),
-            None => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "gc needs the admin token: send `Authorization: Bearer <admin token>` (the remotelog client reads it from REMOTELOG_ADMIN_TOKEN or REMOTELOG_ADMIN_TOKEN_FILE)",
-            )),
-        }
-    }
-
-    /// A slot to do the request's work in (`--max-concurrency`). Requests take it once
-    /// their body is in, so slow clients never hold one.
-    pub(crate) async fn slot(&self) -> ApiResult<tokio::sync::SemaphorePermit<'_>> {
-        self.slots.acquire().await.map_err(|_| stopping())
-    }
-
-    /// Reserves `bytes` of `--max-memory` for the work of a request holding a slot,
-    /// waiting until that much is free.
-    pub(crate) async fn reserve(&self, bytes: u64) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
-        let kib = bytes.div_ceil(1024).max(1);
-        if kib > self.work_memory_kib {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "this request needs {} MiB to be processed, more than the server's --max-memory of {} MiB",
-                    bytes.div_ceil(1 << 20),
-                    self.work_memory_kib / 1024
-                ),
-            ));
-        }
-        let n = u32::try_from(kib).unwrap_or(u32::MAX);
-        self.work_memory
-            .clone()
-            .acquire_many_owned(n)
-            .await
-            .map_err(|_| stopping())
-    }
-}
-
-fn stopping() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the server is stopping; try again shortly",
-    )
-}
-
-/// Compares without an early exit, so the time taken does not reveal a matching prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for (i, x) in a.iter().enumerate() {
-        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
-}
-
-/// Reads a request body chunk by chunk, cutting off a client that sends too slowly: no
-/// pause longer than [`BODY_STALL`], and after [`BODY_GRACE`] at least [`MIN_BODY_RATE`]
-/// bytes per second on average. Slow bodies hold a connection, never a slot.
-struct BodyReader {
-    body: Body,
-    start: Instant,
-    received: u64,
-    limit: u64,
-    what: &'static str,
-}
-
-impl BodyReader {
-    /// A reader of `body` refusing more than `limit` bytes (`what` names the limit in
-    /// errors); a `Content-Length` over it is refused before anything is read.
-    fn new(headers: &HeaderMap, body: Body, limit: u64, what: &'static str) -> ApiResult<Self> {
-        if let Some(len) = content_length(headers) {
-            if len > limit {
-                return Err(too_big(Some(len), limit, what));
-            }
-        }
-        Ok(BodyReader {
-            body,
-            start: Instant::now(),
-            received: 0,
-            limit,
-            what,
-        })
-    }
-
-    /// The next chunk of data, `None` at the end.
-    async fn next(&mut self) -> ApiResult<Option<Bytes>> {
-        loop {
-            // The rate rule holds until GRACE + received / RATE; no wait beyond STALL.
-            let rate_deadline = BODY_GRACE
-                + Duration::from_millis(self.received.saturating_mul(1000) / MIN_BODY_RATE);
-            let wait = rate_deadline
-                .saturating_sub(self.start.elapsed())
-                .min(BODY_STALL);
-            let frame = match tokio::time::timeout(wait, self.body.frame()).await {
-                Ok(f) => f,
-                Err(_) => return Err(self.too_slow()),
-            };
-            let Some(frame) = frame else {
-                return Ok(None);
-            };
-            let frame = frame
-                .map_err(|e| ApiError::bad(format!("could not read the request body: {e}")))?;
-            if let Ok(data) = frame.into_data() {
-                self.received += data.len() as u64;
-                if self.received > self.limit {
-                    return Err(too_big(None, self.limit, self.what));
-                }
-                return Ok(Some(data));
-            }
-        }
-    }
-
-    fn too_slow(&self) -> ApiError {
-        ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the request body came too slowly ({} bytes in {:.0}s): a body may not pause for {}s, and after {}s must average {} bytes/s; send it at once",
-                self.received,
-                self.start.elapsed().as_secs_f64(),
-                BODY_STALL.as_secs(),
-                BODY_GRACE.as_secs(),
-                MIN_BODY_RATE
-            ),
-        )
-    }
-}
-
-/// A small request body read into memory, with its share of [`BODY_MEMORY`].
-pub(crate) struct SmallBody {
-    pub(crate) bytes: Bytes,
-    _memory: Option<tokio::sync::OwnedSemaphorePermit>,
-}
-
-/// Reads a small body (ids, a name) into memory: at most `limit` bytes, counted against
-/// [`BODY_MEMORY`] as it arrives, so that many clients sending at once cannot exhaust the
-/// server's memory (when it is spent the answer is 503, try again).
-pub(crate) async fn read_small(
-    st: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-    limit: u64,
-    what: &'static str,
-) -> ApiResult<SmallBody> {
-    let mut r = BodyReader::new(headers, body, limit, what)?;
-    let mut buf = Vec::new();
-    let mut memory: Option<tokio::sync::OwnedSemaphorePermit> = None;
-    while let Some(chunk) = r.next().await? {
-        let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
-        let more = st.body_memory.clone().try_acquire_many_owned(n).map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the server is receiving too many request bodies at once ({} MiB in memory); try again shortly",
-                    BODY_MEMORY >> 20
-                ),
-            )
-        })?;
-        match &mut memory {
-            Some(m) => m.merge(more),
-            None => memory = Some(more),
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(SmallBody {
-        bytes: Bytes::from(buf),
-        _memory: memory,
-    })
-}
-
-/// A body written to a temporary file in the store as it arrived.
-pub(crate) struct Spooled {
-    /// The file, positioned at its end.
-    pub(crate) file: std::fs::File,
-    /// Its path; the file is removed when this is dropped.
-    pub(crate) tmp: tempfile::TempPath,
-    /// Its length.
-    pub(crate) len: u64,
-    /// BLAKE3 of every byte but the last 32 (a pack's checksum covers exactly those).
-    head_hash: blake3::Hasher,
-    /// The last (at most) 32 bytes.
-    tail: Vec<u8>,
-}
-
-impl Spooled {
-    /// BLAKE3 of the whole body: its id as a CAS object.
-    pub(crate) fn id(&self) -> Id {
-        let mut h = self.head_hash.clone();
-        h.update(&self.tail);
-        Id(*h.finalize().as_bytes())
-    }
-
-    /// Whether the last 32 bytes are BLAKE3 of the bytes before them (a pack's checksum).
-    fn checksum_holds(&self) -> bool {
-        self.tail.len() == 32 && self.head_hash.finalize().as_bytes()[..] == self.tail[..]
-    }
-
-    /// The whole body, read back into memory (under a slot and a memory reservation).
-    pub(crate) fn read_all(&self) -> ApiResult<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut f = std::fs::File::open(&self.tmp).map_err(|e| io_error(e, &self.tmp))?;
-        std::io::Read::read_to_end(&mut f, &mut out).map_err(|e| io_error(e, &self.tmp))?;
-        Ok(out)
-    }
-}
-
-fn io_error(e: std::io::Error, p: &Path) -> ApiError {
-    ApiError::from_store(Error::Io {
-        path: p.to_path_buf(),
-        source: e,
-    })
-}
-
-/// Writes a body of at most `limit` bytes to a temporary file in `dir` of the store, so
-/// that objects and packs are never held in memory while they arrive; hashes it on the
-/// way. The file is durable when this returns.
-pub(crate) async fn spool(
-    st: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-    dir: &'static str,
-    limit: u64,
-    what: &'static str,
-) -> ApiResult<Spooled> {
-    let mut r = BodyReader::new(headers, body, limit, what)?;
-    let dir = st.store.root().join(dir);
-    let (file, tmp) = blocking(move || {
-        crate::fsutil::create_dir_durable(&dir).map_err(ApiError::from_store)?;
-        let named = tempfile::Builder::new()
-            .prefix(crate::fsutil::TMP_PREFIX)
-            .suffix(".upload")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .tempfile_in(&dir)
-            .map_err(|e| io_error(e, &dir))?;
-        Ok(named.into_parts())
-    })
-    .await?;
-    let mut out = tokio::fs::File::from_std(file);
-    let mut head_hash = blake3::Hasher::new();
-    let mut tail: Vec<u8> = Vec::with_capacity(64);
-    let mut len = 0u64;
-    while let Some(data) = r.next().await? {
-        len += data.len() as u64;
-        // Hash all but the last 32 bytes seen so far.
-        if data.len() >= 32 {
-            head_hash.update(&tail);
-            head_hash.update(&data[..data.len() - 32]);
-            tail.clear();
-            tail.extend_from_slice(&data[data.len() - 32..]);
-        } else {
-            tail.extend_from_slice(&data);
-            let cut = tail.len().saturating_sub(32);
-            head_hash.update(&tail[..cut]);
-            tail.drain(..cut);
-        }
-        out.write_all(&data).await.map_err(|e| io_error(e, &tmp))?;
-    }
-    out.flush().await.map_err(|e| io_error(e, &tmp))?;
-    out.sync_all().await.map_err(|e| io_error(e, &tmp))?;
-    Ok(Spooled {
-        file: out.into_std().await,
-        tmp,
-        len,
-        head_hash,
-        tail,
-    })
-}
-
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
-pub(crate) fn too_big(len: Option<u64>, max: u64, what: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!(
-            "the request body{} is larger than {what}, {max} bytes",
-            len.map(|l| format!(" of {l} bytes")).unwrap_or_default()
-        ),
-    )
-}
-
-/// Sets a header whose value we built ourselves (ids, paths, ranges: always valid ASCII).
-fn set_header(h: &mut HeaderMap, name: impl axum::http::header::IntoHeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        h.insert(name, v);
-    }
-}
-
-fn parse_id(s: &str) -> ApiResult<Id> {
-    s.parse::<Id>().map_err(|e| ApiError::bad(e.to_string()))
-}
 
 /// The router of the whole API over a store.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
@@ -699,7 +148,7 @@ async fn guard(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let twirp = path.starts_with("/twirp/");
+    let twirp = path.starts_with(crate::wire::TWIRP_PREFIX);
     let slot_here =
         matches!(method, Method::GET | Method::HEAD | Method::DELETE) && path != "/healthz";
     // Waiting for a slot counts against the timeout too: a client sees one deadline.
@@ -787,84 +236,24 @@ fn text(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-/// The most bytes `POST /cas`, `CAS/Add` and `NS/Update` bodies may have.
-pub(crate) fn added_body_max(st: &AppState) -> u64 {
-    st.max_body.min(MAX_ADDED_OBJECT)
-}
-
-/// What `--max-memory` a request adding an object of `len` bytes reserves: the bytes and
-/// their compressed copy (at most about as large).
-pub(crate) fn add_need(len: u64) -> u64 {
-    2 * len + (1 << 20)
-}
-
-/// How long a write request waits for a gc running on the store before it is answered
-/// `503` (the client may retry).
-const LEASE_WAIT: Duration = Duration::from_secs(30);
-
-/// Takes a writer lease on the served store for one write request (store-v1 section 9):
-/// gc deletes nothing while the request works, and the request waits for a running gc.
-/// A request made under a client's lease ([`LEASE_HEADER`] naming a live one) needs no
-/// lease of its own: the client's already holds gc off, and a gc waiting for that lease
-/// must not also be waited for.
-pub(crate) async fn write_lease(
-    st: &AppState,
-    headers: &HeaderMap,
-) -> ApiResult<crate::backend::WriteLease> {
-    let client = headers
-        .get(LEASE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| lease_id(v.trim()).ok());
-    let store = st.store.clone();
-    blocking(move || {
-        if let Some(id) = client {
-            if crate::lease::client_live(store.root(), &id).map_err(ApiError::from_store)? {
-                store.reload_packs().map_err(ApiError::from_store)?;
-                return Ok(crate::backend::WriteLease::none());
-            }
-        }
-        store.lease(LEASE_WAIT).map_err(ApiError::from_store)
-    })
-    .await
-}
-
-/// The header naming the client lease a request is made under.
-pub const LEASE_HEADER: &str = "x-remotelog-lease";
-
-/// Stores one object unless present; true when it was written.
-pub(crate) fn put_one(store: &FsStore, id: Id, bytes: &[u8]) -> ApiResult<bool> {
-    if store.has_object(&id).map_err(ApiError::from_store)? {
-        return Ok(false);
-    }
-    // Straight to a loose file: a batch would copy the bytes first.
-    let written = store
-        .put_loose(&[(id, bytes)])
-        .map_err(ApiError::from_store)?;
-    Ok(written > 0)
-}
-
 async fn cas_add(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Response> {
-    st.authorize(&headers, Access::Write)?;
-    let max = added_body_max(&st);
-    let up = spool(
-        &st,
-        &headers,
+    let intake = Spool {
         body,
-        "objects",
-        max,
-        "the largest object this server accepts (--max-body, at most 64 MiB)",
-    )
-    .await?;
-    let _slot = st.slot().await?;
-    let _lease = write_lease(&st, &headers).await?;
+        dir: "objects",
+        limit: added_body_max(&st),
+        what: "the largest object this server accepts (--max-body, at most 64 MiB)",
+    };
+    let (up, _held) = st
+        .admit(&headers, Access::Write, intake, Hold::SlotAndLease)
+        .await?;
     let _memory = st.reserve(add_need(up.len)).await?;
     let id = up.id();
-    let store = st.store.clone();
-    let written = blocking(move || {
-        let data = up.read_all()?;
-        put_one(&store, id, &data)
-    })
-    .await?;
+    let written = st
+        .run(move |store| {
+            let data = up.read_all()?;
+            put_one(&store, id, &data)
+        })
+        .await?;
     let status = if written {
         StatusCode::CREATED
     } else {
@@ -880,17 +269,18 @@ async fn cas_get(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    st.authorize(&headers, Access::Read)?;
+    st.admit(&headers, Access::Read, NoBody, Hold::Nothing)
+        .await?;
     let id = parse_id(&id)?;
-    let store = st.store.clone();
-    let bytes = blocking(move || match store.get_object(&id) {
-        // The spec view's addresses (format/spec-view.md) read like stored objects.
-        Err(e @ Error::ObjectMissing { .. }) => {
-            crate::twirp::spec_view_get(&store, &id)?.ok_or_else(|| ApiError::from_store(e))
-        }
-        other => other.map_err(ApiError::from_store),
-    })
-    .await?;
+    let bytes = st
+        .run(move |store| match store.get_object(&id) {
+            // The spec view's addresses (format/spec-view.md) read like stored objects.
+            Err(e @ Error::ObjectMissing { .. }) => {
+                crate::twirp::spec_view_get(&store, &id)?.ok_or_else(|| ApiError::from_store(e))
+            }
+            other => other.map_err(ApiError::from_store),
+        })
+        .await?;
     let mut r = ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response();
     set_header(r.headers_mut(), header::ETAG, &etag(&id));
     r.headers_mut().insert(
@@ -905,10 +295,12 @@ async fn cas_head(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    st.authorize(&headers, Access::Read)?;
+    st.admit(&headers, Access::Read, NoBody, Hold::Nothing)
+        .await?;
     let id = parse_id(&id)?;
-    let store = st.store.clone();
-    let present = blocking(move || store.has_object(&id).map_err(ApiError::from_store)).await?;
+    let present = st
+        .run(move |store| store.has_object(&id).map_err(ApiError::from_store))
+        .await?;
     Ok(if present {
         StatusCode::OK
     } else {
@@ -926,7 +318,8 @@ async fn cas_list(
     Query(q): Query<PrefixQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    st.authorize(&headers, Access::Read)?;
+    st.admit(&headers, Access::Read, NoBody, Hold::Nothing)
+        .await?;
     if let Some(p) = &q.prefix {
         if p.len() < 2 || p.len() > 64 || !is_lower_hex(p) {
             return Err(ApiError::bad(format!(
@@ -934,15 +327,15 @@ async fn cas_list(
             )));
         }
     }
-    let store = st.store.clone();
-    let ids = blocking(move || {
-        match &q.prefix {
-            Some(p) => store.objects_with_prefix(p),
-            None => store.list_objects(),
-        }
-        .map_err(ApiError::from_store)
-    })
-    .await?;
+    let ids = st
+        .run(move |store| {
+            match &q.prefix {
+                Some(p) => store.objects_with_prefix(p),
+                None => store.list_objects(),
+            }
+            .map_err(ApiError::from_store)
+        })
+        .await?;
     let mut out = String::with_capacity(ids.len() * 65);
     for id in ids {
         out.push_str(&id.to_hex());
@@ -967,19 +360,20 @@ async fn gc_run(
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<GcQuery>,
 ) -> ApiResult<Response> {
-    st.authorize(&headers, Access::Admin)?;
-    let _slot = st.slot().await?;
-    let store = st.store.clone();
-    let done = blocking(move || {
-        crate::gc::gc(
-            &store,
-            std::time::Duration::from_secs(q.prune),
-            q.dry_run,
-            &crate::progress::Silent,
-        )
-        .map_err(ApiError::from_store)
-    })
-    .await?;
+    let (_, _held) = st
+        .admit(&headers, Access::Admin, NoBody, Hold::Slot)
+        .await?;
+    let done = st
+        .run(move |store| {
+            crate::gc::gc(
+                &store,
+                std::time::Duration::from_secs(q.prune),
+                q.dry_run,
+                &crate::progress::Silent,
+            )
+            .map_err(ApiError::from_store)
+        })
+        .await?;
     let mut body = serde_json::to_value(&done).map_err(|e| ApiError::bad(e.to_string()))?;
     body["removed_ids"] = done.removed_ids.iter().map(|i| i.to_hex()).collect();
     Ok((
@@ -1007,32 +401,23 @@ fn new_lease_id() -> String {
     Id::of(seed.as_bytes()).to_hex()[..32].to_string()
 }
 
-fn lease_id(raw: &str) -> ApiResult<String> {
-    if raw.len() == 32 && crate::id::is_lower_hex(raw) {
-        Ok(raw.to_string())
-    } else {
-        Err(ApiError::bad(format!(
-            "{raw:?} is not a lease id (32 lowercase hex digits, as POST /leases gave)"
-        )))
-    }
-}
-
 /// Takes a writer lease for a client across its requests: gc on this store waits for it
 /// until it is released or expires.
 async fn lease_take(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
-    st.authorize(&headers, Access::Write)?;
-    let _slot = st.slot().await?;
-    let root = st.store.root().to_path_buf();
+    let (_, _held) = st
+        .admit(&headers, Access::Write, NoBody, Hold::Slot)
+        .await?;
     let id = new_lease_id();
     let taken = id.clone();
-    blocking(move || {
-        if crate::lease::client_count(&root).map_err(ApiError::from_store)? >= MAX_CLIENT_LEASES {
+    st.run(move |store| {
+        let root = store.root();
+        if crate::lease::client_count(root).map_err(ApiError::from_store)? >= MAX_CLIENT_LEASES {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("this server holds {MAX_CLIENT_LEASES} client leases already; try again shortly"),
             ));
         }
-        crate::lease::client_writer(&root, &taken, CLIENT_LEASE_TTL, LEASE_WAIT)
+        crate::lease::client_writer(root, &taken, CLIENT_LEASE_TTL, LEASE_WAIT)
             .map_err(ApiError::from_store)
     })
     .await?;
@@ -1050,13 +435,15 @@ async fn lease_renew(
     UrlPath(raw): UrlPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    st.authorize(&headers, Access::Write)?;
+    st.admit(&headers, Access::Write, NoBody, Hold::Nothing)
+        .await?;
     let id = lease_id(&raw)?;
-    let root = st.store.root().to_path_buf();
-    let renewed = blocking(move || {
-        crate::lease::renew_client(&root, &id, CLIENT_LEASE_TTL).map_err(ApiError::from_store)
-    })
-    .await?;
+    let renewed = st
+        .run(move |store| {
+            crate::lease::renew_client(store.root(), &id, CLIENT_LEASE_TTL)
+                .map_err(ApiError::from_store)
+        })
+        .await?;
     if renewed {
         Ok(StatusCode::OK)
     } else {
@@ -1072,38 +459,36 @@ async fn lease_release(
     UrlPath(raw): UrlPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    st.authorize(&headers, Access::Write)?;
-    let id = lease_id(&raw)?;
-    let root = st.store.root().to_path_buf();
-    blocking(move || crate::lease::release_client(&root, &id).map_err(ApiError::from_store))
+    st.admit(&headers, Access::Write, NoBody, Hold::Nothing)
         .await?;
+    let id = lease_id(&raw)?;
+    st.run(move |store| {
+        crate::lease::release_client(store.root(), &id).map_err(ApiError::from_store)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn cas_present(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Response> {
-    st.authorize(&headers, Access::Read)?;
-    let body = read_small(
-        &st,
-        &headers,
+    let intake = Small {
         body,
-        PRESENT_BODY_MAX,
-        "what POST /cas/present takes (100,000 ids)",
-    )
-    .await?;
-    let _slot = st.slot().await?;
+        limit: PRESENT_BODY_MAX,
+        what: "what POST /cas/present takes (100,000 ids)",
+    };
+    let (body, _held) = st.admit(&headers, Access::Read, intake, Hold::Slot).await?;
     let ids = present_ids(&body.bytes)?;
-    let store = st.store.clone();
-    let present = blocking(move || {
-        let mut out = String::new();
-        for id in ids {
-            if store.has_object(&id).map_err(ApiError::from_store)? {
-                out.push_str(&id.to_hex());
-                out.push('\n');
+    let present = st
+        .run(move |store| {
+            let mut out = String::new();
+            for id in ids {
+                if store.has_object(&id).map_err(ApiError::from_store)? {
+                    out.push_str(&id.to_hex());
+                    out.push('\n');
+                }
             }
-        }
-        Ok(out)
-    })
-    .await?;
+            Ok(out)
+        })
+        .await?;
     Ok(text(StatusCode::OK, present))
 }
 
@@ -1132,20 +517,21 @@ async fn ns_list(
     Query(q): Query<PrefixQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    st.authorize(&headers, Access::Read)?;
+    st.admit(&headers, Access::Read, NoBody, Hold::Nothing)
+        .await?;
     let prefix = q.prefix.unwrap_or_else(|| name::LOGS.to_string());
     name::validate(&prefix).map_err(|e| ApiError::bad(e.to_string()))?;
-    let store = st.store.clone();
-    let lines = blocking(move || {
-        let mut out = String::new();
-        for r in store.list_refs(&prefix).map_err(ApiError::from_store)? {
-            if let Some(id) = store.read_ref(&r).map_err(ApiError::from_store)? {
-                out.push_str(&format!("{r} {id}\n"));
+    let lines = st
+        .run(move |store| {
+            let mut out = String::new();
+            for r in store.list_refs(&prefix).map_err(ApiError::from_store)? {
+                if let Some(id) = store.read_ref(&r).map_err(ApiError::from_store)? {
+                    out.push_str(&format!("{r} {id}\n"));
+                }
             }
-        }
-        Ok(out)
-    })
-    .await?;
+            Ok(out)
+        })
+        .await?;
     Ok(text(StatusCode::OK, lines))
 }
 
@@ -1154,11 +540,13 @@ async fn ns_get(
     UrlPath(raw): UrlPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    st.authorize(&headers, Access::Read)?;
+    st.admit(&headers, Access::Read, NoBody, Hold::Nothing)
+        .await?;
     let name = ref_from_url(&raw)?;
-    let store = st.store.clone();
     let shown = name.clone();
-    let value = blocking(move || store.read_ref(&name).map_err(ApiError::from_store)).await?;
+    let value = st
+        .run(move |store| store.read_ref(&name).map_err(ApiError::from_store))
+        .await?;
     let Some(id) = value else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -1213,27 +601,25 @@ async fn ns_put(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
+    // The opening's steps one by one: the URL and the precondition are checked before
+    // the body is read, the body before a slot is taken.
     st.authorize(&headers, Access::Write)?;
     let name = ref_from_url(&raw)?;
     writable(&name)?;
     let expected = expected_value(&headers)?;
-    let body = read_small(
-        &st,
-        &headers,
+    let intake = Small {
         body,
-        REF_BODY_MAX,
-        "a ref update's body (an id)",
-    )
-    .await?;
+        limit: REF_BODY_MAX,
+        what: "a ref update's body (an id)",
+    };
+    let body = intake.take(&st, &headers).await?;
     let new = std::str::from_utf8(&body.bytes)
         .ok()
         .map(str::trim)
         .ok_or_else(|| ApiError::bad("the body must be the new id in hex"))
         .and_then(parse_id)?;
-    let _slot = st.slot().await?;
-    let _lease = write_lease(&st, &headers).await?;
-    let store = st.store.clone();
-    blocking(move || {
+    let _held = st.hold(&headers, Hold::SlotAndLease).await?;
+    st.run(move |store| {
         // Objects before refs: a ref never names what the store does not hold, nor a
         // chain with a page or message missing.
         let missing = |what: &str| {
@@ -1290,15 +676,15 @@ async fn ns_delete(
     UrlPath(raw): UrlPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    st.authorize(&headers, Access::Write)?;
+    st.admit(&headers, Access::Write, NoBody, Hold::Nothing)
+        .await?;
     let name = ref_from_url(&raw)?;
     writable(&name)?;
     let expected = expected_value(&headers)?;
     if expected.is_none() {
         return Err(ApiError::bad("deleting needs If-Match: \"<id you read>\""));
     }
-    let store = st.store.clone();
-    blocking(move || {
+    st.run(move |store| {
         store
             .update_ref(&name, expected, None)
             .map_err(ApiError::from_store)
@@ -1308,17 +694,18 @@ async fn ns_delete(
 }
 
 async fn packs_list(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
-    st.authorize(&headers, Access::Read)?;
-    let store = st.store.clone();
-    let lines = blocking(move || {
-        let mut out = String::new();
-        for (id, path, objects) in store.packs().map_err(ApiError::from_store)? {
-            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            out.push_str(&format!("{id} {size} {objects}\n"));
-        }
-        Ok(out)
-    })
-    .await?;
+    st.admit(&headers, Access::Read, NoBody, Hold::Nothing)
+        .await?;
+    let lines = st
+        .run(move |store| {
+            let mut out = String::new();
+            for (id, path, objects) in store.packs().map_err(ApiError::from_store)? {
+                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                out.push_str(&format!("{id} {size} {objects}\n"));
+            }
+            Ok(out)
+        })
+        .await?;
     Ok(text(StatusCode::OK, lines))
 }
 
@@ -1375,23 +762,26 @@ async fn pack_get(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    st.authorize(&headers, Access::Read)?;
+    st.admit(&headers, Access::Read, NoBody, Hold::Nothing)
+        .await?;
     let id = parse_id(&id)?;
-    let store = st.store.clone();
-    let path = blocking(move || {
-        let packs = store.packs().map_err(ApiError::from_store)?;
-        packs
-            .into_iter()
-            .find(|p| p.0 == id)
-            .map(|p| p.1)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    format!("pack {id} is not on this store's pack chain; GET /packs lists them"),
-                )
-            })
-    })
-    .await?;
+    let path = st
+        .run(move |store| {
+            let packs = store.packs().map_err(ApiError::from_store)?;
+            packs
+                .into_iter()
+                .find(|p| p.0 == id)
+                .map(|p| p.1)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        format!(
+                            "pack {id} is not on this store's pack chain; GET /packs lists them"
+                        ),
+                    )
+                })
+        })
+        .await?;
     let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
         ApiError::from_store(Error::Io {
             path: path.clone(),
@@ -1440,37 +830,21 @@ async fn pack_get(
     Ok(r)
 }
 
-/// What an uploaded pack added.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct PackOutcome {
-    /// Objects in the upload.
-    pub objects: usize,
-    /// Of those, how many the store did not have.
-    pub new: usize,
-    /// The pack it became (`None`: small uploads become loose objects, and uploads with
-    /// nothing new are dropped).
-    pub pack: Option<String>,
-}
-
 async fn packs_upload(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Response> {
-    st.authorize(&headers, Access::Write)?;
     // Streamed to a temporary file in packs/, so a large push is never held in memory
     // and the commit is a rename; its checksum is computed on the way.
-    let up = spool(
-        &st,
-        &headers,
+    let intake = Spool {
         body,
-        "packs",
-        st.max_body,
-        "this server's --max-body",
-    )
-    .await?;
-    let _slot = st.slot().await?;
-    let _lease = write_lease(&st, &headers).await?;
-    let upload = blocking(move || open_upload(up)).await?;
+        dir: "packs",
+        limit: st.max_body,
+        what: "this server's --max-body",
+    };
+    let (up, _held) = st
+        .admit(&headers, Access::Write, intake, Hold::SlotAndLease)
+        .await?;
+    let upload = crate::handler::blocking(move || open_upload(up)).await?;
     let _memory = st.reserve(upload.need).await?;
-    let store = st.store.clone();
-    let outcome = blocking(move || ingest_pack(&store, upload)).await?;
+    let outcome = st.run(move |store| ingest_pack(&store, upload)).await?;
     let body = serde_json::to_string(&outcome).unwrap_or_default();
     Ok((
         StatusCode::OK,

@@ -17,19 +17,21 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use prost::Message as _;
 
+use ureq::http::Method;
+
 use crate::backend::{verify_id, Backend};
 use crate::error::{Error, Result};
+use crate::http_client::{Call, Payload, Transport};
 use crate::id::Id;
 use crate::log::{self, read_message, read_page, SettingsChange};
-use crate::name::{RefName, LOGS, SPEC};
+use crate::name::{RefName, IMPORTS, LOGS, SPEC};
 use crate::object::{decode_message, Message, Page};
-use crate::twirp::proto::vac::{cas, mvds, ns, remotelog};
+use crate::proto::vac::{cas, mvds, ns, remotelog};
+use crate::wire::{CAS_GET, NS_FETCH, PROTOBUF, TWIRP_PREFIX};
 
 pub use remotelog::remote_log::Pair;
 pub use remotelog::RemoteLog;
 
-/// The folder below `refs/` holding what `import-spec` last imported into each log.
-pub const IMPORTS: &str = "imports";
 /// The index file, relative to the store root.
 pub const INDEX_FILE: &str = "spec-view/index-v1";
 /// Size of one index record: kind, native id, spec address, check.
@@ -529,12 +531,10 @@ pub trait SpecSource {
 /// larger could be stored as an object.
 pub const ANSWER_MAX: u64 = crate::store::MAX_OBJECT_SIZE;
 
-/// A Twirp client of `vac.ns.NS` and `vac.cas.CAS` over plain HTTP, protobuf bodies.
+/// A Twirp client of `vac.ns.NS` and `vac.cas.CAS` over plain HTTP, protobuf bodies,
+/// through the same [`Transport`] as HTTP remotes.
 pub struct TwirpSource {
-    base: String,
-    agent: ureq::Agent,
-    patience: crate::http_client::Patience,
-    token: Option<String>,
+    transport: Transport,
     /// The budget of all answers together, and what is left of it.
     max_total: u64,
     left: Mutex<u64>,
@@ -546,66 +546,55 @@ impl TwirpSource {
     /// [`ANSWER_MAX`] in one; it waits for the server as [`crate::http_client::Patience`]
     /// says.
     pub fn new(url: &str, token: Option<String>, max_total: u64) -> Result<TwirpSource> {
-        let base = url.trim_end_matches('/').to_string();
-        if !base.starts_with("http://") {
-            return Err(Error::Invalid(format!(
-                "{url:?} is not an http:// URL (https is not built in)"
-            )));
-        }
-        let patience = crate::http_client::Patience::from_env()?;
         Ok(TwirpSource {
-            base,
-            agent: patience.agent(),
-            patience,
-            token,
+            transport: Transport::new(
+                url,
+                token,
+                "Twirp server",
+                "check the URL, and that the server runs",
+            )?,
             max_total,
             left: Mutex::new(max_total),
         })
     }
 
     fn call(&self, method: &str, body: Vec<u8>) -> Result<Option<Vec<u8>>> {
-        let url = format!("{}/twirp/{method}", self.base);
-        let mut req = self
-            .agent
-            .post(&url)
-            .header("Content-Type", "application/protobuf");
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", &format!("Bearer {t}"));
-        }
-        let net = |e: ureq::Error| Error::Invalid(format!("{url}: {e}"));
-        let resp = req.send(&body[..]).map_err(net)?;
-        let status = resp.status().as_u16();
-        let reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
+        let path = format!("{TWIRP_PREFIX}{method}");
         // The answer is cut off where the budget ends, so a server sending without end
         // costs at most the smaller limit in memory.
         let left = *lock(&self.left);
         let max = left.min(ANSWER_MAX);
-        use crate::http_client::BodyError;
-        let bytes = match self.patience.read_body(reader, max) {
-            Ok(b) => b,
-            Err(BodyError::TooBig) if max == left => {
-                return Err(Error::Invalid(format!(
+        let too_big = |url: &str| {
+            Error::Invalid(if max == left {
+                format!(
                     "{url}: the answers hold more than {} bytes in all (--max-bytes); raise --max-bytes if the log is that large",
                     self.max_total
-                )))
-            }
-            Err(BodyError::TooBig) => {
-                return Err(Error::Invalid(format!(
+                )
+            } else {
+                format!(
                     "{url}: the answer holds more than {ANSWER_MAX} bytes, the most one answer (a page or a payload) may hold"
-                )))
-            }
-            Err(BodyError::Slow(n, took)) => return Err(self.patience.too_slow(&url, n, took)),
-            Err(BodyError::Io(e)) => {
-                return Err(Error::Invalid(format!("{url}: reading the answer: {e}")))
-            }
+                )
+            })
         };
+        let call = Call {
+            method: Method::POST,
+            path: &path,
+            payload: Payload::Bytes(&body),
+            headers: &[("content-type", PROTOBUF.to_string())],
+            // Both methods called here read.
+            idempotent: true,
+            max,
+        };
+        let r = self.transport.send(call, &too_big)?;
         {
             let mut left = lock(&self.left);
-            *left = left.saturating_sub(bytes.len() as u64);
+            *left = left.saturating_sub(r.body.len() as u64);
         }
+        let (status, bytes) = (r.status, r.body);
         if status == 200 {
             return Ok(Some(bytes));
         }
+        let url = format!("{}{path}", self.transport.base);
         let err: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         let code = err.get("code").and_then(|c| c.as_str()).unwrap_or("");
         if code == "not_found" || (status == 404 && code.is_empty()) {
@@ -624,12 +613,12 @@ impl TwirpSource {
 
 impl SpecSource for TwirpSource {
     fn describe(&self) -> String {
-        self.base.clone()
+        self.transport.base.clone()
     }
 
     fn fetch(&self, name: &str) -> Result<Option<Vec<u8>>> {
         let Some(bytes) = self.call(
-            "vac.ns.NS/Fetch",
+            NS_FETCH,
             ns::Query {
                 name: name.to_string(),
             }
@@ -641,7 +630,7 @@ impl SpecSource for TwirpSource {
         let c = ns::Content::decode(&bytes[..]).map_err(|e| {
             Error::Invalid(format!(
                 "{}: Fetch answer is not a vac.ns.Content: {e}",
-                self.base
+                self.transport.base
             ))
         })?;
         Ok(Some(c.data))
@@ -649,7 +638,7 @@ impl SpecSource for TwirpSource {
 
     fn get(&self, addr: &Id) -> Result<Option<Vec<u8>>> {
         let Some(bytes) = self.call(
-            "vac.cas.CAS/Get",
+            CAS_GET,
             cas::Address {
                 id: addr.0.to_vec(),
             }
@@ -661,7 +650,7 @@ impl SpecSource for TwirpSource {
         let c = cas::Content::decode(&bytes[..]).map_err(|e| {
             Error::Invalid(format!(
                 "{}: Get answer is not a vac.cas.Content: {e}",
-                self.base
+                self.transport.base
             ))
         })?;
         Ok(Some(c.data))

@@ -86,7 +86,7 @@ fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The ref naming the newest pack.
 pub fn packs_ref() -> RefName {
-    RefName::parse("packs").unwrap_or_else(|_| unreachable!("\"packs\" is a valid name"))
+    RefName::parse(crate::name::PACKS).unwrap_or_else(|_| unreachable!("\"packs\" is a valid name"))
 }
 
 impl FsStore {

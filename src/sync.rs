@@ -745,8 +745,8 @@ pub fn status(local: &dyn Backend, remotes: &[crate::remote::Remote]) -> Result<
         .map(|i| i.name)
         .collect();
     for r in remotes {
-        let prefix = format!("{}/{}/", crate::remote::REMOTES, r.name);
-        for t in local.list_refs(&format!("{}/{}", crate::remote::REMOTES, r.name))? {
+        let prefix = format!("{}/{}/", crate::name::REMOTES, r.name);
+        for t in local.list_refs(&format!("{}/{}", crate::name::REMOTES, r.name))? {
             if let Some(l) = t.as_str().strip_prefix(&prefix) {
                 logs.push(l.to_string());
             }

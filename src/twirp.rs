@@ -17,21 +17,18 @@ use axum::response::{IntoResponse, Response};
 
 use crate::backend::Backend;
 use crate::error::Error;
+use crate::handler::{
+    add_need, added_body_max, blocking, put_one, Access, ApiError, AppState, Hold, Small, Spool,
+};
 use crate::id::Id;
 use crate::name::{self, RefName};
-use crate::server::{
-    add_need, added_body_max, blocking, put_one, read_small, spool, Access, ApiError, AppState,
-    SPEC, TWIRP_READ_BODY_MAX,
-};
 use crate::store::FsStore;
+use crate::wire::{CAS_ADD, CAS_GET, NS_FETCH, NS_UPDATE, PROTOBUF};
 
-/// The types generated from `proto/` (prost, with serde for the JSON mapping).
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod proto {
-    include!(concat!(env!("OUT_DIR"), "/protos.rs"));
-}
+use crate::proto::vac::{cas, ns};
 
-use proto::vac::{cas, ns};
+/// Largest body of a Twirp read (`CAS/Get`, `NS/Fetch`): an address or a name.
+pub const TWIRP_READ_BODY_MAX: u64 = 64 << 10;
 
 /// Twirp's error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,7 +184,7 @@ impl Encoding {
             .trim()
             .to_ascii_lowercase();
         match base.as_str() {
-            "application/protobuf" | "application/x-protobuf" => Ok(Encoding::Protobuf),
+            PROTOBUF | "application/x-protobuf" => Ok(Encoding::Protobuf),
             "application/json" => Ok(Encoding::Json),
             _ => Err(TwirpError::new(
                 Code::BadRoute,
@@ -200,7 +197,7 @@ impl Encoding {
 
     fn content_type(self) -> &'static str {
         match self {
-            Encoding::Protobuf => "application/protobuf",
+            Encoding::Protobuf => PROTOBUF,
             Encoding::Json => "application/json",
         }
     }
@@ -252,10 +249,10 @@ enum Route {
 
 fn route(path: &str) -> Option<Route> {
     Some(match path {
-        "vac.cas.CAS/Add" => Route::CasAdd,
-        "vac.cas.CAS/Get" => Route::CasGet,
-        "vac.ns.NS/Update" | "vac.cas.NS/Update" => Route::NsUpdate,
-        "vac.ns.NS/Fetch" | "vac.cas.NS/Fetch" => Route::NsFetch,
+        CAS_ADD => Route::CasAdd,
+        CAS_GET => Route::CasGet,
+        NS_UPDATE | "vac.cas.NS/Update" => Route::NsUpdate,
+        NS_FETCH | "vac.cas.NS/Fetch" => Route::NsFetch,
         _ => return None,
     })
 }
@@ -298,43 +295,33 @@ async fn call(
         Route::CasAdd | Route::NsUpdate => Access::Write,
         Route::CasGet | Route::NsFetch => Access::Read,
     };
-    st.authorize(&headers, access)?;
     // Reads carry an address or a name, read into memory; writes carry content, written
     // to a temporary file as it arrives and read back under a slot and a share of
     // --max-memory. Either way the slot is taken once the body is in.
-    let (body, _memory, _slot, _lease) = match access {
+    let (body, _memory, _held) = match access {
         Access::Read => {
-            let small = read_small(
-                &st,
-                &headers,
+            let intake = Small {
                 body,
-                TWIRP_READ_BODY_MAX,
-                "what a Twirp read takes",
-            )
-            .await?;
-            (small.bytes.to_vec(), None, st.slot().await?, None)
+                limit: TWIRP_READ_BODY_MAX,
+                what: "what a Twirp read takes",
+            };
+            let (small, held) = st.admit(&headers, access, intake, Hold::Slot).await?;
+            (small.bytes.to_vec(), None, held)
         }
         _ => {
-            let up = spool(
-                &st,
-                &headers,
+            let intake = Spool {
                 body,
-                "objects",
-                added_body_max(&st) + (64 << 10),
-                "the largest object this server accepts (--max-body, at most 64 MiB)",
-            )
-            .await?;
-            let slot = st.slot().await?;
-            let lease = crate::server::write_lease(&st, &headers).await?;
+                dir: "objects",
+                limit: added_body_max(&st) + (64 << 10),
+                what: "the largest object this server accepts (--max-body, at most 64 MiB)",
+            };
+            let (up, held) = st
+                .admit(&headers, access, intake, Hold::SlotAndLease)
+                .await?;
             // The body and the decoded content, then the content and its compressed copy
-            // (JSON bytes are decoded from the body in place, see `json::bytes`).
+            // (JSON bytes are decoded from the body in place, see `proto::json::bytes`).
             let memory = st.reserve(add_need(up.len)).await?;
-            (
-                blocking(move || up.read_all()).await?,
-                Some(memory),
-                slot,
-                Some(lease),
-            )
+            (blocking(move || up.read_all()).await?, Some(memory), held)
         }
     };
     let max_content = added_body_max(&st);
@@ -406,7 +393,7 @@ async fn call(
 
 fn spec_ref(name: &str) -> std::result::Result<RefName, ApiError> {
     name::validate(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    RefName::parse(&format!("{SPEC}/{name}"))
+    RefName::parse(&format!("{}/{name}", name::SPEC))
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
@@ -478,130 +465,6 @@ pub(crate) fn spec_view_get(
 ) -> std::result::Result<Option<Vec<u8>>, ApiError> {
     let idx = crate::spec::ViewIndex::for_store(store.root());
     crate::spec::view_get(store, &idx, id).map_err(ApiError::from_store)
-}
-
-/// serde helpers implementing the proto3 JSON mapping for the generated types (see
-/// `build.rs`, which picks one per field).
-pub mod json {
-    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-    use base64::engine::DecodePaddingMode;
-    use base64::Engine;
-    use serde::de::Error as _;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    const LENIENT: GeneralPurposeConfig =
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
-    const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
-    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
-
-    /// `bytes`: standard base64 with padding out; standard or URL-safe, padded or not, in.
-    pub mod bytes {
-        use super::*;
-
-        /// Writes base64.
-        pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_str(&STANDARD.encode(v))
-        }
-
-        /// Reads base64 (`null` is empty), straight from the request body when the string
-        /// has no escapes: a large content is not copied before it is decoded.
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-            struct Base64;
-            impl<'de> serde::de::Visitor<'de> for Base64 {
-                type Value = Vec<u8>;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("a base64 string or null")
-                }
-                fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Vec<u8>, E> {
-                    let engine = if s.contains(['-', '_']) {
-                        &URL_SAFE
-                    } else {
-                        &STANDARD
-                    };
-                    engine
-                        .decode(s.as_bytes())
-                        .map_err(|e| E::custom(format!("not base64: {e}")))
-                }
-                fn visit_none<E: serde::de::Error>(self) -> Result<Vec<u8>, E> {
-                    Ok(Vec::new())
-                }
-                fn visit_unit<E: serde::de::Error>(self) -> Result<Vec<u8>, E> {
-                    Ok(Vec::new())
-                }
-                fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Vec<u8>, D::Error> {
-                    d.deserialize_str(Base64)
-                }
-            }
-            d.deserialize_option(Base64)
-        }
-    }
-
-    /// `int64`, `sint64`, `sfixed64`: a decimal string out; a string or a number in.
-    pub mod int64 {
-        use super::*;
-
-        /// Writes a decimal string.
-        pub fn serialize<S: Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_str(&v.to_string())
-        }
-
-        /// Reads a string or a number (`null` is 0).
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-            match Option::<serde_json::Value>::deserialize(d)? {
-                None => Ok(0),
-                Some(serde_json::Value::String(s)) => s
-                    .parse()
-                    .map_err(|e| D::Error::custom(format!("not an int64: {e}"))),
-                Some(serde_json::Value::Number(n)) => {
-                    n.as_i64().ok_or_else(|| D::Error::custom("not an int64"))
-                }
-                Some(other) => Err(D::Error::custom(format!("not an int64: {other}"))),
-            }
-        }
-    }
-
-    /// `uint64`, `fixed64`: a decimal string out; a string or a number in.
-    pub mod uint64 {
-        use super::*;
-
-        /// Writes a decimal string.
-        pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_str(&v.to_string())
-        }
-
-        /// Reads a string or a number (`null` is 0).
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-            match Option::<serde_json::Value>::deserialize(d)? {
-                None => Ok(0),
-                Some(serde_json::Value::String(s)) => s
-                    .parse()
-                    .map_err(|e| D::Error::custom(format!("not a uint64: {e}"))),
-                Some(serde_json::Value::Number(n)) => {
-                    n.as_u64().ok_or_else(|| D::Error::custom("not a uint64"))
-                }
-                Some(other) => Err(D::Error::custom(format!("not a uint64: {other}"))),
-            }
-        }
-    }
-
-    /// Everything serde already maps like proto3 JSON; `null` reads as the default.
-    pub mod plain {
-        use super::*;
-
-        /// Writes the value as serde does.
-        pub fn serialize<T: Serialize, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-            v.serialize(s)
-        }
-
-        /// Reads the value, `null` as its default.
-        pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
-        where
-            T: Deserialize<'de> + Default,
-            D: Deserializer<'de>,
-        {
-            Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-        }
-    }
 }
 
 /// Entry points for the fuzz targets (`fuzz/`) into the request decoding above. Not an

@@ -586,7 +586,7 @@ fn server_seeds(out: &mut Vec<Seed>) {
 
 fn twirp_seeds(out: &mut Vec<Seed>) {
     use prost::Message as _;
-    use remotelog::twirp::proto::vac::{cas, ns};
+    use remotelog::proto::vac::{cas, ns};
     // First byte: message in bits 0-1, content type in bits 2-3 (see the target).
     let with = |pick: u8, rest: &[u8]| [&[pick][..], rest].concat();
     let id = remotelog::Id::of(b"x").0.to_vec();

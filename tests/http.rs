@@ -14,9 +14,9 @@ use remotelog::http_client::HttpBackend;
 use remotelog::log::{self, SettingsChange};
 use remotelog::pack;
 use remotelog::progress::Silent;
+use remotelog::proto::vac::{cas, ns};
 use remotelog::server::{self, Options};
 use remotelog::sync::{self, Force};
-use remotelog::twirp::proto::vac::{cas, ns};
 use remotelog::{check, FsStore, Id, Message};
 
 mod common;

@@ -10,12 +10,12 @@ use prost::Message as _;
 use remotelog::backend::Backend;
 use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
+use remotelog::proto::vac::{cas, mvds, ns};
 use remotelog::spec::{self, Limits, Pair, RemoteLog, SpecSource, TwirpSource};
-use remotelog::twirp::proto::vac::{cas, mvds, ns};
 use remotelog::{check, FsStore, Id, Message};
 
 mod common;
-use common::{examples, run, serve, sound};
+use common::{examples, fails_with, run, run_env, serve, sound};
 
 fn msgs(tag: &str, n: usize, from: usize) -> Vec<Message> {
     (from..from + n)
@@ -594,4 +594,45 @@ fn hostile_spec_logs_are_clear_errors_and_import_nothing() {
         .map(|i| i.name)
         .collect();
     assert_eq!(names, HashSet::from(["good".to_string()]));
+}
+
+#[test]
+fn import_spec_reaches_its_server_through_the_transport_of_http_remotes() {
+    // A private server: the import sends the token from REMOTELOG_TOKEN, as remotes do.
+    let t = tempfile::tempdir().unwrap();
+    let srv_dir = t.path().join("srv");
+    let s = FsStore::init(&srv_dir, Config::default()).unwrap();
+    log::append(&s, "main", &msgs("p", 3, 0), SettingsChange::default()).unwrap();
+    let srv = serve(&srv_dir, |o| {
+        o.token = Some("sesame".into());
+        o.private = true;
+    });
+    let local = t.path().join("local");
+    FsStore::init(&local, Config::default()).unwrap();
+    let args = ["import-spec", &srv.url(), "main", "--log", "copy"];
+    let o = run(&local, &args);
+    fails_with(&o, &[&srv.url(), "unauthenticated", "nothing was imported"]);
+    let o = run_env(&local, &args, &[("REMOTELOG_TOKEN", "sesame")]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("imported 3 new"));
+
+    // A server that is not there: the reads are retried, then one line says where and
+    // what to do, as for a remote.
+    let gone = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let o = run(&local, &["import-spec", &gone, "main"]);
+    fails_with(
+        &o,
+        &[
+            &format!("cannot reach the Twirp server at {gone} (POST /twirp/vac.ns.NS/Fetch"),
+            "tried 5 times",
+            "check the URL",
+        ],
+    );
+
+    // Its URL is checked as a remote's is.
+    let o = run(&local, &["import-spec", "http://user@127.0.0.1:1", "main"]);
+    fails_with(&o, &["is not a usable remote URL", "credentials"]);
 }

@@ -8,7 +8,7 @@
 
 use std::fmt::Debug;
 
-use remotelog::twirp::proto::vac::{cas, ns};
+use remotelog::proto::vac::{cas, ns};
 use remotelog::twirp::{fuzz_entry, Code};
 
 pub fn run(data: &[u8]) {
