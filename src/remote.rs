@@ -220,8 +220,7 @@ pub fn remove(store: &FsStore, name: &str) -> Result<()> {
         )));
     }
     for r in store.list_refs(&format!("{REMOTES}/{name}"))? {
-        let current = store.read_ref(&r)?;
-        store.update_ref(&r, current, None)?;
+        store.update_ref(&r, crate::backend::Expected::Any, None)?;
     }
     remotes.save(store.root())
 }

@@ -1276,7 +1276,7 @@ async fn ns_put(
             return Err(missing("object"));
         }
         store
-            .update_ref(&name, expected, Some(new))
+            .update_ref(&name, expected.into(), Some(new))
             .map_err(ApiError::from_store)
     })
     .await?;
@@ -1300,7 +1300,7 @@ async fn ns_delete(
     let store = st.store.clone();
     blocking(move || {
         store
-            .update_ref(&name, expected, None)
+            .update_ref(&name, expected.into(), None)
             .map_err(ApiError::from_store)
     })
     .await?;

@@ -146,6 +146,20 @@ impl ViewIndex {
             .clone()
     }
 
+    /// The index of backend `b`, shared by every user in this process: kept in its
+    /// [`Backend::cache_dir`], or only in memory (by location) when it has none.
+    pub fn for_backend(b: &dyn Backend) -> Arc<ViewIndex> {
+        if let Some(dir) = b.cache_dir() {
+            return ViewIndex::for_store(&dir);
+        }
+        // Keyed apart from directories: a location is never a path below `spec-view/`.
+        let key = PathBuf::from(format!("\0memory-index\0{}", b.location()));
+        lock(registry())
+            .entry(key)
+            .or_insert_with(|| Arc::new(ViewIndex::in_memory()))
+            .clone()
+    }
+
     /// An index kept only in memory (for backends without a directory).
     pub fn in_memory() -> ViewIndex {
         ViewIndex {
@@ -252,9 +266,9 @@ impl ViewIndex {
     }
 }
 
-/// Drops the records of removed objects from the index of the store at `root`.
-pub fn prune_index(root: &Path, removed: &HashSet<Id>) -> Result<()> {
-    ViewIndex::for_store(root).prune(removed)
+/// Drops the records of removed objects from the view index of backend `b` (gc).
+pub fn prune_view_index(b: &dyn Backend, removed: &HashSet<Id>) -> Result<()> {
+    ViewIndex::for_backend(b).prune(removed)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1006,7 +1020,7 @@ pub fn import(
     .encode(&source, name);
     let rid = Id::of(&record);
     b.put_objects(&[(rid, &record)])?;
-    b.update_ref(&tref, old_ref, Some(rid))?;
+    b.update_ref(&tref, old_ref.into(), Some(rid))?;
     Ok(Imported {
         entries: if already { 0 } else { messages.len() },
         pages: n,

@@ -428,21 +428,10 @@ fn ns_update(store: &FsStore, name: &str, content: &[u8]) -> std::result::Result
     }
     let id = Id::of(content);
     put_one(store, id, content)?;
-    for _ in 0..64 {
-        let current = store.read_ref(&r).map_err(ApiError::from_store)?;
-        if current == Some(id) {
-            return Ok(id);
-        }
-        match store.update_ref(&r, current, Some(id)) {
-            Ok(()) => return Ok(id),
-            Err(Error::RefConflict { .. }) => continue,
-            Err(e) => return Err(ApiError::from_store(e)),
-        }
-    }
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("name {name:?} keeps changing under concurrent updates; try again"),
-    ))
+    store
+        .update_ref(&r, crate::backend::Expected::Any, Some(id))
+        .map_err(ApiError::from_store)?;
+    Ok(id)
 }
 
 /// What `name` points at: the content last given to Update, or for a native log its spec

@@ -2,6 +2,7 @@
 //! (the in-memory model and the file-system store).
 
 use remotelog::backend::Backend;
+use remotelog::backend::Expected;
 use remotelog::config::Config;
 use remotelog::name::RefName;
 use remotelog::{Error, FsStore, Id, MemStore};
@@ -132,7 +133,7 @@ fn ref_compare_and_swap(b: &dyn Backend) {
     assert_eq!(b.read_ref(&main).unwrap(), None);
 
     // A wrong expectation on an absent ref: conflict, nothing created.
-    match b.update_ref(&main, Some(id(9)), Some(id(1))) {
+    match b.update_ref(&main, Expected::Equal(id(9)), Some(id(1))) {
         Err(Error::RefConflict {
             name,
             expected,
@@ -146,11 +147,11 @@ fn ref_compare_and_swap(b: &dyn Backend) {
     assert_eq!(b.read_ref(&main).unwrap(), None);
 
     // Create with expected None.
-    b.update_ref(&main, None, Some(id(1))).unwrap();
+    b.update_ref(&main, Expected::Absent, Some(id(1))).unwrap();
     assert_eq!(b.read_ref(&main).unwrap(), Some(id(1)));
 
     // Creating again conflicts and leaves the value.
-    match b.update_ref(&main, None, Some(id(2))) {
+    match b.update_ref(&main, Expected::Absent, Some(id(2))) {
         Err(Error::RefConflict {
             expected, actual, ..
         }) => assert_eq!((expected, actual), (None, Some(id(1)))),
@@ -159,14 +160,16 @@ fn ref_compare_and_swap(b: &dyn Backend) {
     assert_eq!(b.read_ref(&main).unwrap(), Some(id(1)));
 
     // A stale expectation conflicts and leaves the value.
-    match b.update_ref(&main, Some(id(3)), Some(id(4))) {
+    match b.update_ref(&main, Expected::Equal(id(3)), Some(id(4))) {
         Err(Error::RefConflict {
             expected, actual, ..
         }) => assert_eq!((expected, actual), (Some(id(3)), Some(id(1)))),
         other => panic!("expected RefConflict, got {other:?}"),
     }
     assert_eq!(b.read_ref(&main).unwrap(), Some(id(1)));
-    let e = b.update_ref(&main, Some(id(3)), None).unwrap_err();
+    let e = b
+        .update_ref(&main, Expected::Equal(id(3)), None)
+        .unwrap_err();
     assert!(matches!(e, Error::RefConflict { .. }), "{e:?}");
     assert_eq!(
         b.read_ref(&main).unwrap(),
@@ -175,23 +178,27 @@ fn ref_compare_and_swap(b: &dyn Backend) {
     );
 
     // Move with the right expectation.
-    b.update_ref(&main, Some(id(1)), Some(id(2))).unwrap();
+    b.update_ref(&main, Expected::Equal(id(1)), Some(id(2)))
+        .unwrap();
     assert_eq!(b.read_ref(&main).unwrap(), Some(id(2)));
     // Setting the value it already has is fine.
-    b.update_ref(&main, Some(id(2)), Some(id(2))).unwrap();
+    b.update_ref(&main, Expected::Equal(id(2)), Some(id(2)))
+        .unwrap();
     assert_eq!(b.read_ref(&main).unwrap(), Some(id(2)));
 
     // Delete with new None.
-    b.update_ref(&main, Some(id(2)), None).unwrap();
+    b.update_ref(&main, Expected::Equal(id(2)), None).unwrap();
     assert_eq!(b.read_ref(&main).unwrap(), None);
-    let e = b.update_ref(&main, Some(id(2)), None).unwrap_err();
+    let e = b
+        .update_ref(&main, Expected::Equal(id(2)), None)
+        .unwrap_err();
     assert!(
         matches!(e, Error::RefConflict { actual: None, .. }),
         "{e:?}"
     );
 
     // And it can be created again.
-    b.update_ref(&main, None, Some(id(5))).unwrap();
+    b.update_ref(&main, Expected::Absent, Some(id(5))).unwrap();
     assert_eq!(b.read_ref(&main).unwrap(), Some(id(5)));
 }
 
@@ -199,10 +206,12 @@ fn refs_are_independent_and_listed(b: &dyn Backend) {
     assert!(b.list_refs("logs").unwrap().is_empty());
     let names = ["main", "team/chat", "team/dev", "z", "a.b_c-d"];
     for (i, n) in names.iter().enumerate() {
-        b.update_ref(&log(n), None, Some(id(i as u8))).unwrap();
+        b.update_ref(&log(n), Expected::Absent, Some(id(i as u8)))
+            .unwrap();
     }
     let other = RefName::parse("remotes/origin").unwrap();
-    b.update_ref(&other, None, Some(id(99))).unwrap();
+    b.update_ref(&other, Expected::Absent, Some(id(99)))
+        .unwrap();
 
     for (i, n) in names.iter().enumerate() {
         assert_eq!(b.read_ref(&log(n)).unwrap(), Some(id(i as u8)), "{n}");
@@ -223,7 +232,8 @@ fn refs_are_independent_and_listed(b: &dyn Backend) {
     assert_eq!(logs, sorted_names);
 
     // A deleted ref is no longer listed; the others are untouched.
-    b.update_ref(&log("team/chat"), Some(id(1)), None).unwrap();
+    b.update_ref(&log("team/chat"), Expected::Equal(id(1)), None)
+        .unwrap();
     let listed = b.list_refs("logs").unwrap();
     assert!(!listed.contains(&log("team/chat")));
     assert_eq!(listed.len(), names.len() - 1);
@@ -243,7 +253,7 @@ fn concurrent_cas_loses_no_update(b: &(dyn Backend + Sync)) {
         Id(a)
     };
     let dec = |i: Id| u64::from_le_bytes(i.0[..8].try_into().unwrap());
-    b.update_ref(&r, None, Some(enc(0))).unwrap();
+    b.update_ref(&r, Expected::Absent, Some(enc(0))).unwrap();
     let conflicts = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|s| {
         for _ in 0..THREADS {
@@ -251,7 +261,7 @@ fn concurrent_cas_loses_no_update(b: &(dyn Backend + Sync)) {
                 let mut done = 0;
                 while done < EACH {
                     let cur = b.read_ref(&r).unwrap().unwrap();
-                    match b.update_ref(&r, Some(cur), Some(enc(dec(cur) + 1))) {
+                    match b.update_ref(&r, Expected::Equal(cur), Some(enc(dec(cur) + 1))) {
                         Ok(()) => done += 1,
                         Err(Error::RefConflict { .. }) => {
                             conflicts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
