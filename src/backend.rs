@@ -76,6 +76,12 @@ use crate::id::Id;
 use crate::name::RefName;
 use crate::pack::{self, PackWriter};
 
+/// How long a writer waits for a running upkeep before giving up.
+pub const WRITER_WAIT: Duration = Duration::from_secs(300);
+
+/// How long upkeep waits for the writers that hold leases to finish.
+pub const UPKEEP_WAIT: Duration = Duration::from_secs(60);
+
 /// What a ref update expects the ref to hold (gix-ref's `PreviousValue`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expected {
@@ -219,9 +225,9 @@ pub trait Backend {
     /// value lives, upkeep deletes nothing, so the objects this writer stores or finds
     /// present stay until its ref update names them. Writers take it before their first
     /// presence check and drop it after their last ref update. Waits up to
-    /// [`crate::lease::WRITER_WAIT`] for a running upkeep.
+    /// [`WRITER_WAIT`] for a running upkeep.
     fn write_lease(&self) -> Result<WriteLease> {
-        self.write_lease_waiting(crate::lease::WRITER_WAIT)
+        self.write_lease_waiting(WRITER_WAIT)
     }
 
     /// [`Backend::write_lease`], waiting up to `wait` for a running upkeep before it fails

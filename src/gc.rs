@@ -10,7 +10,6 @@ use std::time::Duration;
 use crate::backend::{Backend, Removal, Upkeep};
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::lease;
 use crate::log::pages;
 use crate::object::{peek_kind, Kind};
 use crate::progress::Progress;
@@ -94,7 +93,7 @@ pub fn gc(
     dry_run: bool,
     progress: &dyn Progress,
 ) -> Result<Collected> {
-    gc_waiting(store, grace, dry_run, lease::UPKEEP_WAIT, progress)
+    gc_waiting(store, grace, dry_run, crate::backend::UPKEEP_WAIT, progress)
 }
 
 /// [`gc`], waiting up to `wait` for the writers that hold leases to finish.

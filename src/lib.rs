@@ -33,6 +33,7 @@ pub mod server;
 pub mod sim;
 pub mod spec;
 pub mod store;
+pub mod store_clone;
 pub mod sync;
 pub mod twirp;
 

@@ -265,6 +265,18 @@ pub fn open(location: &str, create: bool) -> Result<Box<dyn Backend>> {
     Ok(Box::new(open_dir(location, create)?))
 }
 
+/// Opens the remote at `location` for upkeep (`gc REMOTE`): like [`open`], but an HTTP
+/// remote gets the admin token (`REMOTELOG_ADMIN_TOKEN` or `REMOTELOG_ADMIN_TOKEN_FILE`),
+/// since gc deletes and a server wants its admin token for that, never a writer's.
+pub fn open_for_upkeep(location: &str) -> Result<Box<dyn Backend>> {
+    if crate::http_client::is_url(location) {
+        let token = crate::http_client::admin_token_from_env()?;
+        let remote = crate::http_client::HttpBackend::open(location, token)?;
+        return Ok(Box::new(remote));
+    }
+    Ok(Box::new(open_dir(location, false)?))
+}
+
 /// Opens the store at a remote directory; `create` makes an empty store there if there is
 /// none yet (a push to a new directory).
 pub fn open_dir(location: &str, create: bool) -> Result<FsStore> {

@@ -21,15 +21,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
 use axum::Router;
 use http_body_util::BodyExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, TimedLeases};
 use crate::error::{Error, Result};
 use crate::id::{is_lower_hex, Id};
 use crate::name::{self, RefName};
 use crate::object::decode_page;
 use crate::pack::{self, Pack};
 use crate::store::{FsStore, LOOSE_MAX};
+
+/// The store a server serves: any backend, used through the storage contract alone.
+pub(crate) type Store = Arc<dyn Backend + Send + Sync>;
 
 /// Default `--listen` address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8001";
@@ -153,7 +156,7 @@ pub fn read_token_file(path: &Path) -> Result<String> {
 
 /// What every handler shares.
 pub(crate) struct AppState {
-    pub(crate) store: FsStore,
+    pub(crate) store: Store,
     token: Option<String>,
     read_only: bool,
     private: bool,
@@ -580,21 +583,21 @@ fn io_error(e: std::io::Error, p: &Path) -> ApiError {
     })
 }
 
-/// Writes a body of at most `limit` bytes to a temporary file in `dir` of the store, so
-/// that objects and packs are never held in memory while they arrive; hashes it on the
-/// way. The file is durable when this returns.
+/// Writes a body of at most `limit` bytes to a temporary file in the store's staging
+/// directory ([`Backend::staging_dir`]), so that objects and packs are never held in
+/// memory while they arrive and a pack is added by a rename; hashes it on the way. The
+/// file is durable when this returns.
 pub(crate) async fn spool(
     st: &AppState,
     headers: &HeaderMap,
     body: Body,
-    dir: &'static str,
     limit: u64,
     what: &'static str,
 ) -> ApiResult<Spooled> {
     let mut r = BodyReader::new(headers, body, limit, what)?;
-    let dir = st.store.root().join(dir);
+    let store = st.store.clone();
     let (file, tmp) = blocking(move || {
-        crate::fsutil::create_dir_durable(&dir).map_err(ApiError::from_store)?;
+        let dir = store.staging_dir().map_err(ApiError::from_store)?;
         let named = tempfile::Builder::new()
             .prefix(crate::fsutil::TMP_PREFIX)
             .suffix(".upload")
@@ -817,13 +820,14 @@ pub(crate) async fn write_lease(
         .and_then(|v| lease_id(v.trim()).ok());
     let store = st.store.clone();
     blocking(move || {
-        if let Some(id) = client {
-            if crate::lease::client_live(store.root(), &id).map_err(ApiError::from_store)? {
-                store.reload_packs().map_err(ApiError::from_store)?;
-                return Ok(crate::backend::WriteLease::none());
+        if let (Some(id), Some(timed)) = (client, store.timed_leases()) {
+            if let Some(lease) = timed.join(&id).map_err(ApiError::from_store)? {
+                return Ok(lease);
             }
         }
-        store.lease(LEASE_WAIT).map_err(ApiError::from_store)
+        store
+            .write_lease_waiting(LEASE_WAIT)
+            .map_err(ApiError::from_store)
     })
     .await
 }
@@ -832,13 +836,12 @@ pub(crate) async fn write_lease(
 pub const LEASE_HEADER: &str = "x-remotelog-lease";
 
 /// Stores one object unless present; true when it was written.
-pub(crate) fn put_one(store: &FsStore, id: Id, bytes: &[u8]) -> ApiResult<bool> {
+pub(crate) fn put_one(store: &dyn Backend, id: Id, bytes: &[u8]) -> ApiResult<bool> {
     if store.has_object(&id).map_err(ApiError::from_store)? {
         return Ok(false);
     }
-    // Straight to a loose file: a batch would copy the bytes first.
     let written = store
-        .put_loose(&[(id, bytes)])
+        .put_objects(&[(id, bytes)])
         .map_err(ApiError::from_store)?;
     Ok(written > 0)
 }
@@ -850,7 +853,6 @@ async fn cas_add(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Res
         &st,
         &headers,
         body,
-        "objects",
         max,
         "the largest object this server accepts (--max-body, at most 64 MiB)",
     )
@@ -862,7 +864,7 @@ async fn cas_add(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Res
     let store = st.store.clone();
     let written = blocking(move || {
         let data = up.read_all()?;
-        put_one(&store, id, &data)
+        put_one(&*store, id, &data)
     })
     .await?;
     let status = if written {
@@ -886,7 +888,7 @@ async fn cas_get(
     let bytes = blocking(move || match store.get_object(&id) {
         // The spec view's addresses (format/spec-view.md) read like stored objects.
         Err(e @ Error::ObjectMissing { .. }) => {
-            crate::twirp::spec_view_get(&store, &id)?.ok_or_else(|| ApiError::from_store(e))
+            crate::twirp::spec_view_get(&*store, &id)?.ok_or_else(|| ApiError::from_store(e))
         }
         other => other.map_err(ApiError::from_store),
     })
@@ -972,7 +974,7 @@ async fn gc_run(
     let store = st.store.clone();
     let done = blocking(move || {
         crate::gc::gc(
-            &store,
+            &*store,
             std::time::Duration::from_secs(q.prune),
             q.dry_run,
             &crate::progress::Silent,
@@ -1017,22 +1019,34 @@ fn lease_id(raw: &str) -> ApiResult<String> {
     }
 }
 
+/// The timed leases of the served store, or the answer that it keeps none.
+fn timed_leases(store: &Store) -> ApiResult<&dyn TimedLeases> {
+    store.timed_leases().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "this server's store keeps no client leases; write without one",
+        )
+    })
+}
+
 /// Takes a writer lease for a client across its requests: gc on this store waits for it
 /// until it is released or expires.
 async fn lease_take(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
     st.authorize(&headers, Access::Write)?;
     let _slot = st.slot().await?;
-    let root = st.store.root().to_path_buf();
+    let store = st.store.clone();
     let id = new_lease_id();
     let taken = id.clone();
     blocking(move || {
-        if crate::lease::client_count(&root).map_err(ApiError::from_store)? >= MAX_CLIENT_LEASES {
+        let timed = timed_leases(&store)?;
+        if timed.count().map_err(ApiError::from_store)? >= MAX_CLIENT_LEASES {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("this server holds {MAX_CLIENT_LEASES} client leases already; try again shortly"),
             ));
         }
-        crate::lease::client_writer(&root, &taken, CLIENT_LEASE_TTL, LEASE_WAIT)
+        timed
+            .take(&taken, CLIENT_LEASE_TTL, LEASE_WAIT)
             .map_err(ApiError::from_store)
     })
     .await?;
@@ -1052,9 +1066,11 @@ async fn lease_renew(
 ) -> ApiResult<StatusCode> {
     st.authorize(&headers, Access::Write)?;
     let id = lease_id(&raw)?;
-    let root = st.store.root().to_path_buf();
+    let store = st.store.clone();
     let renewed = blocking(move || {
-        crate::lease::renew_client(&root, &id, CLIENT_LEASE_TTL).map_err(ApiError::from_store)
+        timed_leases(&store)?
+            .renew(&id, CLIENT_LEASE_TTL)
+            .map_err(ApiError::from_store)
     })
     .await?;
     if renewed {
@@ -1074,9 +1090,13 @@ async fn lease_release(
 ) -> ApiResult<StatusCode> {
     st.authorize(&headers, Access::Write)?;
     let id = lease_id(&raw)?;
-    let root = st.store.root().to_path_buf();
-    blocking(move || crate::lease::release_client(&root, &id).map_err(ApiError::from_store))
-        .await?;
+    let store = st.store.clone();
+    blocking(move || {
+        timed_leases(&store)?
+            .release(&id)
+            .map_err(ApiError::from_store)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1265,7 +1285,7 @@ async fn ns_put(
                     actual: current,
                 }));
             }
-            crate::log::check_complete(&store, &name, new, current).map_err(|e| match e {
+            crate::log::check_complete(&*store, &name, new, current).map_err(|e| match e {
                 Error::ObjectCorrupt { .. } => ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     format!("the chain of page {new} is not sound: {e}; nothing changed"),
@@ -1312,9 +1332,8 @@ async fn packs_list(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
     let store = st.store.clone();
     let lines = blocking(move || {
         let mut out = String::new();
-        for (id, path, objects) in store.packs().map_err(ApiError::from_store)? {
-            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            out.push_str(&format!("{id} {size} {objects}\n"));
+        for p in store.pack_chain().map_err(ApiError::from_store)? {
+            out.push_str(&format!("{} {} {}\n", p.id, p.size, p.objects));
         }
         Ok(out)
     })
@@ -1378,12 +1397,12 @@ async fn pack_get(
     st.authorize(&headers, Access::Read)?;
     let id = parse_id(&id)?;
     let store = st.store.clone();
-    let path = blocking(move || {
-        let packs = store.packs().map_err(ApiError::from_store)?;
+    let len = blocking(move || {
+        let packs = store.pack_chain().map_err(ApiError::from_store)?;
         packs
             .into_iter()
-            .find(|p| p.0 == id)
-            .map(|p| p.1)
+            .find(|p| p.id == id)
+            .map(|p| p.size)
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
@@ -1392,34 +1411,17 @@ async fn pack_get(
             })
     })
     .await?;
-    let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
-        ApiError::from_store(Error::Io {
-            path: path.clone(),
-            source: e,
-        })
-    })?;
-    let len = file
-        .metadata()
-        .await
-        .map_err(|e| {
-            ApiError::from_store(Error::Io {
-                path: path.clone(),
-                source: e,
-            })
-        })?
-        .len();
     let range = byte_range(&headers, len)?;
     let (first, last) = range.unwrap_or((0, len.saturating_sub(1)));
     let count = if len == 0 { 0 } else { last - first + 1 };
-    file.seek(std::io::SeekFrom::Start(first))
-        .await
-        .map_err(|e| {
-            ApiError::from_store(Error::Io {
-                path: path.clone(),
-                source: e,
-            })
-        })?;
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(count), 256 << 10);
+    let store = st.store.clone();
+    let reader = blocking(move || {
+        store
+            .read_pack(&id, first, count)
+            .map_err(ApiError::from_store)
+    })
+    .await?;
+    let stream = tokio_util::io::ReaderStream::with_capacity(pipe(reader), 256 << 10);
     let mut r = Response::new(Body::from_stream(stream));
     let h = r.headers_mut();
     h.insert(
@@ -1440,6 +1442,33 @@ async fn pack_get(
     Ok(r)
 }
 
+/// Streams a blocking reader (a pack range from the store) into an async one: a thread of
+/// the blocking pool copies it through a small pipe, so an answer holds 256 KiB at most.
+fn pipe(mut reader: Box<dyn std::io::Read + Send>) -> tokio::io::DuplexStream {
+    let (mut tx, rx) = tokio::io::duplex(256 << 10);
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // The answer ends short of its length: the client sees a cut body.
+                Err(e) => {
+                    eprintln!("remotelog serve: error: reading a pack: {e}");
+                    return;
+                }
+            };
+            // A client that went away closes the pipe: stop reading.
+            if rt.block_on(tx.write_all(&buf[..n])).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 /// What an uploaded pack added.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PackOutcome {
@@ -1456,21 +1485,13 @@ async fn packs_upload(State(st): St, headers: HeaderMap, body: Body) -> ApiResul
     st.authorize(&headers, Access::Write)?;
     // Streamed to a temporary file in packs/, so a large push is never held in memory
     // and the commit is a rename; its checksum is computed on the way.
-    let up = spool(
-        &st,
-        &headers,
-        body,
-        "packs",
-        st.max_body,
-        "this server's --max-body",
-    )
-    .await?;
+    let up = spool(&st, &headers, body, st.max_body, "this server's --max-body").await?;
     let _slot = st.slot().await?;
     let _lease = write_lease(&st, &headers).await?;
     let upload = blocking(move || open_upload(up)).await?;
     let _memory = st.reserve(upload.need).await?;
     let store = st.store.clone();
-    let outcome = blocking(move || ingest_pack(&store, upload)).await?;
+    let outcome = blocking(move || ingest_pack(&*store, upload)).await?;
     let body = serde_json::to_string(&outcome).unwrap_or_default();
     Ok((
         StatusCode::OK,
@@ -1585,7 +1606,7 @@ fn upload_block(p: &Pack<memmap2::Mmap>, i: u32) -> ApiResult<Vec<u8>> {
 /// the store's head otherwise. One block is decompressed at a time; small uploads are
 /// stored block by block straight from it, messages first and pages last (store-v1
 /// section 7), so memory never holds more than one block and one object's copy.
-fn ingest_pack(store: &FsStore, up: Upload) -> ApiResult<PackOutcome> {
+fn ingest_pack(store: &dyn Backend, up: Upload) -> ApiResult<PackOutcome> {
     let Upload { pack: p, tmp, .. } = up;
     p.validate_index().map_err(invalid_pack)?;
     let by_block = p.objects_by_block().map_err(invalid_pack)?;
@@ -1635,7 +1656,7 @@ fn ingest_pack(store: &FsStore, up: Upload) -> ApiResult<PackOutcome> {
                         todo.push((*id, bytes));
                     }
                 }
-                store.put_loose(&todo).map_err(ApiError::from_store)?;
+                store.put_objects(&todo).map_err(ApiError::from_store)?;
             }
         }
         return Ok(PackOutcome {
@@ -1651,11 +1672,11 @@ fn ingest_pack(store: &FsStore, up: Upload) -> ApiResult<PackOutcome> {
         tmp,
     };
     drop(p);
-    let id = store.commit_pack(done).map_err(ApiError::from_store)?;
+    let id = store.add_pack(done).map_err(ApiError::from_store)?;
     Ok(PackOutcome {
         objects,
         new,
-        pack: Some(id.to_hex()),
+        pack: id.map(|id| id.to_hex()),
     })
 }
 
@@ -1722,7 +1743,7 @@ fn prepare(opts: &Options) -> Result<(std::net::TcpListener, Arc<AppState>)> {
             "the admin token (--admin-token-file) must differ from the writers' token (--token-file): a writer must not be able to delete".into(),
         ));
     }
-    let store = FsStore::open(&opts.store)?;
+    let store: Store = Arc::new(FsStore::open(&opts.store)?);
     let listener = std::net::TcpListener::bind(&opts.listen).map_err(|e| {
         Error::Invalid(format!(
             "cannot listen on {}: {e}; pick another --listen address (port 0 picks a free port)",

@@ -23,7 +23,6 @@ use crate::server::{
     add_need, added_body_max, blocking, put_one, read_small, spool, Access, ApiError, AppState,
     SPEC, TWIRP_READ_BODY_MAX,
 };
-use crate::store::FsStore;
 
 /// The types generated from `proto/` (prost, with serde for the JSON mapping).
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -319,7 +318,6 @@ async fn call(
                 &st,
                 &headers,
                 body,
-                "objects",
                 added_body_max(&st) + (64 << 10),
                 "the largest object this server accepts (--max-body, at most 64 MiB)",
             )
@@ -354,7 +352,7 @@ async fn call(
             }
             let id = blocking(move || {
                 let id = Id::of(&req.data);
-                put_one(&store, id, &req.data)?;
+                put_one(&*store, id, &req.data)?;
                 Ok(id)
             })
             .await?;
@@ -373,7 +371,7 @@ async fn call(
             })?;
             let data = blocking(move || match store.get_object(&id) {
                 Ok(d) => Ok(d),
-                Err(Error::ObjectMissing { .. }) => match spec_view_get(&store, &id)? {
+                Err(Error::ObjectMissing { .. }) => match spec_view_get(&*store, &id)? {
                     Some(d) => Ok(d),
                     None => Err(ApiError::new(
                         StatusCode::NOT_FOUND,
@@ -391,14 +389,14 @@ async fn call(
             if req.content.len() as u64 > max_content {
                 return Err(too_large(req.content.len()));
             }
-            let id = blocking(move || ns_update(&store, &req.name, &req.content)).await?;
+            let id = blocking(move || ns_update(&*store, &req.name, &req.content)).await?;
             Ok(enc.encode(&ns::Response {
                 data: id.0.to_vec(),
             }))
         }
         Route::NsFetch => {
             let req: ns::Query = enc.decode(&body, "vac.ns.Query")?;
-            let data = blocking(move || ns_fetch(&store, &req.name)).await?;
+            let data = blocking(move || ns_fetch(&*store, &req.name)).await?;
             Ok(enc.encode(&ns::Content { data }))
         }
     }
@@ -412,7 +410,7 @@ fn spec_ref(name: &str) -> std::result::Result<RefName, ApiError> {
 
 /// Stores `content` in the CAS and points `spec/<name>` at it (last writer wins, as the
 /// specification's Update has no expected value). Returns the content's address.
-fn ns_update(store: &FsStore, name: &str, content: &[u8]) -> std::result::Result<Id, ApiError> {
+fn ns_update(store: &dyn Backend, name: &str, content: &[u8]) -> std::result::Result<Id, ApiError> {
     let r = spec_ref(name)?;
     let log =
         RefName::log(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
@@ -436,7 +434,7 @@ fn ns_update(store: &FsStore, name: &str, content: &[u8]) -> std::result::Result
 
 /// What `name` points at: the content last given to Update, or for a native log its spec
 /// view ([`native_view`]).
-fn ns_fetch(store: &FsStore, name: &str) -> std::result::Result<Vec<u8>, ApiError> {
+fn ns_fetch(store: &dyn Backend, name: &str) -> std::result::Result<Vec<u8>, ApiError> {
     let r = spec_ref(name)?;
     if let Some(id) = store.read_ref(&r).map_err(ApiError::from_store)? {
         return store.get_object(&id).map_err(ApiError::from_store);
@@ -454,18 +452,22 @@ fn ns_fetch(store: &FsStore, name: &str) -> std::result::Result<Vec<u8>, ApiErro
 
 /// The content Fetch returns for a native log: the `RemoteLog` of its head page in the
 /// spec view (format/spec-view.md), derived from the native pages.
-fn native_view(store: &FsStore, _log: &str, head: Id) -> std::result::Result<Vec<u8>, ApiError> {
-    let idx = crate::spec::ViewIndex::for_store(store.root());
+fn native_view(
+    store: &dyn Backend,
+    _log: &str,
+    head: Id,
+) -> std::result::Result<Vec<u8>, ApiError> {
+    let idx = crate::spec::ViewIndex::for_backend(store);
     crate::spec::head_view(store, &idx, head).map_err(ApiError::from_store)
 }
 
 /// The spec-view bytes at `id` (a page or payload of a native log's view), for a CAS read
 /// of an address that is not a stored object.
 pub(crate) fn spec_view_get(
-    store: &FsStore,
+    store: &dyn Backend,
     id: &Id,
 ) -> std::result::Result<Option<Vec<u8>>, ApiError> {
-    let idx = crate::spec::ViewIndex::for_store(store.root());
+    let idx = crate::spec::ViewIndex::for_backend(store);
     crate::spec::view_get(store, &idx, id).map_err(ApiError::from_store)
 }
 
