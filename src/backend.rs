@@ -827,12 +827,17 @@ impl Backend for MemStore {
         let leases = &self.leases;
         // A writer joins the others at once (leases of one process share); otherwise it
         // waits for a running upkeep to end.
-        if !leases.wait_until(wait, |st| st.writers > 0 || !st.upkeep) {
+        // Checked and counted under one lock, so upkeep cannot start in between.
+        let joined = leases.wait_until(wait, |st| {
+            let free = st.writers > 0 || !st.upkeep;
+            st.writers += usize::from(free);
+            free
+        });
+        if !joined {
             return Err(MemLeases::busy(
                 "gc is running on this store and writers wait for it; run the command again when it is done",
             ));
         }
-        leases.state().writers += 1;
         Ok(WriteLease::new(MemWriter(leases.clone())))
     }
 
@@ -847,15 +852,17 @@ impl Backend for MemStore {
 
 impl TimedLeases for MemStore {
     fn take(&self, id: &str, ttl: Duration, wait: Duration) -> Result<()> {
-        if !self.leases.wait_until(wait, |st| !st.upkeep) {
+        let taken = self.leases.wait_until(wait, |st| {
+            if !st.upkeep {
+                st.timed.insert(id.to_string(), Instant::now() + ttl);
+            }
+            !st.upkeep
+        });
+        if !taken {
             return Err(MemLeases::busy(
                 "gc is running on this store and writers wait for it; try again when it is done",
             ));
         }
-        self.leases
-            .state()
-            .timed
-            .insert(id.to_string(), Instant::now() + ttl);
         Ok(())
     }
 

@@ -146,18 +146,15 @@ impl ViewIndex {
             .clone()
     }
 
-    /// The index of backend `b`, shared by every user in this process: kept in its
-    /// [`Backend::cache_dir`], or only in memory (by location) when it has none.
+    /// The index of backend `b`: the one kept in its [`Backend::cache_dir`], shared by
+    /// every user in this process; for a backend without one, a new index in memory (a
+    /// location does not tell two such backends apart, and a wrong cache would be worse
+    /// than none).
     pub fn for_backend(b: &dyn Backend) -> Arc<ViewIndex> {
-        if let Some(dir) = b.cache_dir() {
-            return ViewIndex::for_store(&dir);
+        match b.cache_dir() {
+            Some(dir) => ViewIndex::for_store(&dir),
+            None => Arc::new(ViewIndex::in_memory()),
         }
-        // Keyed apart from directories: a location is never a path below `spec-view/`.
-        let key = PathBuf::from(format!("\0memory-index\0{}", b.location()));
-        lock(registry())
-            .entry(key)
-            .or_insert_with(|| Arc::new(ViewIndex::in_memory()))
-            .clone()
     }
 
     /// An index kept only in memory (for backends without a directory).
