@@ -16,10 +16,28 @@ use remotelog::{Error, FsStore, Id, MemStore};
 mod common;
 
 /// A backend under test, with what must live as long as it does (its directory, its
-/// server).
+/// server) and what to check once a test is done with it.
 struct Subject {
     b: Box<dyn Backend + Send + Sync>,
     _keep: Vec<Box<dyn std::any::Any>>,
+    after: Option<Box<dyn FnOnce()>>,
+}
+
+impl Subject {
+    fn new(b: impl Backend + Send + Sync + 'static) -> Subject {
+        Subject {
+            b: Box::new(b),
+            _keep: Vec::new(),
+            after: None,
+        }
+    }
+
+    /// Runs the backend's own checks after a test.
+    fn finish(mut self) {
+        if let Some(after) = self.after.take() {
+            after();
+        }
+    }
 }
 
 impl std::ops::Deref for Subject {
@@ -30,10 +48,33 @@ impl std::ops::Deref for Subject {
 }
 
 fn mem() -> Subject {
-    Subject {
-        b: Box::new(MemStore::new()),
-        _keep: Vec::new(),
-    }
+    Subject::new(MemStore::new())
+}
+
+fn fs() -> Subject {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::init(&dir.path().join("store"), Config::default()).unwrap();
+    let seen = store.clone();
+    let mut s = Subject::new(store);
+    s.after = Some(Box::new(move || {
+        // Nothing the suite did left the store in a state `check` dislikes in its layout.
+        let layout = seen.layout().unwrap();
+        assert!(layout.problems.is_empty(), "{:?}", layout.problems);
+        assert!(
+            seen.leftovers().unwrap().is_empty(),
+            "{:?}",
+            seen.leftovers()
+        );
+        // The same store opened again sees the same content.
+        let again = FsStore::open(seen.root()).unwrap();
+        assert_eq!(again.list_objects().unwrap(), seen.list_objects().unwrap());
+        assert_eq!(
+            again.list_refs("logs").unwrap(),
+            seen.list_refs("logs").unwrap()
+        );
+    }));
+    s._keep.push(Box::new(dir));
+    s
 }
 
 fn http() -> Subject {
@@ -42,11 +83,9 @@ fn http() -> Subject {
     let server = common::serve(&dir.path().join("served"), |o| {
         o.admin_token = Some(ADMIN.into());
     });
-    let b = HttpBackend::open(&server.url(), Some(ADMIN.into())).unwrap();
-    Subject {
-        b: Box::new(b),
-        _keep: vec![Box::new(server), Box::new(dir)],
-    }
+    let mut s = Subject::new(HttpBackend::open(&server.url(), Some(ADMIN.into())).unwrap());
+    s._keep = vec![Box::new(server), Box::new(dir)];
+    s
 }
 
 const ADMIN: &str = "suite-admin-token";
@@ -58,10 +97,9 @@ fn mock() -> Subject {
         7,
     );
     let clock: Arc<VirtualClock> = Arc::new(VirtualClock::new(0));
-    Subject {
-        b: Box::new(mock.handle(0, clock)),
-        _keep: vec![Box::new(mock)],
-    }
+    let mut s = Subject::new(mock.handle(0, clock));
+    s._keep = vec![Box::new(mock)];
+    s
 }
 
 fn objects(n: usize, tag: &str) -> Vec<(Id, Vec<u8>)> {
@@ -803,78 +841,56 @@ fn chain_checks(b: &dyn Backend) {
 // ---------------------------------------------------------------------------------------
 // Running it on each backend
 
-macro_rules! suite {
-    ($($test:ident),* $(,)?) => {
-        mod mem {
-            use super::*;
+/// The tests of the suite, each run on one backend (a module named after it).
+macro_rules! on {
+    ($backend:ident: $($test:ident),*) => {
+        mod $backend {
             $(
                 #[test]
                 fn $test() {
-                    super::$test(&*mem());
-                }
-            )*
-        }
-        mod fs {
-            use super::*;
-            $(
-                #[test]
-                fn $test() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = FsStore::init(&dir.path().join("store"), Config::default()).unwrap();
-                    super::$test(&store);
-                    // Nothing the suite did left the store in a state `check` dislikes
-                    // (refs here point at made-up ids, so only the layout is examined).
-                    let layout = store.layout().unwrap();
-                    assert!(layout.problems.is_empty(), "{:?}", layout.problems);
-                    assert!(store.leftovers().unwrap().is_empty(), "{:?}", store.leftovers());
-                    // The same store opened again sees the same content.
-                    let again = FsStore::open(store.root()).unwrap();
-                    assert_eq!(again.list_objects().unwrap(), store.list_objects().unwrap());
-                    assert_eq!(again.list_refs("logs").unwrap(), store.list_refs("logs").unwrap());
-                }
-            )*
-        }
-        mod http {
-            use super::*;
-            $(
-                #[test]
-                fn $test() {
-                    super::$test(&*http());
-                }
-            )*
-        }
-        mod mock {
-            use super::*;
-            $(
-                #[test]
-                fn $test() {
-                    super::$test(&*mock());
+                    let subject = super::$backend();
+                    super::$test(&*subject);
+                    subject.finish();
                 }
             )*
         }
     };
 }
 
+/// Every test on every backend: a new backend is one more name in the first list (and a
+/// function of that name making its `Subject`).
+macro_rules! suite {
+    ([$($backend:ident),*], $tests:tt) => {
+        $( suite!(@one $backend, $tests); )*
+    };
+    (@one $backend:ident, [$($test:ident),* $(,)?]) => {
+        on!($backend: $($test),*);
+    };
+}
+
 suite!(
-    put_get_has,
-    large_batch,
-    list_and_prefix,
-    missing_object,
-    ref_compare_and_swap,
-    ref_expectations,
-    refs_are_independent_and_listed,
-    lenient_listing,
-    concurrent_cas_loses_no_update,
-    concurrent_appends_lose_no_message,
-    check_complete_stops_where_the_ref_was_and_names_what_is_missing,
-    scan_and_presence,
-    raw_blocks,
-    packs_added_listed_and_read,
-    write_leases_and_upkeep_exclude_each_other,
-    timed_leases,
-    gc_keeps_logs_and_removes_garbage,
-    upkeep_primitives,
-    chain_checks,
+    [mem, fs, http, mock],
+    [
+        put_get_has,
+        large_batch,
+        list_and_prefix,
+        missing_object,
+        ref_compare_and_swap,
+        ref_expectations,
+        refs_are_independent_and_listed,
+        lenient_listing,
+        concurrent_cas_loses_no_update,
+        concurrent_appends_lose_no_message,
+        check_complete_stops_where_the_ref_was_and_names_what_is_missing,
+        scan_and_presence,
+        raw_blocks,
+        packs_added_listed_and_read,
+        write_leases_and_upkeep_exclude_each_other,
+        timed_leases,
+        gc_keeps_logs_and_removes_garbage,
+        upkeep_primitives,
+        chain_checks,
+    ]
 );
 
 #[test]
