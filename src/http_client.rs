@@ -818,15 +818,21 @@ impl Backend for HttpBackend {
             path: self.pack_location(id).into(),
             reason: format!("bytes {offset}..+{len} lie beyond any pack"),
         })?;
-        // At most RANGE_MAX per request, so no answer is larger than a transfer's.
-        let mut out = Vec::new();
-        let mut at = offset;
-        while at <= last {
-            let end = last.min(at + RANGE_MAX - 1);
-            out.extend(self.get_range(id, at, end)?);
-            at = end + 1;
-        }
-        Ok(Box::new(std::io::Cursor::new(out)))
+        // The first piece now, so that a pack or range the server refuses is an error of
+        // this call; the rest as it is read, at most RANGE_MAX per request.
+        let mut reader = RangeReader {
+            via: HttpBackend {
+                conn: self.conn.clone(),
+                cache: Mutex::default(),
+                indexes: Mutex::default(),
+            },
+            pack: *id,
+            next: offset,
+            last,
+            piece: std::io::Cursor::new(Vec::new()),
+        };
+        reader.fetch()?;
+        Ok(Box::new(reader))
     }
 
     fn add_pack(&self, pack: crate::pack::Finished) -> Result<Option<Id>> {
@@ -1134,6 +1140,42 @@ impl HttpBackend {
                 })
             }
             _ => Err(self.refused(&r_method(new), &path, &r)),
+        }
+    }
+}
+
+/// Bytes `next..=last` of a remote pack, fetched a piece at a time as they are read
+/// ([`Backend::read_pack`]), so a whole pack is never held in memory.
+struct RangeReader {
+    via: HttpBackend,
+    pack: Id,
+    next: u64,
+    last: u64,
+    piece: std::io::Cursor<Vec<u8>>,
+}
+
+impl RangeReader {
+    /// Fetches the next piece, if any is left.
+    fn fetch(&mut self) -> Result<()> {
+        if self.next > self.last {
+            return Ok(());
+        }
+        let end = self.last.min(self.next.saturating_add(RANGE_MAX - 1));
+        let bytes = self.via.get_range(&self.pack, self.next, end)?;
+        self.next = end + 1;
+        self.piece = std::io::Cursor::new(bytes);
+        Ok(())
+    }
+}
+
+impl std::io::Read for RangeReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.piece.read(out)?;
+            if n > 0 || out.is_empty() || self.next > self.last {
+                return Ok(n);
+            }
+            self.fetch().map_err(std::io::Error::other)?;
         }
     }
 }
