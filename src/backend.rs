@@ -24,9 +24,10 @@
 //!
 //! - [`Backend::update_ref`] is a compare-and-swap with a stated [`Expected`] value: it
 //!   moves the ref atomically with respect to every other writer of the backend, or fails
-//!   with [`Error::RefConflict`] naming what the ref holds, changing nothing. All
-//!   implementations decide with [`check_expected`]. A ref update returns only once it is
-//!   durable. An update whose answer was lost (a network) is judged by reading the ref.
+//!   with [`Error::RefConflict`] naming what the ref holds, changing nothing. Every
+//!   implementation that decides itself does so with [`check_expected`] (a remote's server
+//!   decides with its own store's). A ref update returns only once it is durable. An
+//!   update whose answer was lost (a network) is judged by reading the ref.
 //! - **A ref names only what is complete**: everything a ref names is durable before the
 //!   ref moves (objects before refs). A log ref moves only to a complete chain: the writer
 //!   checks it ([`crate::log::check_complete`]) unless the backend says it refuses
@@ -636,9 +637,9 @@ pub fn verify_id(id: &Id, bytes: &[u8], location: impl FnOnce() -> String) -> Re
 }
 
 /// A backend in memory, for tests and as the model the other backends follow; it backs
-/// the simulator's mock remote. It keeps no packs (a pack added is stored as its objects)
-/// and offers leases and upkeep like a store directory, with ages from the time each
-/// object was stored.
+/// the simulator's mock remote. "Durable" is "in memory" here: the store lives as long as
+/// the value. It keeps no packs (a pack added is stored as its objects) and offers leases
+/// and upkeep like a store directory, with ages from the time each object was stored.
 #[derive(Default)]
 pub struct MemStore {
     objects: Mutex<HashMap<Id, (Vec<u8>, Instant)>>,
