@@ -1,21 +1,142 @@
-//! The storage trait: a CAS (objects by id) and an NS (refs by name), and an in-memory
-//! implementation. Everything above this layer (logs, check, remotes) works on any
-//! [`Backend`]; the file-system store is in [`crate::store`].
+//! The storage contract: what every backend — a store directory ([`crate::store`]), the
+//! memory model below ([`MemStore`]), an HTTP remote ([`crate::http_client`]), the mock
+//! remote ([`crate::mock`]), an object store to come — promises, and what the operations
+//! above (log, check, forget, push, pull, clone, gc, repack, the server) may rely on. They
+//! use nothing but this module; `tests/backend_suite.rs` holds every implementation to it.
 //!
-//! Contract for implementations:
-//! - `get_object` returns bytes whose BLAKE3 equals the id, or an error naming the object.
-//! - `put_objects` returns only when every object is durable (readable after a crash).
-//! - `update_ref` is a compare-and-swap: it moves a ref from `expected` to `new` or fails
-//!   with [`Error::RefConflict`], atomically with respect to other writers.
+//! # Objects (the CAS)
+//!
+//! - An object is an immutable byte string named by its BLAKE3 ([`Id::of`]). It is never
+//!   rewritten once stored; storing one that is present is a no-op.
+//! - **Written means durable**: when [`Backend::put_objects`], [`Batch::commit`] or
+//!   [`Backend::add_pack`] returns `Ok`, every object it took survives a crash or power
+//!   loss of the backend. Before that, nothing is promised (an interrupted write leaves
+//!   objects or nothing, never a damaged object under its id).
+//! - **Verify on read**: [`Backend::get_object`] returns bytes that hash to the id, or an
+//!   error naming the object ([`Error::ObjectMissing`], [`Error::ObjectCorrupt`]).
+//! - **Order**: a page is stored only after the messages it lists and the page it names as
+//!   `prev` (format/store-v1.md section 7). Writers hand objects messages first and pages
+//!   last, oldest first; a backend keeps that order durable (a page never becomes durable
+//!   before what was handed to it earlier). Readers rely on it: a transfer stops at the
+//!   first page the destination has, taking everything older to be there.
+//!
+//! # Refs (the NS)
+//!
+//! - [`Backend::update_ref`] is a compare-and-swap with a stated [`Expected`] value: it
+//!   moves the ref atomically with respect to every other writer of the backend, or fails
+//!   with [`Error::RefConflict`] naming what the ref holds, changing nothing. Every
+//!   implementation that decides itself does so with [`check_expected`] (a remote's server
+//!   decides with its own store's). A ref update returns only once it is durable. An
+//!   update whose answer was lost (a network) is judged by reading the ref.
+//! - **A ref names only what is complete**: everything a ref names is durable before the
+//!   ref moves (objects before refs). A log ref moves only to a complete chain: the writer
+//!   checks it ([`crate::log::check_complete`]) unless the backend says it refuses
+//!   incomplete ones itself ([`Backend::checks_chains`], a server).
+//!
+//! # Listing
+//!
+//! [`Backend::list_objects`], [`Backend::objects_with_prefix`] and [`Backend::list_refs`]
+//! see everything stored (or updated) before the call started; what is stored while they
+//! run may or may not be listed. A ref that cannot be read fails [`Backend::list_refs`]
+//! (naming it): a caller must never act as if a ref it could not read did not exist.
+//!
+//! # Packs
+//!
+//! Backends with packs (format/pack-v1.md) keep them in one chain, newest first
+//! ([`Backend::pack_chain`]); anyone may read a byte range of a chain pack
+//! ([`Backend::read_pack`]). A writer stages a pack where the backend adds it cheaply
+//! ([`Backend::stage_pack`], [`Backend::staging_dir`]) and adds it finished
+//! ([`Backend::add_pack`]): its objects are then stored like any others. A backend without
+//! packs takes a pack by storing its objects.
+//!
+//! # Leases
+//!
+//! Upkeep deletes what no ref names, while a writer stores objects before the ref naming
+//! them moves. A writer therefore holds a [`WriteLease`] from before its first presence
+//! check until after its last ref update: **while any write lease or live timed lease is
+//! held, upkeep deletes nothing**, and upkeep holds its exclusive lease
+//! ([`Upkeep::exclusive`]) for its whole run, during which no lease is granted
+//! (format/store-v1.md section 9). A server holds *timed* leases for its clients across
+//! requests ([`TimedLeases`]): each lapses unless renewed within its time to live. An
+//! object store implements them with conditional creates and expiries; a directory with
+//! `O_EXCL` files.
+//!
+//! # Upkeep
+//!
+//! gc and repack use [`Upkeep`], offered by backends whose deletions this process may make
+//! ([`Backend::upkeep`]); a backend whose store runs its own (a server) offers
+//! [`Backend::gc_at_store`] instead, so `gc` on any backend is one call.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::name::RefName;
+use crate::pack::{self, PackWriter};
 
-/// A place that holds objects and refs.
+/// How long a writer waits for a running upkeep before giving up.
+pub const WRITER_WAIT: Duration = Duration::from_secs(300);
+
+/// How long upkeep waits for the writers that hold leases to finish.
+pub const UPKEEP_WAIT: Duration = Duration::from_secs(60);
+
+/// What a ref update expects the ref to hold (gix-ref's `PreviousValue`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// Whatever it holds, or nothing: the update always applies (last writer wins).
+    Any,
+    /// The ref must not exist.
+    Absent,
+    /// The ref must hold this value.
+    Equal(Id),
+}
+
+impl From<Option<Id>> for Expected {
+    /// `None` is [`Expected::Absent`], `Some(id)` is [`Expected::Equal`].
+    fn from(v: Option<Id>) -> Expected {
+        match v {
+            Some(id) => Expected::Equal(id),
+            None => Expected::Absent,
+        }
+    }
+}
+
+impl Expected {
+    /// Whether a ref holding `actual` meets this expectation.
+    pub fn admits(self, actual: Option<Id>) -> bool {
+        match self {
+            Expected::Any => true,
+            Expected::Absent => actual.is_none(),
+            Expected::Equal(id) => actual == Some(id),
+        }
+    }
+
+    /// The expected value as [`Error::RefConflict`] states it (`Any` never conflicts).
+    pub fn value(self) -> Option<Id> {
+        match self {
+            Expected::Equal(id) => Some(id),
+            Expected::Any | Expected::Absent => None,
+        }
+    }
+}
+
+/// The one compare-and-swap check of every backend: `Ok` when ref `name`, holding
+/// `actual`, may be updated under `expected`, else the [`Error::RefConflict`] to return.
+pub fn check_expected(name: &RefName, expected: Expected, actual: Option<Id>) -> Result<()> {
+    if expected.admits(actual) {
+        return Ok(());
+    }
+    Err(Error::RefConflict {
+        name: name.to_string(),
+        expected: expected.value(),
+        actual,
+    })
+}
+
+/// A place that holds objects and refs (see the module documentation for the contract).
 pub trait Backend {
     /// Where this backend is, for messages (a path or a URL).
     fn location(&self) -> String;
@@ -84,8 +205,10 @@ pub trait Backend {
     /// The current value of a ref, `None` when it does not exist.
     fn read_ref(&self, name: &RefName) -> Result<Option<Id>>;
 
-    /// Compare-and-swap: sets `name` to `new` (`None` deletes it) if it holds `expected`.
-    fn update_ref(&self, name: &RefName, expected: Option<Id>, new: Option<Id>) -> Result<()>;
+    /// Compare-and-swap: sets `name` to `new` (`None` deletes it) if it holds what
+    /// `expected` says ([`check_expected`]); otherwise [`Error::RefConflict`] and nothing
+    /// changes. Durable when it returns.
+    fn update_ref(&self, name: &RefName, expected: Expected, new: Option<Id>) -> Result<()>;
 
     /// All refs below `refs/<prefix>/`, sorted. An entry there that cannot be read as a
     /// ref (a symbolic link, an invalid name) fails the listing, naming it: a caller must
@@ -102,10 +225,23 @@ pub trait Backend {
     /// A writer's lease on this backend (format/store-v1.md section 9): while the returned
     /// value lives, upkeep deletes nothing, so the objects this writer stores or finds
     /// present stay until its ref update names them. Writers take it before their first
-    /// presence check and drop it after their last ref update. Default: a backend without
-    /// upkeep of its own needs none.
+    /// presence check and drop it after their last ref update. Waits up to
+    /// [`WRITER_WAIT`] for a running upkeep.
     fn write_lease(&self) -> Result<WriteLease> {
+        self.write_lease_waiting(WRITER_WAIT)
+    }
+
+    /// [`Backend::write_lease`], waiting up to `wait` for a running upkeep before it fails
+    /// with [`Error::Locked`]. Leases of one process share: a writer holding one gets
+    /// another at once. Default: a backend without upkeep of its own needs none.
+    fn write_lease_waiting(&self, wait: Duration) -> Result<WriteLease> {
+        let _ = wait;
         Ok(WriteLease::none())
+    }
+
+    /// The timed leases this backend holds for clients of a server, where it offers them.
+    fn timed_leases(&self) -> Option<&dyn TimedLeases> {
+        None
     }
 
     /// Like [`Backend::list_refs`], but each entry that cannot be read as a ref is named
@@ -120,6 +256,254 @@ pub trait Backend {
     fn layout(&self) -> Result<Layout> {
         Ok(Layout::default())
     }
+
+    /// The packs on this backend's chain, newest first. Default: none (no packs).
+    fn pack_chain(&self) -> Result<Vec<PackInfo>> {
+        Ok(Vec::new())
+    }
+
+    /// Where pack `id` is or would be, for messages.
+    fn pack_location(&self, id: &Id) -> String {
+        format!("{} pack {id}", self.location())
+    }
+
+    /// `len` bytes of chain pack `id` from byte `offset`, as a reader (a whole pack is
+    /// never held in memory). A pack not on the chain is [`Error::BadPack`] saying so; a
+    /// range beyond its end an error naming it.
+    fn read_pack(&self, id: &Id, offset: u64, len: u64) -> Result<Box<dyn std::io::Read + Send>> {
+        let _ = (offset, len);
+        Err(not_on_chain(&self.pack_location(id)))
+    }
+
+    /// A local directory where a writer stages files on their way into this backend
+    /// (uploads, packs): on the store's own file system where adding is then a rename.
+    /// Default: the system's temporary directory.
+    fn staging_dir(&self) -> Result<PathBuf> {
+        Ok(std::env::temp_dir())
+    }
+
+    /// A pack writer staged where [`Backend::add_pack`] takes it cheapest (chained after
+    /// the current head where the backend has a chain).
+    fn stage_pack(&self) -> Result<PackWriter> {
+        PackWriter::create(
+            &self.staging_dir()?,
+            None,
+            crate::config::DEFAULT_ZSTD_LEVEL,
+        )
+    }
+
+    /// Adds a finished pack (its objects verified by whoever wrote or received it): its
+    /// objects are stored, durably, when this returns, and the pack's staged file is gone.
+    /// Returns the pack's id on this backend's chain; `None` when the backend stored the
+    /// objects some other way. Default: stores the objects, messages before pages.
+    fn add_pack(&self, pack: pack::Finished) -> Result<Option<Id>> {
+        put_pack_objects(self, &pack)?;
+        Ok(None)
+    }
+
+    /// A local directory for data derived from this backend that can be recomputed (the
+    /// spec view's index); `None`: such caches live in memory only.
+    fn cache_dir(&self) -> Option<PathBuf> {
+        None
+    }
+
+    /// The upkeep primitives, where this process may delete from the backend itself.
+    fn upkeep(&self) -> Option<&dyn Upkeep> {
+        None
+    }
+
+    /// Runs gc where the store is (a server runs the library's gc on its own store) for a
+    /// backend that offers no [`Upkeep`] here; `None` when it offers neither.
+    fn gc_at_store(&self, grace: Duration, dry_run: bool) -> Option<Result<Collected>> {
+        let _ = (grace, dry_run);
+        None
+    }
+}
+
+fn not_on_chain(location: &str) -> Error {
+    Error::BadPack {
+        path: location.into(),
+        reason: "is not on this store's pack chain".into(),
+    }
+}
+
+/// Stores the objects of a finished pack through [`Backend::put_objects`], block by block,
+/// messages and opaque blobs before pages (the order rule), so memory holds one block.
+pub fn put_pack_objects(b: &(impl Backend + ?Sized), done: &pack::Finished) -> Result<usize> {
+    let path: &std::path::Path = &done.tmp;
+    let p = pack::Pack::parse(pack::map(path)?).map_err(|r| pack::bad_pack(path, r))?;
+    let by_block = p.objects_by_block().map_err(|r| pack::bad_pack(path, r))?;
+    let is_page = |b: &[u8]| crate::object::peek_kind(b) == Some(crate::object::Kind::Page);
+    let mut written = 0;
+    for pages in [false, true] {
+        for (n, objects) in by_block.iter().enumerate() {
+            if objects.is_empty() {
+                continue;
+            }
+            let data = p
+                .decompress_block(n as u32)
+                .map_err(|r| pack::bad_pack(path, r))?;
+            let mut todo: Vec<(Id, &[u8])> = Vec::new();
+            for (id, loc) in objects {
+                let bytes = data
+                    .get(loc.offset as usize..(loc.offset + loc.len) as usize)
+                    .ok_or_else(|| {
+                        pack::bad_pack(path, format!("object {id} lies outside its block"))
+                    })?;
+                if is_page(bytes) == pages {
+                    verify_id(id, bytes, || path.display().to_string())?;
+                    todo.push((*id, bytes));
+                }
+            }
+            written += b.put_objects(&todo)?;
+        }
+    }
+    Ok(written)
+}
+
+/// A pack on a backend's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackInfo {
+    /// Its id (the checksum in its trailer).
+    pub id: Id,
+    /// Its size in bytes.
+    pub size: u64,
+    /// How many objects it holds.
+    pub objects: usize,
+}
+
+/// Timed leases: writer leases a server holds for its clients across requests
+/// (format/http-api.md section 10). Each holds upkeep off like a [`WriteLease`] until it is
+/// released or its time to live passes without a renewal.
+pub trait TimedLeases {
+    /// Takes lease `id` (chosen by the caller, unique) for `ttl`, waiting up to `wait` for
+    /// a running upkeep before it fails with [`Error::Locked`].
+    fn take(&self, id: &str, ttl: Duration, wait: Duration) -> Result<()>;
+    /// Extends lease `id` by `ttl` from now; false when it is gone (released, or expired:
+    /// what it protected may have been collected).
+    fn renew(&self, id: &str, ttl: Duration) -> Result<bool>;
+    /// Ends lease `id` (gone already is fine).
+    fn release(&self, id: &str) -> Result<()>;
+    /// Works under lease `id`: when it is live, a [`WriteLease`] for one request that
+    /// holds nothing more (the timed lease already holds upkeep off) after the backend
+    /// refreshed what upkeep may have changed; `None` when it is gone.
+    fn join(&self, id: &str) -> Result<Option<WriteLease>>;
+    /// How many timed leases are held now.
+    fn count(&self) -> Result<usize>;
+}
+
+/// How [`Upkeep::delete_loose`] makes its deletions durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Each deletion is durable before the next starts (pages, newest first: a page that
+    /// remains after a crash still has what it names).
+    EachDurable,
+    /// Durable at the next [`Upkeep::flush`].
+    AtFlush,
+}
+
+/// What upkeep sees of a backend: its loose objects and chain packs, with their ages as
+/// the backend measures them (a file's modification time; an object store's
+/// `Last-Modified`).
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// Objects stored outside packs, with their ages.
+    pub loose: Vec<(Id, Duration)>,
+    /// The chain's packs, newest first, with their ages.
+    pub packs: Vec<(PackInfo, Duration)>,
+    /// The chain's head (what [`Upkeep::replace_chain`] expects).
+    pub head: Option<Id>,
+}
+
+/// Something upkeep may remove (a temporary file of a crashed writer, a pack off the
+/// chain), as the backend names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover(pub String);
+
+/// The primitives gc and repack are written against ([`Backend::upkeep`]).
+pub trait Upkeep {
+    /// Takes the exclusive upkeep lease: fails at once if another upkeep holds it, then
+    /// waits up to `wait` for the writers holding leases (timed ones included) to finish.
+    /// While the guard lives no lease is granted and no pack is added.
+    fn exclusive(&self, wait: Duration) -> Result<UpkeepGuard>;
+    /// The loose objects and chain packs, read fresh.
+    fn inventory(&self) -> Result<Inventory>;
+    /// Opens chain pack `id` for reading (structure checked).
+    fn open_pack(&self, id: &Id) -> Result<std::sync::Arc<pack::Pack<memmap2::Mmap>>>;
+    /// Deletes loose objects (absent already is fine); returns how many were there.
+    fn delete_loose(&self, ids: &[Id], how: Removal) -> Result<usize>;
+    /// A pack writer for a rewrite of the chain, chained after `prev`.
+    fn rewrite_writer(&self, prev: Option<Id>) -> Result<PackWriter>;
+    /// Replaces the whole chain by `packs` (each chained after the one before, the last
+    /// the new head) as one compare-and-swap from `old_head` — failing, with nothing
+    /// changed, if the chain moved — then deletes the packs it replaced. `lock_held`: the
+    /// caller holds [`Upkeep::exclusive`], which already keeps packs from being added.
+    /// Returns how many pack files went.
+    fn replace_chain(
+        &self,
+        old_head: Option<Id>,
+        packs: Vec<pack::Finished>,
+        lock_held: bool,
+    ) -> Result<usize>;
+    /// Temporary files older than `age` and packs off the chain.
+    fn leftovers(&self, age: Duration) -> Result<Vec<Leftover>>;
+    /// Removes leftovers (best effort: one that cannot be removed stays harmless).
+    fn remove_leftovers(&self, which: &[Leftover]) -> Result<usize>;
+    /// Bytes the backend uses, for the report.
+    fn stored_bytes(&self) -> Result<u64>;
+    /// Makes every deletion so far durable.
+    fn flush(&self) -> Result<()>;
+    /// The zstd level for rewritten packs.
+    fn zstd_level(&self) -> i32;
+    /// Whether the backend keeps packs at all (repack has nothing to do otherwise).
+    fn keeps_packs(&self) -> bool {
+        true
+    }
+}
+
+/// The exclusive upkeep lease, released when dropped ([`Upkeep::exclusive`]).
+pub struct UpkeepGuard {
+    _guard: Box<dyn std::any::Any + Send>,
+}
+
+impl UpkeepGuard {
+    /// A guard kept alive by `guard` (whose `Drop` releases it).
+    pub fn new(guard: impl std::any::Any + Send) -> UpkeepGuard {
+        UpkeepGuard {
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+/// What gc removed (or, in a dry run, would remove).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Collected {
+    /// Whether nothing was deleted.
+    pub dry_run: bool,
+    /// Objects reachable from the refs.
+    pub reachable: usize,
+    /// Unreferenced objects removed.
+    pub objects: usize,
+    /// Their uncompressed size.
+    pub bytes: u64,
+    /// Unreferenced objects kept because they are younger than the grace period.
+    pub kept_young: usize,
+    /// Unreferenced opaque blobs kept (bytes added through the CAS API that are not typed
+    /// objects: their references cannot be followed yet, so gc never deletes them).
+    pub kept_opaque: usize,
+    /// Loose object files removed.
+    pub loose_removed: usize,
+    /// Packs rewritten without their unreferenced entries.
+    pub packs_rewritten: usize,
+    /// Leftover files removed (temporary files, pack files off the chain).
+    pub leftovers_removed: usize,
+    /// Bytes on disk before and after.
+    pub disk_before: u64,
+    /// Bytes on disk after.
+    pub disk_after: u64,
+    /// The ids removed (listed by `--dry-run`).
+    #[serde(skip)]
+    pub removed_ids: Vec<Id>,
 }
 
 /// A writer's hold on a backend, released when dropped ([`Backend::write_lease`]).
@@ -252,11 +636,94 @@ pub fn verify_id(id: &Id, bytes: &[u8], location: impl FnOnce() -> String) -> Re
     Ok(())
 }
 
-/// A backend in memory, for tests and as the model the other backends follow.
+/// A backend in memory, for tests and as the model the other backends follow; it backs
+/// the simulator's mock remote. "Durable" is "in memory" here: the store lives as long as
+/// the value. It keeps no packs (a pack added is stored as its objects) and offers leases
+/// and upkeep like a store directory, with ages from the time each object was stored.
 #[derive(Default)]
 pub struct MemStore {
-    objects: Mutex<HashMap<Id, Vec<u8>>>,
+    objects: Mutex<HashMap<Id, (Vec<u8>, Instant)>>,
     refs: Mutex<BTreeMap<RefName, Id>>,
+    leases: std::sync::Arc<MemLeases>,
+}
+
+/// Leases of a [`MemStore`]: writers share, upkeep excludes them (store-v1 section 9).
+#[derive(Default)]
+struct MemLeases {
+    state: Mutex<LeaseState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct LeaseState {
+    writers: usize,
+    upkeep: bool,
+    /// Timed leases and when each expires.
+    timed: HashMap<String, Instant>,
+}
+
+impl LeaseState {
+    fn live_timed(&mut self) -> usize {
+        let now = Instant::now();
+        self.timed.retain(|_, until| *until > now);
+        self.timed.len()
+    }
+}
+
+impl MemLeases {
+    fn state(&self) -> std::sync::MutexGuard<'_, LeaseState> {
+        lock(&self.state)
+    }
+
+    /// Waits until `ready` holds or `wait` passes; true when it holds.
+    fn wait_until(&self, wait: Duration, mut ready: impl FnMut(&mut LeaseState) -> bool) -> bool {
+        let deadline = Instant::now() + wait;
+        let mut st = self.state();
+        loop {
+            if ready(&mut st) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            // Timed leases expire without a notification: look again now and then.
+            let step = (deadline - now).min(Duration::from_millis(20));
+            st = self
+                .changed
+                .wait_timeout(st, step)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    fn busy(hint: &str) -> Error {
+        Error::Locked {
+            path: PathBuf::from("memory/locks/upkeep"),
+            holder: "gc in this process".into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+/// A writer's share of a [`MemStore`]'s leases.
+struct MemWriter(std::sync::Arc<MemLeases>);
+
+impl Drop for MemWriter {
+    fn drop(&mut self) {
+        self.0.state().writers -= 1;
+        self.0.changed.notify_all();
+    }
+}
+
+/// The exclusive lease of a [`MemStore`]'s upkeep.
+struct MemUpkeep(std::sync::Arc<MemLeases>);
+
+impl Drop for MemUpkeep {
+    fn drop(&mut self) {
+        self.0.state().upkeep = false;
+        self.0.changed.notify_all();
+    }
 }
 
 impl MemStore {
@@ -267,7 +734,7 @@ impl MemStore {
 
     /// Replaces an object's bytes without any check, to simulate corruption in tests.
     pub fn corrupt_object(&self, id: &Id, bytes: Vec<u8>) {
-        lock(&self.objects).insert(*id, bytes);
+        lock(&self.objects).insert(*id, (bytes, Instant::now()));
     }
 }
 
@@ -288,7 +755,7 @@ impl Backend for MemStore {
     fn get_object(&self, id: &Id) -> Result<Vec<u8>> {
         let bytes = lock(&self.objects)
             .get(id)
-            .cloned()
+            .map(|(b, _)| b.clone())
             .ok_or_else(|| Error::ObjectMissing {
                 id: *id,
                 location: self.object_location(id),
@@ -304,9 +771,10 @@ impl Backend for MemStore {
     fn put_objects(&self, objects: &[(Id, &[u8])]) -> Result<usize> {
         let mut map = lock(&self.objects);
         let mut written = 0;
+        let now = Instant::now();
         for (id, bytes) in objects {
             if !map.contains_key(id) {
-                map.insert(*id, bytes.to_vec());
+                map.insert(*id, (bytes.to_vec(), now));
                 written += 1;
             }
         }
@@ -337,16 +805,9 @@ impl Backend for MemStore {
         Ok(lock(&self.refs).get(name).copied())
     }
 
-    fn update_ref(&self, name: &RefName, expected: Option<Id>, new: Option<Id>) -> Result<()> {
+    fn update_ref(&self, name: &RefName, expected: Expected, new: Option<Id>) -> Result<()> {
         let mut refs = lock(&self.refs);
-        let actual = refs.get(name).copied();
-        if actual != expected {
-            return Err(Error::RefConflict {
-                name: name.to_string(),
-                expected,
-                actual,
-            });
-        }
+        check_expected(name, expected, refs.get(name).copied())?;
         match new {
             Some(id) => refs.insert(name.clone(), id),
             None => refs.remove(name),
@@ -361,5 +822,168 @@ impl Backend for MemStore {
             .filter(|r| r.as_str().starts_with(&want))
             .cloned()
             .collect())
+    }
+
+    fn write_lease_waiting(&self, wait: Duration) -> Result<WriteLease> {
+        let leases = &self.leases;
+        // A writer joins the others at once (leases of one process share); otherwise it
+        // waits for a running upkeep to end.
+        // Checked and counted under one lock, so upkeep cannot start in between.
+        let joined = leases.wait_until(wait, |st| {
+            let free = st.writers > 0 || !st.upkeep;
+            st.writers += usize::from(free);
+            free
+        });
+        if !joined {
+            return Err(MemLeases::busy(
+                "gc is running on this store and writers wait for it; run the command again when it is done",
+            ));
+        }
+        Ok(WriteLease::new(MemWriter(leases.clone())))
+    }
+
+    fn timed_leases(&self) -> Option<&dyn TimedLeases> {
+        Some(self)
+    }
+
+    fn upkeep(&self) -> Option<&dyn Upkeep> {
+        Some(self)
+    }
+}
+
+impl TimedLeases for MemStore {
+    fn take(&self, id: &str, ttl: Duration, wait: Duration) -> Result<()> {
+        let taken = self.leases.wait_until(wait, |st| {
+            if !st.upkeep {
+                st.timed.insert(id.to_string(), Instant::now() + ttl);
+            }
+            !st.upkeep
+        });
+        if !taken {
+            return Err(MemLeases::busy(
+                "gc is running on this store and writers wait for it; try again when it is done",
+            ));
+        }
+        Ok(())
+    }
+
+    fn renew(&self, id: &str, ttl: Duration) -> Result<bool> {
+        let mut st = self.leases.state();
+        st.live_timed();
+        Ok(match st.timed.get_mut(id) {
+            Some(until) => {
+                *until = Instant::now() + ttl;
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn release(&self, id: &str) -> Result<()> {
+        self.leases.state().timed.remove(id);
+        self.leases.changed.notify_all();
+        Ok(())
+    }
+
+    fn join(&self, id: &str) -> Result<Option<WriteLease>> {
+        let mut st = self.leases.state();
+        st.live_timed();
+        Ok(st.timed.contains_key(id).then(WriteLease::none))
+    }
+
+    fn count(&self) -> Result<usize> {
+        Ok(self.leases.state().live_timed())
+    }
+}
+
+impl Upkeep for MemStore {
+    fn exclusive(&self, wait: Duration) -> Result<UpkeepGuard> {
+        {
+            let mut st = self.leases.state();
+            if st.upkeep {
+                return Err(MemLeases::busy(
+                    "another gc is running on this store; wait for it",
+                ));
+            }
+            st.upkeep = true;
+        }
+        let guard = MemUpkeep(self.leases.clone());
+        if !self
+            .leases
+            .wait_until(wait, |st| st.writers == 0 && st.live_timed() == 0)
+        {
+            return Err(MemLeases::busy(
+                "writers still hold leases on this store, and gc deletes nothing while a writer works; run gc again later",
+            ));
+        }
+        Ok(UpkeepGuard::new(guard))
+    }
+
+    fn inventory(&self) -> Result<Inventory> {
+        let mut loose: Vec<(Id, Duration)> = lock(&self.objects)
+            .iter()
+            .map(|(id, (_, at))| (*id, at.elapsed()))
+            .collect();
+        loose.sort();
+        Ok(Inventory {
+            loose,
+            packs: Vec::new(),
+            head: None,
+        })
+    }
+
+    fn open_pack(&self, id: &Id) -> Result<std::sync::Arc<pack::Pack<memmap2::Mmap>>> {
+        Err(not_on_chain(&self.pack_location(id)))
+    }
+
+    fn delete_loose(&self, ids: &[Id], _how: Removal) -> Result<usize> {
+        let mut map = lock(&self.objects);
+        Ok(ids.iter().filter(|id| map.remove(id).is_some()).count())
+    }
+
+    fn rewrite_writer(&self, prev: Option<Id>) -> Result<PackWriter> {
+        PackWriter::create(&self.staging_dir()?, prev, self.zstd_level())
+    }
+
+    fn replace_chain(
+        &self,
+        old_head: Option<Id>,
+        packs: Vec<pack::Finished>,
+        _lock_held: bool,
+    ) -> Result<usize> {
+        // No chain to replace: the only chain this store has is the empty one.
+        if old_head.is_some() || !packs.is_empty() {
+            return Err(Error::Invalid(
+                "a memory store keeps no packs; its objects are stored one by one".into(),
+            ));
+        }
+        Ok(0)
+    }
+
+    fn leftovers(&self, _age: Duration) -> Result<Vec<Leftover>> {
+        Ok(Vec::new())
+    }
+
+    fn remove_leftovers(&self, _which: &[Leftover]) -> Result<usize> {
+        Ok(0)
+    }
+
+    fn stored_bytes(&self) -> Result<u64> {
+        Ok(lock(&self.objects)
+            .values()
+            .map(|(b, _)| b.len() as u64)
+            .sum())
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn zstd_level(&self) -> i32 {
+        crate::config::DEFAULT_ZSTD_LEVEL
+    }
+
+    fn keeps_packs(&self) -> bool {
+        false
     }
 }

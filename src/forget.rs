@@ -116,7 +116,7 @@ pub fn forget(b: &dyn Backend, log: &str, ids: &[String]) -> Result<Forgotten> {
         batch.add(*id, bytes)?;
     }
     batch.commit()?;
-    b.update_ref(&refname, Some(head), new_head)?;
+    b.update_ref(&refname, Some(head).into(), new_head)?;
     removed.reverse();
     Ok(Forgotten {
         log: log.to_string(),

@@ -19,7 +19,6 @@ use crate::error::Error;
 use crate::fsutil::StagedFile;
 use crate::id::Id;
 use crate::pack;
-use crate::store::FsStore;
 use crate::wire::{CURRENT_HEADER, LEASE_HEADER, MISSING_HEADER, MISSING_WHAT_HEADER};
 
 /// A request body that sends nothing for this long is cut off.
@@ -38,9 +37,12 @@ pub const BODY_MEMORY: u64 = 64 << 20;
 /// largest block a pack may hold, so that every stored object can be packed and served.
 pub const MAX_ADDED_OBJECT: u64 = pack::MAX_BLOCK as u64;
 
+/// The store a server serves: any backend, used through the storage contract alone.
+pub(crate) type Store = Arc<dyn Backend + Send + Sync>;
+
 /// What every handler shares.
 pub(crate) struct AppState {
-    pub(crate) store: FsStore,
+    pub(crate) store: Store,
     pub(crate) token: Option<String>,
     pub(crate) read_only: bool,
     pub(crate) private: bool,
@@ -469,25 +471,26 @@ fn io_error(e: std::io::Error, p: &Path) -> ApiError {
     })
 }
 
-/// Writes a body of at most `limit` bytes to a temporary file in `dir` of the store, so
-/// that objects and packs are never held in memory while they arrive; hashes it on the
-/// way. The file is durable when this returns.
+/// Writes a body of at most `limit` bytes to a temporary file in the store's staging
+/// directory ([`Backend::staging_dir`]), so that objects and packs are never held in
+/// memory while they arrive and a pack is added by a rename; hashes it on the way. The
+/// file is durable when this returns.
 pub(crate) async fn spool(
     st: &AppState,
     headers: &HeaderMap,
     body: Body,
-    dir: &'static str,
     limit: u64,
     what: &'static str,
 ) -> ApiResult<Spooled> {
     let mut r = BodyReader::new(headers, body, limit, what)?;
-    let dir = st.store.root().join(dir);
+    let store = st.store.clone();
     let mut head_hash = blake3::Hasher::new();
     let mut tail: Vec<u8> = Vec::with_capacity(64);
     let mut len = 0u64;
     // One piece is written on the blocking pool while the next arrives; the body is never
     // held whole, and a file dropped on the way (an error, a timeout) is removed.
-    let mut writing = tokio::task::spawn_blocking(move || StagedFile::create(&dir, ".upload"));
+    let mut writing =
+        tokio::task::spawn_blocking(move || StagedFile::create(&store.staging_dir()?, ".upload"));
     while let Some(data) = r.next().await? {
         len += data.len() as u64;
         // Hash all but the last 32 bytes seen so far.
@@ -592,25 +595,25 @@ pub(crate) async fn write_lease(
         .and_then(|v| lease_id(v.trim()).ok());
     let store = st.store.clone();
     blocking(move || {
-        if let Some(id) = client {
-            if crate::lease::client_live(store.root(), &id).map_err(ApiError::from_store)? {
-                store.reload_packs().map_err(ApiError::from_store)?;
-                return Ok(crate::backend::WriteLease::none());
+        if let (Some(id), Some(timed)) = (client, store.timed_leases()) {
+            if let Some(lease) = timed.join(&id).map_err(ApiError::from_store)? {
+                return Ok(lease);
             }
         }
-        store.lease(LEASE_WAIT).map_err(ApiError::from_store)
+        store
+            .write_lease_waiting(LEASE_WAIT)
+            .map_err(ApiError::from_store)
     })
     .await
 }
 
 /// Stores one object unless present; true when it was written.
-pub(crate) fn put_one(store: &FsStore, id: Id, bytes: &[u8]) -> ApiResult<bool> {
+pub(crate) fn put_one(store: &dyn Backend, id: Id, bytes: &[u8]) -> ApiResult<bool> {
     if store.has_object(&id).map_err(ApiError::from_store)? {
         return Ok(false);
     }
-    // Straight to a loose file: a batch would copy the bytes first.
     let written = store
-        .put_loose(&[(id, bytes)])
+        .put_objects(&[(id, bytes)])
         .map_err(ApiError::from_store)?;
     Ok(written > 0)
 }
@@ -678,8 +681,6 @@ impl Intake for Small {
 pub(crate) struct Spool {
     /// The body.
     pub(crate) body: Body,
-    /// The store's directory it is staged in.
-    pub(crate) dir: &'static str,
     /// Most bytes it may have.
     pub(crate) limit: u64,
     /// What the limit is, for the error.
@@ -689,7 +690,7 @@ pub(crate) struct Spool {
 impl Intake for Spool {
     type Taken = Spooled;
     async fn take(self, st: &AppState, headers: &HeaderMap) -> ApiResult<Spooled> {
-        spool(st, headers, self.body, self.dir, self.limit, self.what).await
+        spool(st, headers, self.body, self.limit, self.what).await
     }
 }
 
@@ -751,7 +752,7 @@ impl AppState {
     pub(crate) async fn run<T, F>(&self, work: F) -> ApiResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(FsStore) -> ApiResult<T> + Send + 'static,
+        F: FnOnce(Store) -> ApiResult<T> + Send + 'static,
     {
         let store = self.store.clone();
         blocking(move || work(store)).await

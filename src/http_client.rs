@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use ureq::http::{self, Method};
 
-use crate::backend::{verify_id, Backend, Batch, RawBlock};
+use crate::backend::{verify_id, Backend, Batch, Collected, Expected, PackInfo, RawBlock};
 use crate::error::{Error, IoContext, Result};
 use crate::id::{is_lower_hex, Id};
 use crate::name::RefName;
@@ -223,6 +223,14 @@ pub fn admin_token_from_env() -> Result<Option<String>> {
         Some(p) if !p.is_empty() => crate::wire::read_token_file(Path::new(&p)).map(Some),
         _ => Ok(None),
     }
+}
+
+/// What the server made of an uploaded pack.
+struct Uploaded {
+    /// Objects it did not have.
+    new: usize,
+    /// The pack the upload became on its chain, if it kept one.
+    pack: Option<Id>,
 }
 
 /// A reply read whole.
@@ -644,6 +652,12 @@ impl HttpBackend {
 
     /// Uploads a finished pack; returns how many of its objects were new to the server.
     fn upload_pack(&self, path: &Path) -> Result<usize> {
+        Ok(self.upload_pack_outcome(path)?.new)
+    }
+
+    /// Uploads a finished pack; returns what the server made of it: how many objects were
+    /// new, and the pack it became on the server's chain (none for small uploads).
+    fn upload_pack_outcome(&self, path: &Path) -> Result<Uploaded> {
         let r = self.request(
             Method::POST,
             "/packs",
@@ -666,7 +680,14 @@ impl HttpBackend {
                 r.text()
             ))
         })?;
-        Ok(outcome.new)
+        let pack = match outcome.pack.as_deref() {
+            Some(hex) => Some(self.parse_id_from("POST /packs", hex)?),
+            None => None,
+        };
+        Ok(Uploaded {
+            new: outcome.new,
+            pack,
+        })
     }
 
     fn get_range(&self, pack: &Id, first: u64, last: u64) -> Result<Vec<u8>> {
@@ -693,13 +714,13 @@ impl HttpBackend {
     }
 
     /// Runs gc on the server's store (`POST /gc`).
-    pub fn gc(&self, grace: Duration, dry_run: bool) -> Result<crate::gc::Collected> {
+    pub fn gc(&self, grace: Duration, dry_run: bool) -> Result<Collected> {
         let path = format!("/gc?prune={}&dry_run={dry_run}", grace.as_secs());
         let r = self.expect_ok(Method::POST, &path, Payload::Empty, false)?;
         let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| {
             Error::Invalid(format!("{}{path}: not a gc summary: {e}", self.conn.base))
         })?;
-        let mut c: crate::gc::Collected = serde_json::from_value(v.clone()).map_err(|e| {
+        let mut c: Collected = serde_json::from_value(v.clone()).map_err(|e| {
             Error::Invalid(format!("{}{path}: not a gc summary: {e}", self.conn.base))
         })?;
         if let Some(ids) = v["removed_ids"].as_array() {
@@ -795,7 +816,7 @@ impl HttpBackend {
 }
 
 impl Backend for HttpBackend {
-    fn write_lease(&self) -> Result<crate::backend::WriteLease> {
+    fn write_lease_waiting(&self, wait: Duration) -> Result<crate::backend::WriteLease> {
         if self
             .conn
             .lease
@@ -826,7 +847,7 @@ impl Backend for HttpBackend {
                 }
                 // A server from before leases: its ref updates are still checked.
                 404 => return Ok(crate::backend::WriteLease::none()),
-                503 if start.elapsed() < crate::lease::WRITER_WAIT => {
+                503 if start.elapsed() < wait => {
                     if !told && start.elapsed() >= Duration::from_secs(1) {
                         told = true;
                         eprintln!("remotelog: waiting for {} ({})", self.conn.base, r.text());
@@ -841,6 +862,65 @@ impl Backend for HttpBackend {
     fn checks_chains(&self) -> bool {
         // The server checks every log ref update (http-api.md section 4).
         true
+    }
+
+    fn gc_at_store(&self, grace: Duration, dry_run: bool) -> Option<Result<Collected>> {
+        // The server runs the library's gc on its own store (http-api.md section 9).
+        Some(self.gc(grace, dry_run))
+    }
+
+    fn pack_chain(&self) -> Result<Vec<PackInfo>> {
+        let mut out = Vec::new();
+        for line in self.lines("/packs")? {
+            let mut parts = line.split_whitespace();
+            let id = self.parse_id_from("/packs", parts.next().unwrap_or(""))?;
+            let mut num = || parts.next().and_then(|s| s.parse::<u64>().ok());
+            let (Some(size), Some(objects)) = (num(), num()) else {
+                return Err(Error::Invalid(format!(
+                    "{}/packs: bad line {line:?}",
+                    self.conn.base
+                )));
+            };
+            out.push(PackInfo {
+                id,
+                size,
+                objects: usize::try_from(objects).unwrap_or(usize::MAX),
+            });
+        }
+        Ok(out)
+    }
+
+    fn pack_location(&self, id: &Id) -> String {
+        format!("{}/packs/{id}", self.conn.base)
+    }
+
+    fn read_pack(&self, id: &Id, offset: u64, len: u64) -> Result<Box<dyn std::io::Read + Send>> {
+        if len == 0 {
+            return Ok(Box::new(std::io::empty()));
+        }
+        let last = offset.checked_add(len - 1).ok_or_else(|| Error::BadPack {
+            path: self.pack_location(id).into(),
+            reason: format!("bytes {offset}..+{len} lie beyond any pack"),
+        })?;
+        // The first piece now, so that a pack or range the server refuses is an error of
+        // this call; the rest as it is read, at most RANGE_MAX per request.
+        let mut reader = RangeReader {
+            via: HttpBackend {
+                conn: self.conn.clone(),
+                cache: Mutex::default(),
+                indexes: Mutex::default(),
+            },
+            pack: *id,
+            next: offset,
+            last,
+            piece: std::io::Cursor::new(Vec::new()),
+        };
+        reader.fetch()?;
+        Ok(Box::new(reader))
+    }
+
+    fn add_pack(&self, pack: crate::pack::Finished) -> Result<Option<Id>> {
+        Ok(self.upload_pack_outcome(&pack.tmp)?.pack)
     }
 
     fn location(&self) -> String {
@@ -1026,7 +1106,45 @@ impl Backend for HttpBackend {
         }
     }
 
-    fn update_ref(&self, name: &RefName, expected: Option<Id>, new: Option<Id>) -> Result<()> {
+    fn update_ref(&self, name: &RefName, expected: Expected, new: Option<Id>) -> Result<()> {
+        // The API has no unconditional update: "any" is a compare-and-swap from what the
+        // ref holds, again while others move it.
+        let expected = match expected {
+            Expected::Any => {
+                for _ in 0..64 {
+                    let current = self.read_ref(name)?;
+                    match self.update_ref_from(name, current, new) {
+                        Err(Error::RefConflict { .. }) => continue,
+                        other => return other,
+                    }
+                }
+                return Err(Error::Invalid(format!(
+                    "ref {name} at {} keeps changing under concurrent updates; try again",
+                    self.conn.base
+                )));
+            }
+            other => other.value(),
+        };
+        self.update_ref_from(name, expected, new)
+    }
+
+    fn list_refs(&self, prefix: &str) -> Result<Vec<RefName>> {
+        crate::name::validate(prefix)?;
+        let mut out = Vec::new();
+        for line in self.lines(&format!("/ns?prefix={prefix}"))? {
+            let name = line.split_whitespace().next().unwrap_or("");
+            out.push(RefName::parse(name).map_err(|e| {
+                Error::Invalid(format!("{}/ns sent a bad ref name: {e}", self.conn.base))
+            })?);
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+impl HttpBackend {
+    /// A compare-and-swap of `name` from `expected` (`None`: must not exist) to `new`.
+    fn update_ref_from(&self, name: &RefName, expected: Option<Id>, new: Option<Id>) -> Result<()> {
         let path = Self::ref_path(name);
         let mut headers = Vec::new();
         match expected {
@@ -1108,18 +1226,41 @@ impl Backend for HttpBackend {
             _ => Err(self.refused(&r_method(new), &path, &r)),
         }
     }
+}
 
-    fn list_refs(&self, prefix: &str) -> Result<Vec<RefName>> {
-        crate::name::validate(prefix)?;
-        let mut out = Vec::new();
-        for line in self.lines(&format!("/ns?prefix={prefix}"))? {
-            let name = line.split_whitespace().next().unwrap_or("");
-            out.push(RefName::parse(name).map_err(|e| {
-                Error::Invalid(format!("{}/ns sent a bad ref name: {e}", self.conn.base))
-            })?);
+/// Bytes `next..=last` of a remote pack, fetched a piece at a time as they are read
+/// ([`Backend::read_pack`]), so a whole pack is never held in memory.
+struct RangeReader {
+    via: HttpBackend,
+    pack: Id,
+    next: u64,
+    last: u64,
+    piece: std::io::Cursor<Vec<u8>>,
+}
+
+impl RangeReader {
+    /// Fetches the next piece, if any is left.
+    fn fetch(&mut self) -> Result<()> {
+        if self.next > self.last {
+            return Ok(());
         }
-        out.sort();
-        Ok(out)
+        let end = self.last.min(self.next.saturating_add(RANGE_MAX - 1));
+        let bytes = self.via.get_range(&self.pack, self.next, end)?;
+        self.next = end + 1;
+        self.piece = std::io::Cursor::new(bytes);
+        Ok(())
+    }
+}
+
+impl std::io::Read for RangeReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.piece.read(out)?;
+            if n > 0 || out.is_empty() || self.next > self.last {
+                return Ok(n);
+            }
+            self.fetch().map_err(std::io::Error::other)?;
+        }
     }
 }
 

@@ -35,11 +35,7 @@ pub const UPKEEP: &str = "upkeep";
 /// Prefix of the shared leases of writers, in [`LOCKS_DIR`].
 pub const WRITER_PREFIX: &str = "writer-";
 
-/// How long a writer waits for a running gc before giving up.
-pub const WRITER_WAIT: Duration = Duration::from_secs(300);
-
-/// How long gc waits for the writers that hold leases to finish.
-pub const UPKEEP_WAIT: Duration = Duration::from_secs(60);
+pub use crate::backend::{UPKEEP_WAIT, WRITER_WAIT};
 
 /// A writer's shared lease; the file is removed when the last lease this process holds on
 /// the store is dropped.

@@ -35,6 +35,7 @@ pub mod server;
 pub mod sim;
 pub mod spec;
 pub mod store;
+pub mod store_clone;
 pub mod sync;
 pub mod twirp;
 pub mod wire;

@@ -168,7 +168,7 @@ where
         written += batch.commit()?;
         let new_head = last.ok_or_else(|| Error::Invalid("no page built".into()))?;
         let count = head.as_ref().map_or(0, |(_, p)| p.count) + ids.len() as u64;
-        match b.update_ref(&refname, expected, Some(new_head)) {
+        match b.update_ref(&refname, expected.into(), Some(new_head)) {
             Ok(()) => {
                 return Ok(Appended {
                     ids,

@@ -877,20 +877,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(name) => {
                     let local = FsStore::open(&cli.store)?;
                     let r = Remotes::load(&local)?.named(name)?.clone();
-                    if remotelog::http_client::is_url(&r.location) {
-                        // gc deletes: the server wants its admin token, not a writer's.
-                        let token = remotelog::http_client::admin_token_from_env()?;
-                        remotelog::http_client::HttpBackend::open(&r.location, token)?
-                            .gc(grace, dry_run)
-                    } else {
-                        remotelog::gc::gc_waiting(
-                            &remote::open_dir(&r.location, false)?,
-                            grace,
-                            dry_run,
-                            wait,
-                            &bar,
-                        )
-                    }
+                    let b = remote::open_for_upkeep(&r.location)?;
+                    remotelog::gc::gc_waiting(&*b, grace, dry_run, wait, &bar)
                 }
             }
             .inspect_err(|_| bar.finish())?;

@@ -220,8 +220,7 @@ pub fn remove(store: &FsStore, name: &str) -> Result<()> {
         )));
     }
     for r in store.list_refs(&format!("{REMOTES}/{name}"))? {
-        let current = store.read_ref(&r)?;
-        store.update_ref(&r, current, None)?;
+        store.update_ref(&r, crate::backend::Expected::Any, None)?;
     }
     remotes.save(store.root())
 }
@@ -264,6 +263,18 @@ pub fn open(location: &str, create: bool) -> Result<Box<dyn Backend>> {
         return Ok(Box::new(remote));
     }
     Ok(Box::new(open_dir(location, create)?))
+}
+
+/// Opens the remote at `location` for upkeep (`gc REMOTE`): like [`open`], but an HTTP
+/// remote gets the admin token (`REMOTELOG_ADMIN_TOKEN` or `REMOTELOG_ADMIN_TOKEN_FILE`),
+/// since gc deletes and a server wants its admin token for that, never a writer's.
+pub fn open_for_upkeep(location: &str) -> Result<Box<dyn Backend>> {
+    if crate::http_client::is_url(location) {
+        let token = crate::http_client::admin_token_from_env()?;
+        let remote = crate::http_client::HttpBackend::open(location, token)?;
+        return Ok(Box::new(remote));
+    }
+    Ok(Box::new(open_dir(location, false)?))
 }
 
 /// Opens the store at a remote directory; `create` makes an empty store there if there is

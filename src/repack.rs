@@ -4,17 +4,12 @@
 //! a filter that drops unreferenced objects.
 
 use std::collections::HashSet;
-use std::fs;
-use std::path::PathBuf;
 
-use crate::backend::Backend;
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil;
+use crate::backend::{Backend, Removal, Upkeep};
+use crate::error::Result;
 use crate::id::Id;
-use crate::lock::LockFile;
 use crate::pack::{self, PackWriter};
 use crate::progress::Progress;
-use crate::store::{packs_ref, FsStore};
 
 /// Default size at which repack starts a new pack.
 pub const DEFAULT_TARGET: u64 = pack::BATCH_TARGET;
@@ -52,26 +47,29 @@ pub struct Rewrite<'a> {
     pub keep: Option<&'a dyn Fn(&Id) -> bool>,
     /// Also move the loose objects into the new packs (and delete their files).
     pub pack_loose: bool,
-    /// The caller already holds `packs/commit.lock`.
+    /// The caller holds the exclusive upkeep lease ([`Upkeep::exclusive`]), which keeps
+    /// packs from being added meanwhile.
     pub lock_held: bool,
 }
 
 /// Rewrites every object of `store` into packs of about `target` bytes.
-pub fn repack(store: &FsStore, target: u64, progress: &dyn Progress) -> Result<Repacked> {
+pub fn repack(store: &dyn Backend, target: u64, progress: &dyn Progress) -> Result<Repacked> {
+    let u = crate::gc::upkeep_of(store)?;
     // Repack keeps every object, but writes packs for a long time: as a writer, it holds
     // a lease, so that gc neither runs meanwhile nor takes its unfinished packs for
     // leftovers.
     let _lease = store.write_lease()?;
-    let packs = store.packs()?;
-    let loose = store.loose_objects()?;
-    if loose.is_empty() && packs.len() <= 1 {
+    let inventory = u.inventory()?;
+    let (packs, loose) = (inventory.packs.len(), inventory.loose.len());
+    if !u.keeps_packs() || (loose == 0 && packs <= 1) {
         return Ok(Repacked {
-            packs_before: packs.len(),
+            packs_before: packs,
             ..Repacked::default()
         });
     }
     rewrite(
         store,
+        u,
         &Rewrite {
             target,
             keep: None,
@@ -84,8 +82,7 @@ pub fn repack(store: &FsStore, target: u64, progress: &dyn Progress) -> Result<R
 
 /// The packs a rewrite produces, each chained after the one before.
 struct Output<'a> {
-    dir: &'a std::path::Path,
-    level: i32,
+    upkeep: &'a dyn Upkeep,
     target: u64,
     current: PackWriter,
     finished: Vec<pack::Finished>,
@@ -97,7 +94,7 @@ impl Output<'_> {
         if self.current.size() < self.target {
             return Ok(());
         }
-        let next = PackWriter::create(self.dir, None, self.level)?;
+        let next = self.upkeep.rewrite_writer(None)?;
         let done = std::mem::replace(&mut self.current, next).finish()?;
         self.current.set_prev(Some(done.id));
         self.finished.push(done);
@@ -113,37 +110,40 @@ impl Output<'_> {
     }
 }
 
-/// Rewrites the pack chain (and optionally the loose objects) as `how` says.
-pub fn rewrite(store: &FsStore, how: &Rewrite<'_>, progress: &dyn Progress) -> Result<Repacked> {
+/// Rewrites the pack chain of `store` (and optionally its loose objects) as `how` says,
+/// through its upkeep `u`.
+pub fn rewrite(
+    store: &dyn Backend,
+    u: &dyn Upkeep,
+    how: &Rewrite<'_>,
+    progress: &dyn Progress,
+) -> Result<Repacked> {
     let mut out = Repacked::default();
-    let old_head = store.read_ref(&packs_ref())?;
-    let old_packs = store.packs()?;
-    let loose = if how.pack_loose {
-        store.loose_objects()?
+    let inventory = u.inventory()?;
+    let old_head = inventory.head;
+    let old_packs: Vec<_> = inventory.packs.into_iter().map(|(p, _)| p).collect();
+    let loose: Vec<Id> = if how.pack_loose {
+        inventory.loose.into_iter().map(|(id, _)| id).collect()
     } else {
         Vec::new()
     };
     out.packs_before = old_packs.len();
     out.loose_before = loose.len();
-    let total: u64 = old_packs.iter().map(|p| p.2 as u64).sum::<u64>() + loose.len() as u64;
+    let total: u64 = old_packs.iter().map(|p| p.objects as u64).sum::<u64>() + loose.len() as u64;
     progress.phase("rewriting packs", Some(total));
     let keep = |id: &Id| how.keep.is_none_or(|k| k(id));
 
-    let dir = store.root().join("packs");
-    fsutil::create_dir_durable(&dir)?;
-    let level = store.config().zstd_level;
     let mut seen: HashSet<Id> = HashSet::new();
     let mut out_packs = Output {
-        dir: &dir,
-        level,
+        upkeep: u,
         target: how.target,
-        current: PackWriter::create(&dir, None, level)?,
+        current: u.rewrite_writer(None)?,
         finished: Vec::new(),
     };
     // Oldest pack first, so the new chain keeps roughly the age order.
-    for (id, _, _) in old_packs.iter().rev() {
-        let p = store.open_pack(id)?;
-        let path = store.pack_path(id);
+    for info in old_packs.iter().rev() {
+        let p = u.open_pack(&info.id)?;
+        let path = std::path::PathBuf::from(store.pack_location(&info.id));
         let by_block = p.objects_by_block().map_err(|r| pack::bad_pack(&path, r))?;
         for (n, objects) in by_block.into_iter().enumerate() {
             let total_in_block = objects.len();
@@ -207,56 +207,11 @@ pub fn rewrite(store: &FsStore, how: &Rewrite<'_>, progress: &dyn Progress) -> R
     out.objects = seen.len() - out.dropped;
     out.packs_after = finished.len();
 
-    // Swap the chain under the commit lock, then delete what the new chain replaces.
-    let lock = if how.lock_held {
-        None
-    } else {
-        Some(LockFile::acquire(
-            &dir.join("commit.lock"),
-            COMMIT_LOCK_WAIT,
-        )?)
-    };
-    if store.read_ref(&packs_ref())? != old_head {
-        return Err(Error::Invalid(
-            "another writer added a pack meanwhile; nothing was changed, run the command again"
-                .into(),
-        ));
-    }
-    let mut new_head = None;
-    for done in finished {
-        let dest = store.pack_path(&done.id);
-        new_head = Some(done.id);
-        done.tmp.persist(&dest).map_err(|e| Error::Io {
-            path: dest.clone(),
-            source: e.error,
-        })?;
-    }
-    fsutil::fsync_dir(&dir)?;
-    store.update_ref(&packs_ref(), old_head, new_head)?;
-    store.reload_packs()?;
-    let keep_files: HashSet<PathBuf> = store.packs()?.into_iter().map(|p| p.1).collect();
-    // Holding the lock, no other writer is between renaming a pack and chaining it, so
-    // every complete pack file off the chain is garbage.
-    for entry in fs::read_dir(&dir).at(&dir)? {
-        let path = entry.at(&dir)?.path();
-        if path.extension().is_some_and(|e| e == "pack")
-            && !fsutil::is_tmp_name(&path.file_name().unwrap_or_default().to_string_lossy())
-            && !keep_files.contains(&path)
-        {
-            fs::remove_file(&path).at(&path)?;
-            out.files_removed += 1;
-        }
-    }
-    drop(lock);
-    for id in &loose {
-        let path = store.object_path(id);
-        match fs::remove_file(&path) {
-            Ok(()) => out.files_removed += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).at(&path),
-        }
-    }
-    fsutil::sync_filesystem(store.root())?;
+    // Swap the chain (one compare-and-swap from the old head), which deletes the packs it
+    // replaces, then delete the loose objects now packed.
+    out.files_removed += u.replace_chain(old_head, finished, how.lock_held)?;
+    out.files_removed += u.delete_loose(&loose, Removal::AtFlush)?;
+    u.flush()?;
     progress.finish();
     Ok(out)
 }

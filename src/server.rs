@@ -20,13 +20,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
 use axum::Router;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncWriteExt;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, TimedLeases};
 use crate::error::{Error, Result};
 use crate::handler::{
     add_need, added_body_max, etag, lease_id, parse_id, put_one, set_header, Access, ApiError,
-    ApiResult, AppState, Hold, Intake, NoBody, Small, Spool, Spooled, BODY_MEMORY, LEASE_WAIT,
+    ApiResult, AppState, Hold, Intake, NoBody, Small, Spool, Spooled, Store, BODY_MEMORY,
+    LEASE_WAIT,
 };
 use crate::id::{is_lower_hex, Id};
 use crate::name::{self, RefName};
@@ -239,7 +240,6 @@ fn text(status: StatusCode, body: String) -> Response {
 async fn cas_add(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     let intake = Spool {
         body,
-        dir: "objects",
         limit: added_body_max(&st),
         what: "the largest object this server accepts (--max-body, at most 64 MiB)",
     };
@@ -251,7 +251,7 @@ async fn cas_add(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Res
     let written = st
         .run(move |store| {
             let data = up.read_all()?;
-            put_one(&store, id, &data)
+            put_one(&*store, id, &data)
         })
         .await?;
     let status = if written {
@@ -276,7 +276,7 @@ async fn cas_get(
         .run(move |store| match store.get_object(&id) {
             // The spec view's addresses (format/spec-view.md) read like stored objects.
             Err(e @ Error::ObjectMissing { .. }) => {
-                crate::twirp::spec_view_get(&store, &id)?.ok_or_else(|| ApiError::from_store(e))
+                crate::twirp::spec_view_get(&*store, &id)?.ok_or_else(|| ApiError::from_store(e))
             }
             other => other.map_err(ApiError::from_store),
         })
@@ -366,7 +366,7 @@ async fn gc_run(
     let done = st
         .run(move |store| {
             crate::gc::gc(
-                &store,
+                &*store,
                 std::time::Duration::from_secs(q.prune),
                 q.dry_run,
                 &crate::progress::Silent,
@@ -401,6 +401,16 @@ fn new_lease_id() -> String {
     Id::of(seed.as_bytes()).to_hex()[..32].to_string()
 }
 
+/// The timed leases of the served store, or the answer that it keeps none.
+fn timed_leases(store: &Store) -> ApiResult<&dyn TimedLeases> {
+    store.timed_leases().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "this server's store keeps no client leases; write without one",
+        )
+    })
+}
+
 /// Takes a writer lease for a client across its requests: gc on this store waits for it
 /// until it is released or expires.
 async fn lease_take(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
@@ -410,14 +420,15 @@ async fn lease_take(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
     let id = new_lease_id();
     let taken = id.clone();
     st.run(move |store| {
-        let root = store.root();
-        if crate::lease::client_count(root).map_err(ApiError::from_store)? >= MAX_CLIENT_LEASES {
+        let timed = timed_leases(&store)?;
+        if timed.count().map_err(ApiError::from_store)? >= MAX_CLIENT_LEASES {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("this server holds {MAX_CLIENT_LEASES} client leases already; try again shortly"),
             ));
         }
-        crate::lease::client_writer(root, &taken, CLIENT_LEASE_TTL, LEASE_WAIT)
+        timed
+            .take(&taken, CLIENT_LEASE_TTL, LEASE_WAIT)
             .map_err(ApiError::from_store)
     })
     .await?;
@@ -440,7 +451,8 @@ async fn lease_renew(
     let id = lease_id(&raw)?;
     let renewed = st
         .run(move |store| {
-            crate::lease::renew_client(store.root(), &id, CLIENT_LEASE_TTL)
+            timed_leases(&store)?
+                .renew(&id, CLIENT_LEASE_TTL)
                 .map_err(ApiError::from_store)
         })
         .await?;
@@ -463,7 +475,9 @@ async fn lease_release(
         .await?;
     let id = lease_id(&raw)?;
     st.run(move |store| {
-        crate::lease::release_client(store.root(), &id).map_err(ApiError::from_store)
+        timed_leases(&store)?
+            .release(&id)
+            .map_err(ApiError::from_store)
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -651,7 +665,7 @@ async fn ns_put(
                     actual: current,
                 }));
             }
-            crate::log::check_complete(&store, &name, new, current).map_err(|e| match e {
+            crate::log::check_complete(&*store, &name, new, current).map_err(|e| match e {
                 Error::ObjectCorrupt { .. } => ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     format!("the chain of page {new} is not sound: {e}; nothing changed"),
@@ -662,7 +676,7 @@ async fn ns_put(
             return Err(missing("object"));
         }
         store
-            .update_ref(&name, expected, Some(new))
+            .update_ref(&name, expected.into(), Some(new))
             .map_err(ApiError::from_store)
     })
     .await?;
@@ -686,7 +700,7 @@ async fn ns_delete(
     }
     st.run(move |store| {
         store
-            .update_ref(&name, expected, None)
+            .update_ref(&name, expected.into(), None)
             .map_err(ApiError::from_store)
     })
     .await?;
@@ -699,9 +713,8 @@ async fn packs_list(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
     let lines = st
         .run(move |store| {
             let mut out = String::new();
-            for (id, path, objects) in store.packs().map_err(ApiError::from_store)? {
-                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                out.push_str(&format!("{id} {size} {objects}\n"));
+            for p in store.pack_chain().map_err(ApiError::from_store)? {
+                out.push_str(&format!("{} {} {}\n", p.id, p.size, p.objects));
             }
             Ok(out)
         })
@@ -765,13 +778,13 @@ async fn pack_get(
     st.admit(&headers, Access::Read, NoBody, Hold::Nothing)
         .await?;
     let id = parse_id(&id)?;
-    let path = st
+    let len = st
         .run(move |store| {
-            let packs = store.packs().map_err(ApiError::from_store)?;
+            let packs = store.pack_chain().map_err(ApiError::from_store)?;
             packs
                 .into_iter()
-                .find(|p| p.0 == id)
-                .map(|p| p.1)
+                .find(|p| p.id == id)
+                .map(|p| p.size)
                 .ok_or_else(|| {
                     ApiError::new(
                         StatusCode::NOT_FOUND,
@@ -782,34 +795,17 @@ async fn pack_get(
                 })
         })
         .await?;
-    let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
-        ApiError::from_store(Error::Io {
-            path: path.clone(),
-            source: e,
-        })
-    })?;
-    let len = file
-        .metadata()
-        .await
-        .map_err(|e| {
-            ApiError::from_store(Error::Io {
-                path: path.clone(),
-                source: e,
-            })
-        })?
-        .len();
     let range = byte_range(&headers, len)?;
     let (first, last) = range.unwrap_or((0, len.saturating_sub(1)));
     let count = if len == 0 { 0 } else { last - first + 1 };
-    file.seek(std::io::SeekFrom::Start(first))
-        .await
-        .map_err(|e| {
-            ApiError::from_store(Error::Io {
-                path: path.clone(),
-                source: e,
-            })
-        })?;
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(count), 256 << 10);
+    let reader = st
+        .run(move |store| {
+            store
+                .read_pack(&id, first, count)
+                .map_err(ApiError::from_store)
+        })
+        .await?;
+    let stream = tokio_util::io::ReaderStream::with_capacity(pipe(reader), 256 << 10);
     let mut r = Response::new(Body::from_stream(stream));
     let h = r.headers_mut();
     h.insert(
@@ -830,12 +826,38 @@ async fn pack_get(
     Ok(r)
 }
 
+/// Streams a blocking reader (a pack range from the store) into an async one: a thread of
+/// the blocking pool copies it through a small pipe, so an answer holds 256 KiB at most.
+fn pipe(mut reader: Box<dyn std::io::Read + Send>) -> tokio::io::DuplexStream {
+    let (mut tx, rx) = tokio::io::duplex(256 << 10);
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // The answer ends short of its length: the client sees a cut body.
+                Err(e) => {
+                    eprintln!("remotelog serve: error: reading a pack: {e}");
+                    return;
+                }
+            };
+            // A client that went away closes the pipe: stop reading.
+            if rt.block_on(tx.write_all(&buf[..n])).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 async fn packs_upload(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     // Streamed to a temporary file in packs/, so a large push is never held in memory
     // and the commit is a rename; its checksum is computed on the way.
     let intake = Spool {
         body,
-        dir: "packs",
         limit: st.max_body,
         what: "this server's --max-body",
     };
@@ -844,7 +866,7 @@ async fn packs_upload(State(st): St, headers: HeaderMap, body: Body) -> ApiResul
         .await?;
     let upload = crate::handler::blocking(move || open_upload(up)).await?;
     let _memory = st.reserve(upload.need).await?;
-    let outcome = st.run(move |store| ingest_pack(&store, upload)).await?;
+    let outcome = st.run(move |store| ingest_pack(&*store, upload)).await?;
     let body = serde_json::to_string(&outcome).unwrap_or_default();
     Ok((
         StatusCode::OK,
@@ -959,7 +981,7 @@ fn upload_block(p: &Pack<memmap2::Mmap>, i: u32) -> ApiResult<Vec<u8>> {
 /// the store's head otherwise. One block is decompressed at a time; small uploads are
 /// stored block by block straight from it, messages first and pages last (store-v1
 /// section 7), so memory never holds more than one block and one object's copy.
-fn ingest_pack(store: &FsStore, up: Upload) -> ApiResult<PackOutcome> {
+fn ingest_pack(store: &dyn Backend, up: Upload) -> ApiResult<PackOutcome> {
     let Upload { pack: p, tmp, .. } = up;
     p.validate_index().map_err(invalid_pack)?;
     let by_block = p.objects_by_block().map_err(invalid_pack)?;
@@ -1009,7 +1031,7 @@ fn ingest_pack(store: &FsStore, up: Upload) -> ApiResult<PackOutcome> {
                         todo.push((*id, bytes));
                     }
                 }
-                store.put_loose(&todo).map_err(ApiError::from_store)?;
+                store.put_objects(&todo).map_err(ApiError::from_store)?;
             }
         }
         return Ok(PackOutcome {
@@ -1025,11 +1047,11 @@ fn ingest_pack(store: &FsStore, up: Upload) -> ApiResult<PackOutcome> {
         tmp,
     };
     drop(p);
-    let id = store.commit_pack(done).map_err(ApiError::from_store)?;
+    let id = store.add_pack(done).map_err(ApiError::from_store)?;
     Ok(PackOutcome {
         objects,
         new,
-        pack: Some(id.to_hex()),
+        pack: id.map(|id| id.to_hex()),
     })
 }
 
@@ -1096,7 +1118,7 @@ fn prepare(opts: &Options) -> Result<(std::net::TcpListener, Arc<AppState>)> {
             "the admin token (--admin-token-file) must differ from the writers' token (--token-file): a writer must not be able to delete".into(),
         ));
     }
-    let store = FsStore::open(&opts.store)?;
+    let store: Store = Arc::new(FsStore::open(&opts.store)?);
     let listener = std::net::TcpListener::bind(&opts.listen).map_err(|e| {
         Error::Invalid(format!(
             "cannot listen on {}: {e}; pick another --listen address (port 0 picks a free port)",

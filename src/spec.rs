@@ -148,6 +148,17 @@ impl ViewIndex {
             .clone()
     }
 
+    /// The index of backend `b`: the one kept in its [`Backend::cache_dir`], shared by
+    /// every user in this process; for a backend without one, a new index in memory (a
+    /// location does not tell two such backends apart, and a wrong cache would be worse
+    /// than none).
+    pub fn for_backend(b: &dyn Backend) -> Arc<ViewIndex> {
+        match b.cache_dir() {
+            Some(dir) => ViewIndex::for_store(&dir),
+            None => Arc::new(ViewIndex::in_memory()),
+        }
+    }
+
     /// An index kept only in memory (for backends without a directory).
     pub fn in_memory() -> ViewIndex {
         ViewIndex {
@@ -254,9 +265,9 @@ impl ViewIndex {
     }
 }
 
-/// Drops the records of removed objects from the index of the store at `root`.
-pub fn prune_index(root: &Path, removed: &HashSet<Id>) -> Result<()> {
-    ViewIndex::for_store(root).prune(removed)
+/// Drops the records of removed objects from the view index of backend `b` (gc).
+pub fn prune_view_index(b: &dyn Backend, removed: &HashSet<Id>) -> Result<()> {
+    ViewIndex::for_backend(b).prune(removed)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -995,7 +1006,7 @@ pub fn import(
     .encode(&source, name);
     let rid = Id::of(&record);
     b.put_objects(&[(rid, &record)])?;
-    b.update_ref(&tref, old_ref, Some(rid))?;
+    b.update_ref(&tref, old_ref.into(), Some(rid))?;
     Ok(Imported {
         entries: if already { 0 } else { messages.len() },
         pages: n,

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 use std::sync::{Arc, Mutex};
 
-use crate::backend::{verify_id, Backend, Batch, Layout, RawBlock};
+use crate::backend::{
+    check_expected, verify_id, Backend, Batch, Expected, Inventory, Layout, Leftover, PackInfo,
+    RawBlock, Removal, TimedLeases, Upkeep, UpkeepGuard, WriteLease,
+};
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, is_tmp_name};
@@ -290,7 +293,7 @@ impl FsStore {
             })?;
         }
         fsutil::fsync_dir(&dir)?;
-        self.update_ref(&packs_ref(), head, Some(id))?;
+        self.update_ref(&packs_ref(), head.into(), Some(id))?;
         self.reload_packs()?;
         Ok(id)
     }
@@ -1031,7 +1034,7 @@ impl Backend for FsStore {
             .map_err(|reason| Error::BadRef { path, reason })
     }
 
-    fn update_ref(&self, name: &RefName, expected: Option<Id>, new: Option<Id>) -> Result<()> {
+    fn update_ref(&self, name: &RefName, expected: Expected, new: Option<Id>) -> Result<()> {
         self.check_ref_shape(name)?;
         let path = self.ref_path(name);
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
@@ -1039,14 +1042,7 @@ impl Backend for FsStore {
         let mut lock_name = path.clone().into_os_string();
         lock_name.push(".lock");
         let _lock = LockFile::acquire(Path::new(&lock_name), lock::DEFAULT_WAIT)?;
-        let actual = self.read_ref(name)?;
-        if actual != expected {
-            return Err(Error::RefConflict {
-                name: name.to_string(),
-                expected,
-                actual,
-            });
-        }
+        check_expected(name, expected, self.read_ref(name)?)?;
         match new {
             Some(id) => fsutil::write_atomic(&path, format!("{id}\n").as_bytes()),
             None => {
@@ -1079,8 +1075,99 @@ impl Backend for FsStore {
         Ok((refs, damaged))
     }
 
-    fn write_lease(&self) -> Result<crate::backend::WriteLease> {
-        self.lease(crate::lease::WRITER_WAIT)
+    fn write_lease_waiting(&self, wait: std::time::Duration) -> Result<WriteLease> {
+        self.lease(wait)
+    }
+
+    fn timed_leases(&self) -> Option<&dyn TimedLeases> {
+        Some(self)
+    }
+
+    fn upkeep(&self) -> Option<&dyn Upkeep> {
+        Some(self)
+    }
+
+    fn cache_dir(&self) -> Option<PathBuf> {
+        Some(self.root.clone())
+    }
+
+    fn put_objects(&self, objects: &[(Id, &[u8])]) -> Result<usize> {
+        if objects.len() > LOOSE_MAX {
+            let mut batch = self.batch()?;
+            for (id, bytes) in objects {
+                batch.add(*id, bytes)?;
+            }
+            return batch.commit();
+        }
+        // Few objects become loose files straight away, as a batch would make them, without
+        // the batch's copy of their bytes (a server stores uploads this way).
+        let mut seen = std::collections::HashSet::new();
+        let mut todo = Vec::with_capacity(objects.len());
+        for (id, bytes) in objects {
+            if seen.insert(*id) && !self.has_object(id)? {
+                todo.push((*id, *bytes));
+            }
+        }
+        self.put_loose(&todo)
+    }
+
+    fn pack_chain(&self) -> Result<Vec<PackInfo>> {
+        self.reload_packs()?;
+        let mut out = Vec::new();
+        for (id, path, p) in self.packs_snapshot() {
+            let size = fs::symlink_metadata(&path).at(&path)?.len();
+            out.push(PackInfo {
+                id,
+                size,
+                objects: p.len(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn pack_location(&self, id: &Id) -> String {
+        self.pack_path(id).display().to_string()
+    }
+
+    fn read_pack(&self, id: &Id, offset: u64, len: u64) -> Result<Box<dyn Read + Send>> {
+        self.reload_packs()?;
+        let path = self.pack_path(id);
+        if !self.packs_snapshot().iter().any(|(p, _, _)| p == id) {
+            return Err(pack::bad_pack(
+                &path,
+                "is not on this store's pack chain".into(),
+            ));
+        }
+        let rel = Path::new("packs").join(format!("{id}.pack"));
+        let Some((file, size)) = fsutil::open_below(&self.root, &rel, "a pack", u64::MAX)? else {
+            return Err(pack::bad_pack(
+                &path,
+                "is missing but the pack chain names it".into(),
+            ));
+        };
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(pack::bad_pack(
+                &path,
+                format!("bytes {offset}..+{len} lie beyond its {size} bytes"),
+            ));
+        }
+        let mut file = file;
+        io::Seek::seek(&mut file, io::SeekFrom::Start(offset)).at(&path)?;
+        Ok(Box::new(file.take(len)))
+    }
+
+    fn staging_dir(&self) -> Result<PathBuf> {
+        let dir = self.packs_dir();
+        fsutil::create_dir_durable(&dir)?;
+        Ok(dir)
+    }
+
+    fn stage_pack(&self) -> Result<pack::PackWriter> {
+        self.pack_writer()
+    }
+
+    fn add_pack(&self, done: pack::Finished) -> Result<Option<Id>> {
+        self.commit_pack(done).map(Some)
     }
 
     fn layout(&self) -> Result<Layout> {
@@ -1241,5 +1328,199 @@ impl Batch for FsBatch<'_> {
         }
         let refs: Vec<(Id, &[u8])> = self.small.iter().map(|(id, b)| (*id, &b[..])).collect();
         self.store.put_loose(&refs)
+    }
+}
+
+/// The timed leases of a served directory: `locks/writer-client-<id>` files carrying
+/// their expiry ([`crate::lease`]).
+impl TimedLeases for FsStore {
+    fn take(&self, id: &str, ttl: std::time::Duration, wait: std::time::Duration) -> Result<()> {
+        crate::lease::client_writer(&self.root, id, ttl, wait)
+    }
+
+    fn renew(&self, id: &str, ttl: std::time::Duration) -> Result<bool> {
+        crate::lease::renew_client(&self.root, id, ttl)
+    }
+
+    fn release(&self, id: &str) -> Result<()> {
+        crate::lease::release_client(&self.root, id)
+    }
+
+    fn join(&self, id: &str) -> Result<Option<WriteLease>> {
+        if !crate::lease::client_live(&self.root, id)? {
+            return Ok(None);
+        }
+        // As when taking a lease: a gc that ran since the chain was loaded may have
+        // rewritten the packs, and presence answered from the old ones would be wrong.
+        self.reload_packs()?;
+        Ok(Some(WriteLease::none()))
+    }
+
+    fn count(&self) -> Result<usize> {
+        crate::lease::client_count(&self.root)
+    }
+}
+
+/// How old the file at `path` is by its modification time (zero when unknown: young).
+fn file_age(path: &Path, now: std::time::SystemTime) -> std::time::Duration {
+    fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| now.duration_since(t).ok())
+        .unwrap_or_default()
+}
+
+/// Removes a file (gone already is fine).
+fn remove_file(path: &Path) -> Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).at(path),
+    }
+}
+
+/// Upkeep of a store directory: the upkeep lease in `locks/` and `packs/commit.lock`,
+/// ages from modification times, deletions with `unlink` made durable by fsync.
+impl Upkeep for FsStore {
+    fn exclusive(&self, wait: std::time::Duration) -> Result<UpkeepGuard> {
+        let upkeep = crate::lease::upkeep(&self.root, wait)?;
+        let dir = self.packs_dir();
+        fsutil::create_dir_durable(&dir)?;
+        // No pack is committed while upkeep decides and rewrites: writers wait for this.
+        let commit = LockFile::acquire(&dir.join("commit.lock"), PACK_LOCK_WAIT)?;
+        self.reload_packs()?;
+        Ok(UpkeepGuard::new((upkeep, commit)))
+    }
+
+    fn inventory(&self) -> Result<Inventory> {
+        let now = std::time::SystemTime::now();
+        let head = self.read_ref(&packs_ref())?;
+        let loose = self
+            .loose_objects()?
+            .into_iter()
+            .map(|id| (id, file_age(&self.object_path(&id), now)))
+            .collect();
+        let packs = self
+            .pack_chain()?
+            .into_iter()
+            .map(|p| {
+                let age = file_age(&self.pack_path(&p.id), now);
+                (p, age)
+            })
+            .collect();
+        Ok(Inventory { loose, packs, head })
+    }
+
+    fn open_pack(&self, id: &Id) -> Result<Arc<MappedPack>> {
+        if let Some((_, _, p)) = self.packs_snapshot().into_iter().find(|(p, _, _)| p == id) {
+            return Ok(p);
+        }
+        FsStore::open_pack(self, id).map(Arc::new)
+    }
+
+    fn delete_loose(&self, ids: &[Id], how: Removal) -> Result<usize> {
+        let mut removed = 0;
+        for id in ids {
+            let path = self.object_path(id);
+            removed += usize::from(remove_file(&path)?);
+            if how == Removal::EachDurable {
+                fsutil::fsync_dir(path.parent().unwrap_or(&self.root))?;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn rewrite_writer(&self, prev: Option<Id>) -> Result<pack::PackWriter> {
+        pack::PackWriter::create(&self.staging_dir()?, prev, self.config().zstd_level)
+    }
+
+    fn replace_chain(
+        &self,
+        old_head: Option<Id>,
+        packs: Vec<pack::Finished>,
+        lock_held: bool,
+    ) -> Result<usize> {
+        let dir = self.staging_dir()?;
+        let lock = if lock_held {
+            None
+        } else {
+            Some(LockFile::acquire(&dir.join("commit.lock"), PACK_LOCK_WAIT)?)
+        };
+        if self.read_ref(&packs_ref())? != old_head {
+            return Err(Error::Invalid(
+                "another writer added a pack meanwhile; nothing was changed, run the command again"
+                    .into(),
+            ));
+        }
+        let mut new_head = None;
+        for done in packs {
+            let dest = self.pack_path(&done.id);
+            new_head = Some(done.id);
+            done.tmp.persist(&dest).map_err(|e| Error::Io {
+                path: dest.clone(),
+                source: e.error,
+            })?;
+        }
+        fsutil::fsync_dir(&dir)?;
+        self.update_ref(&packs_ref(), old_head.into(), new_head)?;
+        self.reload_packs()?;
+        // Holding the lock, no other writer is between renaming a pack and chaining it, so
+        // every complete pack file off the chain is garbage.
+        let mut removed = 0;
+        for path in self.orphan_packs()? {
+            removed += usize::from(remove_file(&path)?);
+        }
+        drop(lock);
+        Ok(removed)
+    }
+
+    fn leftovers(&self, age: std::time::Duration) -> Result<Vec<Leftover>> {
+        let now = std::time::SystemTime::now();
+        let locks = self.root.join(crate::lease::LOCKS_DIR);
+        let mut out: Vec<Leftover> = FsStore::leftovers(self)?
+            .into_iter()
+            .filter(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                // Only temporary files: locks and leases are cleared by their own rules.
+                is_tmp_name(&name) && !p.starts_with(&locks) && file_age(p, now) >= age
+            })
+            .map(|p| Leftover(p.display().to_string()))
+            .collect();
+        out.extend(
+            self.orphan_packs()?
+                .into_iter()
+                .map(|p| Leftover(p.display().to_string())),
+        );
+        Ok(out)
+    }
+
+    fn remove_leftovers(&self, which: &[Leftover]) -> Result<usize> {
+        let mut removed = 0;
+        for Leftover(path) in which {
+            let path = Path::new(path);
+            // Only what `leftovers` named: files below this store.
+            if path.starts_with(&self.root) && fs::remove_file(path).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn stored_bytes(&self) -> Result<u64> {
+        Ok(walkdir::WalkDir::new(&self.root)
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_file())
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum())
+    }
+
+    fn flush(&self) -> Result<()> {
+        fsutil::sync_filesystem(&self.root)
+    }
+
+    fn zstd_level(&self) -> i32 {
+        self.config().zstd_level
     }
 }

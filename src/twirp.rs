@@ -22,7 +22,6 @@ use crate::handler::{
 };
 use crate::id::Id;
 use crate::name::{self, RefName};
-use crate::store::FsStore;
 use crate::wire::{CAS_ADD, CAS_GET, NS_FETCH, NS_UPDATE, PROTOBUF};
 
 use crate::proto::vac::{cas, ns};
@@ -311,7 +310,6 @@ async fn call(
         _ => {
             let intake = Spool {
                 body,
-                dir: "objects",
                 limit: added_body_max(&st) + (64 << 10),
                 what: "the largest object this server accepts (--max-body, at most 64 MiB)",
             };
@@ -341,7 +339,7 @@ async fn call(
             }
             let id = blocking(move || {
                 let id = Id::of(&req.data);
-                put_one(&store, id, &req.data)?;
+                put_one(&*store, id, &req.data)?;
                 Ok(id)
             })
             .await?;
@@ -360,7 +358,7 @@ async fn call(
             })?;
             let data = blocking(move || match store.get_object(&id) {
                 Ok(d) => Ok(d),
-                Err(Error::ObjectMissing { .. }) => match spec_view_get(&store, &id)? {
+                Err(Error::ObjectMissing { .. }) => match spec_view_get(&*store, &id)? {
                     Some(d) => Ok(d),
                     None => Err(ApiError::new(
                         StatusCode::NOT_FOUND,
@@ -378,14 +376,14 @@ async fn call(
             if req.content.len() as u64 > max_content {
                 return Err(too_large(req.content.len()));
             }
-            let id = blocking(move || ns_update(&store, &req.name, &req.content)).await?;
+            let id = blocking(move || ns_update(&*store, &req.name, &req.content)).await?;
             Ok(enc.encode(&ns::Response {
                 data: id.0.to_vec(),
             }))
         }
         Route::NsFetch => {
             let req: ns::Query = enc.decode(&body, "vac.ns.Query")?;
-            let data = blocking(move || ns_fetch(&store, &req.name)).await?;
+            let data = blocking(move || ns_fetch(&*store, &req.name)).await?;
             Ok(enc.encode(&ns::Content { data }))
         }
     }
@@ -399,7 +397,7 @@ fn spec_ref(name: &str) -> std::result::Result<RefName, ApiError> {
 
 /// Stores `content` in the CAS and points `spec/<name>` at it (last writer wins, as the
 /// specification's Update has no expected value). Returns the content's address.
-fn ns_update(store: &FsStore, name: &str, content: &[u8]) -> std::result::Result<Id, ApiError> {
+fn ns_update(store: &dyn Backend, name: &str, content: &[u8]) -> std::result::Result<Id, ApiError> {
     let r = spec_ref(name)?;
     let log =
         RefName::log(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
@@ -415,26 +413,15 @@ fn ns_update(store: &FsStore, name: &str, content: &[u8]) -> std::result::Result
     }
     let id = Id::of(content);
     put_one(store, id, content)?;
-    for _ in 0..64 {
-        let current = store.read_ref(&r).map_err(ApiError::from_store)?;
-        if current == Some(id) {
-            return Ok(id);
-        }
-        match store.update_ref(&r, current, Some(id)) {
-            Ok(()) => return Ok(id),
-            Err(Error::RefConflict { .. }) => continue,
-            Err(e) => return Err(ApiError::from_store(e)),
-        }
-    }
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("name {name:?} keeps changing under concurrent updates; try again"),
-    ))
+    store
+        .update_ref(&r, crate::backend::Expected::Any, Some(id))
+        .map_err(ApiError::from_store)?;
+    Ok(id)
 }
 
 /// What `name` points at: the content last given to Update, or for a native log its spec
 /// view ([`native_view`]).
-fn ns_fetch(store: &FsStore, name: &str) -> std::result::Result<Vec<u8>, ApiError> {
+fn ns_fetch(store: &dyn Backend, name: &str) -> std::result::Result<Vec<u8>, ApiError> {
     let r = spec_ref(name)?;
     if let Some(id) = store.read_ref(&r).map_err(ApiError::from_store)? {
         return store.get_object(&id).map_err(ApiError::from_store);
@@ -452,18 +439,22 @@ fn ns_fetch(store: &FsStore, name: &str) -> std::result::Result<Vec<u8>, ApiErro
 
 /// The content Fetch returns for a native log: the `RemoteLog` of its head page in the
 /// spec view (format/spec-view.md), derived from the native pages.
-fn native_view(store: &FsStore, _log: &str, head: Id) -> std::result::Result<Vec<u8>, ApiError> {
-    let idx = crate::spec::ViewIndex::for_store(store.root());
+fn native_view(
+    store: &dyn Backend,
+    _log: &str,
+    head: Id,
+) -> std::result::Result<Vec<u8>, ApiError> {
+    let idx = crate::spec::ViewIndex::for_backend(store);
     crate::spec::head_view(store, &idx, head).map_err(ApiError::from_store)
 }
 
 /// The spec-view bytes at `id` (a page or payload of a native log's view), for a CAS read
 /// of an address that is not a stored object.
 pub(crate) fn spec_view_get(
-    store: &FsStore,
+    store: &dyn Backend,
     id: &Id,
 ) -> std::result::Result<Option<Vec<u8>>, ApiError> {
-    let idx = crate::spec::ViewIndex::for_store(store.root());
+    let idx = crate::spec::ViewIndex::for_backend(store);
     crate::spec::view_get(store, &idx, id).map_err(ApiError::from_store)
 }
 

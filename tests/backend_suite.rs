@@ -1,10 +1,106 @@
-//! The contract of the `Backend` trait, as one set of tests run on every implementation
-//! (the in-memory model and the file-system store).
+//! The storage contract (`src/backend.rs`), as one set of tests run on every
+//! implementation: the memory model, the store directory, an HTTP remote (a served
+//! directory) and the mock remote with its zero-delay profile. A new backend is added by
+//! one line in the `suite!` invocation at the end (and a `Subject` constructor).
 
-use remotelog::backend::Backend;
+use std::sync::Arc;
+use std::time::Duration;
+
+use remotelog::backend::{Backend, Expected, Removal};
 use remotelog::config::Config;
+use remotelog::http_client::HttpBackend;
+use remotelog::mock::{Mock, Profile, VirtualClock};
 use remotelog::name::RefName;
 use remotelog::{Error, FsStore, Id, MemStore};
+
+mod common;
+
+/// A backend under test, with what must live as long as it does (its directory, its
+/// server) and what to check once a test is done with it.
+struct Subject {
+    b: Box<dyn Backend + Send + Sync>,
+    _keep: Vec<Box<dyn std::any::Any>>,
+    after: Option<Box<dyn FnOnce()>>,
+}
+
+impl Subject {
+    fn new(b: impl Backend + Send + Sync + 'static) -> Subject {
+        Subject {
+            b: Box::new(b),
+            _keep: Vec::new(),
+            after: None,
+        }
+    }
+
+    /// Runs the backend's own checks after a test.
+    fn finish(mut self) {
+        if let Some(after) = self.after.take() {
+            after();
+        }
+    }
+}
+
+impl std::ops::Deref for Subject {
+    type Target = dyn Backend + Send + Sync;
+    fn deref(&self) -> &Self::Target {
+        &*self.b
+    }
+}
+
+fn mem() -> Subject {
+    Subject::new(MemStore::new())
+}
+
+fn fs() -> Subject {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::init(&dir.path().join("store"), Config::default()).unwrap();
+    let seen = store.clone();
+    let mut s = Subject::new(store);
+    s.after = Some(Box::new(move || {
+        // Nothing the suite did left the store in a state `check` dislikes in its layout.
+        let layout = seen.layout().unwrap();
+        assert!(layout.problems.is_empty(), "{:?}", layout.problems);
+        assert!(
+            seen.leftovers().unwrap().is_empty(),
+            "{:?}",
+            seen.leftovers()
+        );
+        // The same store opened again sees the same content.
+        let again = FsStore::open(seen.root()).unwrap();
+        assert_eq!(again.list_objects().unwrap(), seen.list_objects().unwrap());
+        assert_eq!(
+            again.list_refs("logs").unwrap(),
+            seen.list_refs("logs").unwrap()
+        );
+    }));
+    s._keep.push(Box::new(dir));
+    s
+}
+
+fn http() -> Subject {
+    let dir = tempfile::tempdir().unwrap();
+    // An admin token, so that gc runs over HTTP too; writes need none.
+    let server = common::serve(&dir.path().join("served"), |o| {
+        o.admin_token = Some(ADMIN.into());
+    });
+    let mut s = Subject::new(HttpBackend::open(&server.url(), Some(ADMIN.into())).unwrap());
+    s._keep = vec![Box::new(server), Box::new(dir)];
+    s
+}
+
+const ADMIN: &str = "suite-admin-token";
+
+fn mock() -> Subject {
+    let mock = Mock::new(
+        Box::new(MemStore::new()),
+        Profile::builtin("ideal").unwrap(),
+        7,
+    );
+    let clock: Arc<VirtualClock> = Arc::new(VirtualClock::new(0));
+    let mut s = Subject::new(mock.handle(0, clock));
+    s._keep = vec![Box::new(mock)];
+    s
+}
 
 fn objects(n: usize, tag: &str) -> Vec<(Id, Vec<u8>)> {
     (0..n)
@@ -19,12 +115,29 @@ fn as_refs(objs: &[(Id, Vec<u8>)]) -> Vec<(Id, &[u8])> {
     objs.iter().map(|(id, b)| (*id, &b[..])).collect()
 }
 
-fn id(n: u8) -> Id {
-    Id([n; 32])
-}
-
 fn log(name: &str) -> RefName {
     RefName::log(name).unwrap()
+}
+
+fn spec(name: &str) -> RefName {
+    RefName::parse(&format!("spec/{name}")).unwrap()
+}
+
+/// A complete one-entry page (its message stored first), distinct for each `n`: what a ref
+/// may name on every backend, a server included (it refuses a ref to anything else).
+fn target(b: &dyn Backend, n: u64) -> Id {
+    let m = remotelog::Message {
+        group_id: b"g".to_vec(),
+        timestamp: n as i64,
+        body: format!("target {n}").into_bytes(),
+    };
+    message(b, &m);
+    page(b, None, 1, &[&m])
+}
+
+/// [`target`] for `0..n`.
+fn targets(b: &dyn Backend, n: u64) -> Vec<Id> {
+    (0..n).map(|i| target(b, i)).collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -128,29 +241,31 @@ fn missing_object(b: &dyn Backend) {
 }
 
 fn ref_compare_and_swap(b: &dyn Backend) {
+    let t = targets(b, 6);
+    let id = |n: u8| t[n as usize];
     let main = log("main");
     assert_eq!(b.read_ref(&main).unwrap(), None);
 
     // A wrong expectation on an absent ref: conflict, nothing created.
-    match b.update_ref(&main, Some(id(9)), Some(id(1))) {
+    match b.update_ref(&main, Expected::Equal(Id([9; 32])), Some(id(1))) {
         Err(Error::RefConflict {
             name,
             expected,
             actual,
         }) => {
             assert!(name.contains("main"), "{name}");
-            assert_eq!((expected, actual), (Some(id(9)), None));
+            assert_eq!((expected, actual), (Some(Id([9; 32])), None));
         }
         other => panic!("expected RefConflict, got {other:?}"),
     }
     assert_eq!(b.read_ref(&main).unwrap(), None);
 
     // Create with expected None.
-    b.update_ref(&main, None, Some(id(1))).unwrap();
+    b.update_ref(&main, Expected::Absent, Some(id(1))).unwrap();
     assert_eq!(b.read_ref(&main).unwrap(), Some(id(1)));
 
     // Creating again conflicts and leaves the value.
-    match b.update_ref(&main, None, Some(id(2))) {
+    match b.update_ref(&main, Expected::Absent, Some(id(2))) {
         Err(Error::RefConflict {
             expected, actual, ..
         }) => assert_eq!((expected, actual), (None, Some(id(1)))),
@@ -159,14 +274,16 @@ fn ref_compare_and_swap(b: &dyn Backend) {
     assert_eq!(b.read_ref(&main).unwrap(), Some(id(1)));
 
     // A stale expectation conflicts and leaves the value.
-    match b.update_ref(&main, Some(id(3)), Some(id(4))) {
+    match b.update_ref(&main, Expected::Equal(id(3)), Some(id(4))) {
         Err(Error::RefConflict {
             expected, actual, ..
         }) => assert_eq!((expected, actual), (Some(id(3)), Some(id(1)))),
         other => panic!("expected RefConflict, got {other:?}"),
     }
     assert_eq!(b.read_ref(&main).unwrap(), Some(id(1)));
-    let e = b.update_ref(&main, Some(id(3)), None).unwrap_err();
+    let e = b
+        .update_ref(&main, Expected::Equal(id(3)), None)
+        .unwrap_err();
     assert!(matches!(e, Error::RefConflict { .. }), "{e:?}");
     assert_eq!(
         b.read_ref(&main).unwrap(),
@@ -175,34 +292,41 @@ fn ref_compare_and_swap(b: &dyn Backend) {
     );
 
     // Move with the right expectation.
-    b.update_ref(&main, Some(id(1)), Some(id(2))).unwrap();
+    b.update_ref(&main, Expected::Equal(id(1)), Some(id(2)))
+        .unwrap();
     assert_eq!(b.read_ref(&main).unwrap(), Some(id(2)));
     // Setting the value it already has is fine.
-    b.update_ref(&main, Some(id(2)), Some(id(2))).unwrap();
+    b.update_ref(&main, Expected::Equal(id(2)), Some(id(2)))
+        .unwrap();
     assert_eq!(b.read_ref(&main).unwrap(), Some(id(2)));
 
     // Delete with new None.
-    b.update_ref(&main, Some(id(2)), None).unwrap();
+    b.update_ref(&main, Expected::Equal(id(2)), None).unwrap();
     assert_eq!(b.read_ref(&main).unwrap(), None);
-    let e = b.update_ref(&main, Some(id(2)), None).unwrap_err();
+    let e = b
+        .update_ref(&main, Expected::Equal(id(2)), None)
+        .unwrap_err();
     assert!(
         matches!(e, Error::RefConflict { actual: None, .. }),
         "{e:?}"
     );
 
     // And it can be created again.
-    b.update_ref(&main, None, Some(id(5))).unwrap();
+    b.update_ref(&main, Expected::Absent, Some(id(5))).unwrap();
     assert_eq!(b.read_ref(&main).unwrap(), Some(id(5)));
 }
 
 fn refs_are_independent_and_listed(b: &dyn Backend) {
+    let t = targets(b, 6);
+    let id = |n: u8| t[n as usize];
     assert!(b.list_refs("logs").unwrap().is_empty());
     let names = ["main", "team/chat", "team/dev", "z", "a.b_c-d"];
     for (i, n) in names.iter().enumerate() {
-        b.update_ref(&log(n), None, Some(id(i as u8))).unwrap();
+        b.update_ref(&log(n), Expected::Absent, Some(id(i as u8)))
+            .unwrap();
     }
-    let other = RefName::parse("remotes/origin").unwrap();
-    b.update_ref(&other, None, Some(id(99))).unwrap();
+    let other = spec("origin");
+    b.update_ref(&other, Expected::Absent, Some(id(5))).unwrap();
 
     for (i, n) in names.iter().enumerate() {
         assert_eq!(b.read_ref(&log(n)).unwrap(), Some(id(i as u8)), "{n}");
@@ -210,7 +334,7 @@ fn refs_are_independent_and_listed(b: &dyn Backend) {
     let mut want: Vec<RefName> = names.iter().map(|n| log(n)).collect();
     want.sort();
     assert_eq!(b.list_refs("logs").unwrap(), want);
-    assert_eq!(b.list_refs("remotes").unwrap(), vec![other.clone()]);
+    assert_eq!(b.list_refs("spec").unwrap(), vec![other.clone()]);
     assert!(b.list_refs("nothing").unwrap().is_empty());
     let logs: Vec<String> = b
         .list_refs("logs")
@@ -223,12 +347,13 @@ fn refs_are_independent_and_listed(b: &dyn Backend) {
     assert_eq!(logs, sorted_names);
 
     // A deleted ref is no longer listed; the others are untouched.
-    b.update_ref(&log("team/chat"), Some(id(1)), None).unwrap();
+    b.update_ref(&log("team/chat"), Expected::Equal(id(1)), None)
+        .unwrap();
     let listed = b.list_refs("logs").unwrap();
     assert!(!listed.contains(&log("team/chat")));
     assert_eq!(listed.len(), names.len() - 1);
     assert_eq!(b.read_ref(&log("team/dev")).unwrap(), Some(id(2)));
-    assert_eq!(b.read_ref(&other).unwrap(), Some(id(99)));
+    assert_eq!(b.read_ref(&other).unwrap(), Some(id(5)));
 }
 
 /// Many threads increment a counter held in a ref by read + compare-and-swap: no update is
@@ -237,13 +362,11 @@ fn concurrent_cas_loses_no_update(b: &(dyn Backend + Sync)) {
     const THREADS: u64 = 4;
     const EACH: u64 = 10;
     let r = log("counter");
-    let enc = |n: u64| {
-        let mut a = [0u8; 32];
-        a[..8].copy_from_slice(&n.to_le_bytes());
-        Id(a)
-    };
-    let dec = |i: Id| u64::from_le_bytes(i.0[..8].try_into().unwrap());
-    b.update_ref(&r, None, Some(enc(0))).unwrap();
+    // The counter's values are distinct complete pages, stored first.
+    let values = targets(b, THREADS * EACH + 1);
+    let enc = |n: u64| values[n as usize];
+    let dec = |i: Id| values.iter().position(|v| *v == i).unwrap() as u64;
+    b.update_ref(&r, Expected::Absent, Some(enc(0))).unwrap();
     let conflicts = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|s| {
         for _ in 0..THREADS {
@@ -251,7 +374,7 @@ fn concurrent_cas_loses_no_update(b: &(dyn Backend + Sync)) {
                 let mut done = 0;
                 while done < EACH {
                     let cur = b.read_ref(&r).unwrap().unwrap();
-                    match b.update_ref(&r, Some(cur), Some(enc(dec(cur) + 1))) {
+                    match b.update_ref(&r, Expected::Equal(cur), Some(enc(dec(cur) + 1))) {
                         Ok(()) => done += 1,
                         Err(Error::RefConflict { .. }) => {
                             conflicts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -400,53 +523,374 @@ fn check_complete_stops_where_the_ref_was_and_names_what_is_missing(b: &dyn Back
     }
 }
 
+/// `Expected::Any` applies whatever the ref holds (creating, moving, deleting); `Absent`
+/// and `Equal` are checked; a refused update changes nothing.
+fn ref_expectations(b: &dyn Backend) {
+    let t = targets(b, 3);
+    let r = log("any");
+    b.update_ref(&r, Expected::Any, Some(t[0])).unwrap();
+    assert_eq!(b.read_ref(&r).unwrap(), Some(t[0]), "any creates");
+    b.update_ref(&r, Expected::Any, Some(t[1])).unwrap();
+    assert_eq!(b.read_ref(&r).unwrap(), Some(t[1]), "any moves");
+    let e = b.update_ref(&r, Expected::Absent, Some(t[2])).unwrap_err();
+    assert!(
+        matches!(e, Error::RefConflict { expected: None, actual: Some(a), .. } if a == t[1]),
+        "{e:?}"
+    );
+    b.update_ref(&r, Expected::Equal(t[1]), Some(t[2])).unwrap();
+    b.update_ref(&r, Expected::Any, None).unwrap();
+    assert_eq!(b.read_ref(&r).unwrap(), None, "any deletes");
+    // Deleting what is not there, expecting anything or nothing, is no change.
+    b.update_ref(&r, Expected::Any, None).unwrap();
+    b.update_ref(&r, Expected::Absent, None).unwrap();
+    assert_eq!(b.read_ref(&r).unwrap(), None);
+    let s = spec("any");
+    b.update_ref(&s, Expected::Any, Some(t[0])).unwrap();
+    assert_eq!(b.read_ref(&s).unwrap(), Some(t[0]));
+    assert_eq!(b.list_refs("spec").unwrap(), vec![s]);
+}
+
+/// The lenient listing of a sound store lists what the strict one does, and no damage.
+fn lenient_listing(b: &dyn Backend) {
+    let t = targets(b, 2);
+    b.update_ref(&log("a"), Expected::Absent, Some(t[0]))
+        .unwrap();
+    b.update_ref(&log("b/c"), Expected::Absent, Some(t[1]))
+        .unwrap();
+    let (refs, damaged) = b.list_refs_lenient("logs").unwrap();
+    assert_eq!(refs, b.list_refs("logs").unwrap());
+    assert_eq!(refs, vec![log("a"), log("b/c")]);
+    assert!(damaged.is_empty(), "{damaged:?}");
+}
+
+/// `scan_objects` hands every stored object exactly once, with its bytes; so does
+/// `present_objects` answer for stored and missing ids alike.
+fn scan_and_presence(b: &dyn Backend) {
+    let few = objects(5, "loose");
+    let many = objects(300, "packed");
+    b.put_objects(&as_refs(&few)).unwrap();
+    b.put_objects(&as_refs(&many)).unwrap();
+    let mut seen = std::collections::HashMap::new();
+    b.scan_objects(&mut |id, bytes| {
+        *seen.entry(id).or_insert(0) += 1;
+        let want = few.iter().chain(&many).find(|(i, _)| *i == id).unwrap();
+        assert_eq!(bytes.unwrap(), want.1, "{id}");
+    })
+    .unwrap();
+    assert_eq!(seen.len(), 305);
+    assert!(seen.values().all(|n| *n == 1), "an object was handed twice");
+    let mut ask: Vec<Id> = few.iter().chain(&many).map(|(id, _)| *id).collect();
+    let missing = objects(3, "never");
+    ask.extend(missing.iter().map(|(id, _)| *id));
+    let present = b.present_objects(&ask).unwrap();
+    assert_eq!(present.len(), 305);
+    assert!(missing.iter().all(|(id, _)| !present.contains(id)));
+}
+
+/// Raw blocks: each offered block holds only asked-for objects, passes its checksum and
+/// decompresses to objects that hash to their ids; nothing is offered twice.
+fn raw_blocks(b: &dyn Backend) {
+    let objs = objects(400, "raw");
+    b.put_objects(&as_refs(&objs)).unwrap();
+    let ids: Vec<Id> = objs.iter().map(|(id, _)| *id).collect();
+    for ask in [&ids[..], &ids[..123]] {
+        let mut offered = std::collections::HashSet::new();
+        b.raw_blocks(ask, &mut |block| {
+            assert_eq!(
+                remotelog::pack::frame_checksum(&block.frame),
+                block.checksum
+            );
+            block.for_each_verified(|id, bytes| {
+                assert!(ask.contains(id), "{id} was not asked for");
+                assert!(offered.insert(*id), "{id} offered twice");
+                assert_eq!(objs.iter().find(|(i, _)| i == id).unwrap().1, bytes);
+                Ok(())
+            })
+        })
+        .unwrap();
+        // A backend with packs offers the blocks it can (all of them when every object
+        // is asked for); one without offers none.
+        if b.pack_chain().unwrap().is_empty() {
+            assert!(offered.is_empty());
+        } else if ask.len() == ids.len() {
+            assert_eq!(offered.len(), ids.len(), "a packed store held blocks back");
+        }
+    }
+}
+
+/// Packs: a staged pack added is stored (every object readable); where the backend keeps
+/// it as a pack, the chain lists it and its bytes read back by range.
+fn packs_added_listed_and_read(b: &dyn Backend) {
+    let objs = objects(100, "staged");
+    let mut w = b.stage_pack().unwrap();
+    for (id, bytes) in &objs {
+        w.add(*id, bytes).unwrap();
+    }
+    let done = w.finish().unwrap();
+    let staged = done.tmp.to_path_buf();
+    let added = b.add_pack(done).unwrap();
+    assert!(!staged.exists(), "the staged file stayed behind");
+    for (id, bytes) in &objs {
+        assert_eq!(&b.get_object(id).unwrap(), bytes);
+    }
+    let chain = b.pack_chain().unwrap();
+    let Some(pid) = added else {
+        assert!(
+            chain.is_empty(),
+            "a pack not kept as one is listed: {chain:?}"
+        );
+        let e = b.read_pack(&Id([1; 32]), 0, 8).map(|_| ()).unwrap_err();
+        assert!(e.to_string().contains("not on"), "{e}");
+        return;
+    };
+    let info = chain
+        .iter()
+        .find(|p| p.id == pid)
+        .expect("the added pack is listed");
+    assert_eq!(chain[0].id, pid, "the newest pack comes first");
+    assert_eq!(info.objects, 100);
+    let read = |offset: u64, len: u64| -> remotelog::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut b.read_pack(&pid, offset, len)?, &mut out).unwrap();
+        Ok(out)
+    };
+    assert_eq!(read(0, 8).unwrap(), remotelog::pack::MAGIC);
+    // A pack ends with its id (the checksum of all before it).
+    assert_eq!(read(info.size - 32, 32).unwrap(), pid.0);
+    assert_eq!(read(0, info.size).unwrap().len() as u64, info.size);
+    assert!(
+        read(info.size - 4, 8).is_err(),
+        "a range past the end was read"
+    );
+    let e = b.read_pack(&Id([1; 32]), 0, 8).map(|_| ()).unwrap_err();
+    assert!(
+        e.to_string().contains(&Id([1; 32]).to_hex()),
+        "an unknown pack is not named: {e}"
+    );
+    // A second pack goes in front of the first.
+    let more = objects(100, "staged again");
+    let mut w = b.stage_pack().unwrap();
+    for (id, bytes) in &more {
+        w.add(*id, bytes).unwrap();
+    }
+    let second = b.add_pack(w.finish().unwrap()).unwrap().unwrap();
+    let chain: Vec<Id> = b.pack_chain().unwrap().iter().map(|p| p.id).collect();
+    assert_eq!(&chain[..2], &[second, pid]);
+}
+
+/// Write leases share; where the backend offers upkeep, its exclusive lease waits for
+/// them and keeps new ones out until it ends.
+fn write_leases_and_upkeep_exclude_each_other(b: &dyn Backend) {
+    let short = Duration::from_millis(50);
+    let l1 = b.write_lease_waiting(short).unwrap();
+    let l2 = b.write_lease_waiting(short).unwrap();
+    let Some(u) = b.upkeep() else {
+        drop((l1, l2));
+        return;
+    };
+    assert!(matches!(u.exclusive(short), Err(Error::Locked { .. })));
+    drop(l1);
+    assert!(matches!(u.exclusive(short), Err(Error::Locked { .. })));
+    drop(l2);
+    let held = u.exclusive(short).unwrap();
+    let e = b.write_lease_waiting(short).map(|_| ()).unwrap_err();
+    assert!(e.to_string().contains("gc is running"), "{e}");
+    let e = u.exclusive(Duration::ZERO).map(|_| ()).unwrap_err();
+    assert!(e.to_string().contains("another gc"), "{e}");
+    drop(held);
+    drop(b.write_lease_waiting(short).unwrap());
+}
+
+/// Timed leases, where offered: held until released or expired, renewable while live,
+/// and while one is live upkeep waits.
+fn timed_leases(b: &dyn Backend) {
+    let Some(t) = b.timed_leases() else { return };
+    let short = Duration::from_millis(50);
+    let minute = Duration::from_secs(60);
+    t.take("a", minute, short).unwrap();
+    assert_eq!(t.count().unwrap(), 1);
+    assert!(t.join("a").unwrap().is_some());
+    assert!(t.join("nobody").unwrap().is_none());
+    assert!(t.renew("a", minute).unwrap());
+    if let Some(u) = b.upkeep() {
+        assert!(matches!(u.exclusive(short), Err(Error::Locked { .. })));
+        // And no timed lease is granted while upkeep runs.
+        t.release("a").unwrap();
+        let held = u.exclusive(short).unwrap();
+        let e = t.take("c", minute, short).unwrap_err();
+        assert!(e.to_string().contains("gc is running"), "{e}");
+        drop(held);
+    }
+    t.release("a").unwrap();
+    assert!(
+        !t.renew("a", minute).unwrap(),
+        "a released lease was renewed"
+    );
+    assert!(t.join("a").unwrap().is_none());
+    assert_eq!(t.count().unwrap(), 0);
+    // One that is not renewed lapses.
+    t.take("b", Duration::ZERO, short).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(
+        !t.renew("b", minute).unwrap(),
+        "an expired lease was renewed"
+    );
+    assert!(t.join("b").unwrap().is_none());
+}
+
+/// gc through the contract: unreferenced objects go (none younger than the grace period),
+/// the log stays whole. A backend offering no upkeep here says so.
+fn gc_keeps_logs_and_removes_garbage(b: &dyn Backend) {
+    use remotelog::log::{self, SettingsChange};
+    let msgs = common::msgs("kept", 150);
+    log::append(b, "main", &msgs, SettingsChange::default()).unwrap();
+    let before = log::entries(b, "main").unwrap();
+    let garbage = remotelog::object::encode_message(&remotelog::Message {
+        group_id: b"g".to_vec(),
+        timestamp: 1,
+        body: b"nobody names me".to_vec(),
+    });
+    let gid = Id::of(&garbage);
+    b.put_objects(&[(gid, &garbage)]).unwrap();
+    let silent = remotelog::progress::Silent;
+    // Young garbage stays.
+    match remotelog::gc::gc(b, Duration::from_secs(3600), false, &silent) {
+        Err(e) if b.upkeep().is_none() && e.to_string().contains("offers no upkeep") => return,
+        other => {
+            let c = other.unwrap();
+            assert_eq!(c.objects, 0);
+            assert!(c.kept_young >= 1);
+        }
+    }
+    assert!(b.has_object(&gid).unwrap());
+    let dry = remotelog::gc::gc(b, Duration::ZERO, true, &silent).unwrap();
+    assert_eq!(dry.removed_ids, vec![gid]);
+    assert!(b.has_object(&gid).unwrap(), "a dry run deleted");
+    let c = remotelog::gc::gc(b, Duration::ZERO, false, &silent).unwrap();
+    assert_eq!((c.objects, c.reachable), (1, before.len() + 1), "{c:?}");
+    assert!(!b.has_object(&gid).unwrap());
+    assert_eq!(log::entries(b, "main").unwrap(), before);
+    let report = remotelog::check::check(b, true);
+    assert!(report.is_sound(), "{:?}", report.problems);
+}
+
+/// The upkeep primitives, where offered: the inventory lists what is stored with fresh
+/// ages, deletions remove, the chain is replaced only from its current head, and repack
+/// leaves every object readable.
+fn upkeep_primitives(b: &dyn Backend) {
+    let Some(u) = b.upkeep() else { return };
+    let objs = objects(10, "inventory");
+    b.put_objects(&as_refs(&objs)).unwrap();
+    let inv = u.inventory().unwrap();
+    for (id, _) in &objs {
+        let age = inv.loose.iter().find(|(i, _)| i == id).expect("listed").1;
+        assert!(age < Duration::from_secs(600), "{age:?}");
+    }
+    assert!(u.stored_bytes().unwrap() > 0);
+    let gone: Vec<Id> = objs[..3].iter().map(|(id, _)| *id).collect();
+    assert_eq!(u.delete_loose(&gone, Removal::EachDurable).unwrap(), 3);
+    assert_eq!(u.delete_loose(&gone, Removal::AtFlush).unwrap(), 0);
+    u.flush().unwrap();
+    for id in &gone {
+        assert!(!b.has_object(id).unwrap());
+    }
+    // A replacement from a head the chain does not have changes nothing.
+    let wrong = Some(Id([7; 32]));
+    assert!(u.replace_chain(wrong, Vec::new(), false).is_err());
+    assert_eq!(u.inventory().unwrap().head, inv.head);
+    let many = objects(200, "repacked");
+    b.put_objects(&as_refs(&many)).unwrap();
+    remotelog::repack::repack(b, 1 << 20, &remotelog::progress::Silent).unwrap();
+    for (id, bytes) in objs[3..].iter().chain(&many) {
+        assert_eq!(&b.get_object(id).unwrap(), bytes);
+    }
+    if u.keeps_packs() {
+        let inv = u.inventory().unwrap();
+        assert!(inv.loose.is_empty(), "repack left loose objects");
+        assert_eq!(inv.packs.len(), 1);
+        assert_eq!(u.leftovers(Duration::ZERO).unwrap(), Vec::new());
+    }
+}
+
+/// A backend that checks chains refuses a log ref to an incomplete one, naming what is
+/// missing; one that does not moves the ref as told (its writers check first).
+fn chain_checks(b: &dyn Backend) {
+    let m = remotelog::Message {
+        group_id: b"g".to_vec(),
+        timestamp: 1,
+        body: b"never stored".to_vec(),
+    };
+    let p = page(b, None, 1, &[&m]);
+    let h2 = Id::of(&remotelog::object::encode_message(&m));
+    let r = log("incomplete");
+    let found = remotelog::log::check_complete(b, &r, p, None);
+    assert!(matches!(found, Err(Error::IncompleteChain { missing, .. }) if missing == h2));
+    let moved = b.update_ref(&r, Expected::Absent, Some(p));
+    if b.checks_chains() {
+        match moved {
+            Err(Error::IncompleteChain { missing, .. }) => assert_eq!(missing, h2),
+            other => panic!("expected an incomplete chain, got {other:?}"),
+        }
+        assert_eq!(b.read_ref(&r).unwrap(), None);
+    } else {
+        moved.unwrap();
+        assert_eq!(b.read_ref(&r).unwrap(), Some(p));
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Running it on each backend
 
-macro_rules! suite {
-    ($($test:ident),* $(,)?) => {
-        mod mem {
-            use super::*;
+/// The tests of the suite, each run on one backend (a module named after it).
+macro_rules! on {
+    ($backend:ident: $($test:ident),*) => {
+        mod $backend {
             $(
                 #[test]
                 fn $test() {
-                    super::$test(&MemStore::new());
-                }
-            )*
-        }
-        mod fs {
-            use super::*;
-            $(
-                #[test]
-                fn $test() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = FsStore::init(&dir.path().join("store"), Config::default()).unwrap();
-                    super::$test(&store);
-                    // Nothing the suite did left the store in a state `check` dislikes
-                    // (refs here point at made-up ids, so only the layout is examined).
-                    let layout = store.layout().unwrap();
-                    assert!(layout.problems.is_empty(), "{:?}", layout.problems);
-                    assert!(store.leftovers().unwrap().is_empty(), "{:?}", store.leftovers());
-                    // The same store opened again sees the same content.
-                    let again = FsStore::open(store.root()).unwrap();
-                    assert_eq!(again.list_objects().unwrap(), store.list_objects().unwrap());
-                    assert_eq!(again.list_refs("logs").unwrap(), store.list_refs("logs").unwrap());
+                    let subject = super::$backend();
+                    super::$test(&*subject);
+                    subject.finish();
                 }
             )*
         }
     };
 }
 
+/// Every test on every backend: a new backend is one more name in the first list (and a
+/// function of that name making its `Subject`).
+macro_rules! suite {
+    ([$($backend:ident),*], $tests:tt) => {
+        $( suite!(@one $backend, $tests); )*
+    };
+    (@one $backend:ident, [$($test:ident),* $(,)?]) => {
+        on!($backend: $($test),*);
+    };
+}
+
 suite!(
-    put_get_has,
-    large_batch,
-    list_and_prefix,
-    missing_object,
-    ref_compare_and_swap,
-    refs_are_independent_and_listed,
-    concurrent_cas_loses_no_update,
-    concurrent_appends_lose_no_message,
-    check_complete_stops_where_the_ref_was_and_names_what_is_missing,
+    [mem, fs, http, mock],
+    [
+        put_get_has,
+        large_batch,
+        list_and_prefix,
+        missing_object,
+        ref_compare_and_swap,
+        ref_expectations,
+        refs_are_independent_and_listed,
+        lenient_listing,
+        concurrent_cas_loses_no_update,
+        concurrent_appends_lose_no_message,
+        check_complete_stops_where_the_ref_was_and_names_what_is_missing,
+        scan_and_presence,
+        raw_blocks,
+        packs_added_listed_and_read,
+        write_leases_and_upkeep_exclude_each_other,
+        timed_leases,
+        gc_keeps_logs_and_removes_garbage,
+        upkeep_primitives,
+        chain_checks,
+    ]
 );
 
 #[test]
@@ -481,4 +925,36 @@ fn mem_store_detects_damaged_objects() {
         m.get_object(&objs[0].0),
         Err(Error::ObjectCorrupt { .. })
     ));
+}
+
+/// A range longer than one request's (8 MiB) reads whole and exact over HTTP, piece by
+/// piece, as the pack file on the served directory holds it.
+#[test]
+fn http_reads_a_long_range_in_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("served");
+    let store = FsStore::init(&root, Config::default()).unwrap();
+    // Incompressible objects of 64 KiB, 10 MiB in all, in one pack.
+    let mut rng = common::Rng(0x9e37_79b9_7f4a_7c15);
+    let objs: Vec<(Id, Vec<u8>)> = (0..160)
+        .map(|_| {
+            let bytes: Vec<u8> = (0..8192).flat_map(|_| rng.next().to_le_bytes()).collect();
+            (Id::of(&bytes), bytes)
+        })
+        .collect();
+    store.put_objects(&as_refs(&objs)).unwrap();
+    let info = store.pack_chain().unwrap().remove(0);
+    assert!(info.size > 8 << 20, "{info:?}");
+    let server = common::serve(&root, |_| {});
+    let b = HttpBackend::open(&server.url(), None).unwrap();
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut b.read_pack(&info.id, 0, info.size).unwrap(), &mut got)
+        .unwrap();
+    let want = std::fs::read(store.pack_path(&info.id)).unwrap();
+    assert!(got == want, "the pack read over HTTP differs from the file");
+    // And a range across a piece boundary.
+    let mut mid = Vec::new();
+    let at = (8 << 20) - 5;
+    std::io::Read::read_to_end(&mut b.read_pack(&info.id, at, 10).unwrap(), &mut mid).unwrap();
+    assert_eq!(mid, want[at as usize..at as usize + 10]);
 }

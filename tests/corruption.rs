@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use remotelog::backend::Expected;
 use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
 use remotelog::{FsStore, Id, Message};
@@ -221,7 +222,7 @@ fn page_prev_pointing_at_a_message_object_is_found_by_check() {
     f.store
         .update_ref(
             &remotelog::name::RefName::log("bad").unwrap(),
-            None,
+            Expected::Absent,
             Some(pid),
         )
         .unwrap();
@@ -473,7 +474,7 @@ fn a_page_claiming_the_wrong_h1_is_named_by_read_data() {
     s.put_objects(&[(h2, &bytes), (pid, &page)]).unwrap();
     s.update_ref(
         &remotelog::name::RefName::log("main").unwrap(),
-        None,
+        Expected::Absent,
         Some(pid),
     )
     .unwrap();

@@ -130,8 +130,12 @@ fn dry_run_reports_what_the_real_run_removes() {
     // Drop log "other" entirely: its 100 messages and pages become garbage.
     let head = log::head(&s, "other").unwrap();
     use remotelog::backend::Backend;
-    s.update_ref(&remotelog::name::RefName::log("other").unwrap(), head, None)
-        .unwrap();
+    s.update_ref(
+        &remotelog::name::RefName::log("other").unwrap(),
+        head.into(),
+        None,
+    )
+    .unwrap();
     // Young garbage is kept by default.
     let young: serde_json::Value = serde_json::from_str(&ok(t.path(), &["gc", "--json"])).unwrap();
     assert_eq!(young["objects"], 0);

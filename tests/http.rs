@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 
 use prost::Message as _;
 use remotelog::backend::Backend;
+use remotelog::backend::Expected;
 use remotelog::config::Config;
 use remotelog::http_client::HttpBackend;
 use remotelog::log::{self, SettingsChange};
@@ -426,7 +427,7 @@ fn a_ref_update_naming_a_chain_the_server_lacks_is_refused_and_clones_still_work
     let client = remote(&url);
     match client.update_ref(
         &remotelog::name::RefName::log("evil").unwrap(),
-        None,
+        Expected::Absent,
         Some(page_id),
     ) {
         Err(e @ remotelog::Error::IncompleteChain { .. }) => {

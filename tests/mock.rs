@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use remotelog::backend::Backend;
+use remotelog::backend::Expected;
 use remotelog::log::{self, SettingsChange};
 use remotelog::mock::{
     chunks, secs, Clock, Failure, Miss, Mock, MockHandle, Profile, VirtualClock,
@@ -177,9 +178,9 @@ fn update_semantics_cas_refuses_highest_seq_and_lww_do_not() {
         ))
         .unwrap();
         let (_, h) = setup(p, 6, 2);
-        h[0].0.update_ref(&name, None, Some(a)).unwrap();
+        h[0].0.update_ref(&name, Expected::Absent, Some(a)).unwrap();
         // The second writer states a stale expectation ("absent").
-        let r = h[1].0.update_ref(&name, None, Some(b));
+        let r = h[1].0.update_ref(&name, Expected::Absent, Some(b));
         assert_eq!(r.is_err(), conflict, "{profile}: {r:?}");
         if conflict {
             assert!(r.unwrap_err().to_string().contains("moved"));
@@ -193,10 +194,16 @@ fn highest_sequence_number_wins_even_when_published_later() {
     let (_, h) = setup(p, 7, 3);
     let name = RefName::log("n").unwrap();
     let (a1, a2, b1) = (message(1).0, message(2).0, message(3).0);
-    h[0].0.update_ref(&name, None, Some(a1)).unwrap();
-    h[0].0.update_ref(&name, None, Some(a2)).unwrap(); // sequence 2
+    h[0].0
+        .update_ref(&name, Expected::Absent, Some(a1))
+        .unwrap();
+    h[0].0
+        .update_ref(&name, Expected::Absent, Some(a2))
+        .unwrap(); // sequence 2
     h[1].1.set(secs(10.0));
-    h[1].0.update_ref(&name, None, Some(b1)).unwrap(); // sequence 1, published last
+    h[1].0
+        .update_ref(&name, Expected::Absent, Some(b1))
+        .unwrap(); // sequence 1, published last
     h[2].1.set(secs(20.0));
     assert_eq!(h[2].0.read_ref(&name).unwrap(), Some(a2));
 }
@@ -247,7 +254,7 @@ fn gc_spares_what_a_writer_stored_after_its_last_successful_update() {
     let page = local.get_object(&done.head).unwrap();
     w.put_objects(&[(done.head, &page)]).unwrap();
     let name = RefName::log("l").unwrap();
-    w.update_ref(&name, Some(first.head), Some(done.head))
+    w.update_ref(&name, Expected::Equal(first.head), Some(done.head))
         .unwrap();
     rc.set(secs(7300.0));
     let entries = log::entries(r, "l").unwrap();

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use remotelog::backend::Backend;
+use remotelog::backend::Expected;
 use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
 use remotelog::object::Object;
@@ -325,7 +326,7 @@ fn clone_verifies_objects_inside_blocks_copied_whole() {
     std::fs::write(remote.pack_path(&new_id), &bytes).unwrap();
     let packs_ref = remotelog::name::RefName::parse("packs").unwrap();
     remote
-        .update_ref(&packs_ref, Some(old_id), Some(new_id))
+        .update_ref(&packs_ref, Expected::Equal(old_id), Some(new_id))
         .unwrap();
 
     let out = run(&remote_dir, &["check", "--read-data"]);
@@ -427,7 +428,7 @@ fn batches_roll_over_into_packs_and_chunked_copies_are_complete() {
         }
         dst.update_ref(
             &remotelog::name::RefName::log("main").unwrap(),
-            None,
+            Expected::Absent,
             Some(head),
         )
         .unwrap();
@@ -653,7 +654,7 @@ fn a_transfer_cut_between_packs_is_completed_by_the_next() {
             "cut at {cut}: packs were committed before the failure"
         );
         sync::copy_log(&w, &dst, head, &Silent).unwrap();
-        dst.update_ref(&main, None, Some(head)).unwrap();
+        dst.update_ref(&main, Expected::Absent, Some(head)).unwrap();
         assert!(check::check(&dst, true).is_sound(), "cut at {cut}");
         assert_eq!(
             log::entries(&dst, "main").unwrap(),

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::backend::{Backend, Batch, BufferedBatch, Layout, WriteLease};
+use crate::backend::{check_expected, Backend, Batch, BufferedBatch, Expected, Layout, WriteLease};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::name::RefName;
@@ -906,7 +906,7 @@ impl MockHandle {
         (Ok(value), lat)
     }
 
-    fn update(&self, name: &RefName, expected: Option<Id>, new: Option<Id>) -> Outcome<()> {
+    fn update(&self, name: &RefName, expected: Expected, new: Option<Id>) -> Outcome<()> {
         let t = self.clock.now();
         let mut local = lock(&self.local);
         let mut st = lock(&self.mock.state);
@@ -950,16 +950,13 @@ impl MockHandle {
                 Err(e) => return (Err(e), lat),
             },
         };
-        if p.ns.semantics == Semantics::Cas && committed != expected {
-            let e = Error::RefConflict {
-                name: name.to_string(),
-                expected,
-                actual: committed,
-            };
-            return self.fail(&mut local, Failure::Conflict, e, lat);
+        if p.ns.semantics == Semantics::Cas {
+            if let Err(e) = check_expected(name, expected, committed) {
+                return self.fail(&mut local, Failure::Conflict, e, lat);
+            }
         }
         // The wrapped backend holds the newest committed value, whatever readers see.
-        if let Err(e) = self.mock.inner.update_ref(name, committed, new) {
+        if let Err(e) = self.mock.inner.update_ref(name, committed.into(), new) {
             return (Err(e), lat);
         }
         let seq = match p.ns.semantics {
@@ -1088,7 +1085,7 @@ impl Backend for MockHandle {
         self.finish(out)
     }
 
-    fn update_ref(&self, name: &RefName, expected: Option<Id>, new: Option<Id>) -> Result<()> {
+    fn update_ref(&self, name: &RefName, expected: Expected, new: Option<Id>) -> Result<()> {
         let out = self.update(name, expected, new);
         self.finish(out)
     }
@@ -1097,8 +1094,8 @@ impl Backend for MockHandle {
         self.mock.inner.list_refs(prefix)
     }
 
-    fn write_lease(&self) -> Result<WriteLease> {
-        self.mock.inner.write_lease()
+    fn write_lease_waiting(&self, wait: std::time::Duration) -> Result<WriteLease> {
+        self.mock.inner.write_lease_waiting(wait)
     }
 
     fn layout(&self) -> Result<Layout> {

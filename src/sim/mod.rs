@@ -680,7 +680,7 @@ impl Writer {
         } else {
             let r = self
                 .handle
-                .update_ref(&self.refname, self.remote_head, Some(job.head));
+                .update_ref(&self.refname, self.remote_head.into(), Some(job.head));
             if r.is_ok() {
                 self.remote_head = Some(job.head);
                 self.remote_count = job.count;

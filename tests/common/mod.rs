@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use remotelog::backend::{Backend, Batch, RawBlock};
+use remotelog::backend::{Backend, Batch, Expected, RawBlock};
 use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
 use remotelog::name::RefName;
@@ -330,7 +330,7 @@ impl Backend for Counting<'_> {
     fn read_ref(&self, name: &RefName) -> remotelog::Result<Option<Id>> {
         self.inner.read_ref(name)
     }
-    fn update_ref(&self, name: &RefName, e: Option<Id>, n: Option<Id>) -> remotelog::Result<()> {
+    fn update_ref(&self, name: &RefName, e: Expected, n: Option<Id>) -> remotelog::Result<()> {
         self.inner.update_ref(name, e, n)
     }
     fn list_refs(&self, prefix: &str) -> remotelog::Result<Vec<RefName>> {
