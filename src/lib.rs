@@ -27,6 +27,7 @@ pub mod name;
 pub mod object;
 pub mod pack;
 pub mod progress;
+pub mod proto;
 pub mod remote;
 pub mod repack;
 pub mod server;

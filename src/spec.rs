@@ -23,7 +23,7 @@ use crate::id::Id;
 use crate::log::{self, read_message, read_page, SettingsChange};
 use crate::name::{RefName, LOGS, SPEC};
 use crate::object::{decode_message, Message, Page};
-use crate::twirp::proto::vac::{cas, mvds, ns, remotelog};
+use crate::proto::vac::{cas, mvds, ns, remotelog};
 
 pub use remotelog::remote_log::Pair;
 pub use remotelog::RemoteLog;
