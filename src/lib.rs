@@ -4,7 +4,7 @@
 //! directory; the format is specified in `format/store-v1.md`. Layers, from the bottom:
 //! [`fsutil`] (the one atomic-write path) → [`store`] / [`backend`] (CAS + NS) →
 //! [`object`] (typed objects) → [`log`] (pages and logs) → [`check`]. The binary in
-//! `src/main.rs` is a thin CLI over these. See `ARCHITECTURE.md`.
+//! `src/bin/remotelog/` is a thin CLI over these. See `ARCHITECTURE.md`.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

@@ -1,0 +1,103 @@
+//! `remotelog clone`: a new store from a remote.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use remotelog::progress::Progress;
+use remotelog::remote::{self, Remotes};
+use remotelog::FsStore;
+
+use crate::args::CloneArgs;
+use crate::ctx::Ctx;
+use crate::output::report_transfer;
+
+/// Clones every log (or one); a log that cannot be copied is reported and exits 1.
+pub fn run(args: CloneArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let mut out = ctx.out();
+    let CloneArgs {
+        src,
+        dest,
+        log: one_log,
+        keep_partial,
+        json,
+    } = args;
+    let location = resolve_clone_source(&ctx.store, &src)?;
+    if remotelog::clone::target(&dest, &location)? == remotelog::clone::Target::Resume {
+        eprintln!(
+            "remotelog: resuming the clone into {} (it holds an earlier clone of {location})",
+            dest.display()
+        );
+    }
+    let src_store = remote::open(&location, false)?;
+    let bar = ctx.progress(format!("clone {src}"));
+    let report = remotelog::clone::clone_logs(
+        &*src_store,
+        &location,
+        &dest,
+        one_log.as_deref(),
+        keep_partial,
+        &bar,
+    )
+    .inspect_err(|_| bar.finish())?;
+    bar.finish();
+    for t in &report.done {
+        report_transfer(&mut out, t, json, "from")?;
+    }
+    for (log, e) in &report.failed {
+        if json {
+            let line = serde_json::json!({
+                "log": log,
+                "remote": remote::ORIGIN,
+                "outcome": "failed",
+                "error": e.to_string(),
+            });
+            writeln!(out, "{line}")?;
+        }
+    }
+    let Some(summary) = report.summary() else {
+        if !json {
+            writeln!(
+                out,
+                "cloned {} log(s) into {}",
+                report.done.len(),
+                dest.display()
+            )?;
+        }
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    out.flush()?;
+    // One line per broken log, then the summary; a single broken log is named by the
+    // summary alone.
+    if report.failed.len() > 1 {
+        for (log, e) in &report.failed {
+            eprintln!("remotelog: error: log {log} could not be copied: {e}");
+        }
+    }
+    eprintln!("remotelog: error: {summary}");
+    Ok(ExitCode::from(1))
+}
+
+/// A URL, or a directory that exists, is used as it is; otherwise SRC must name a remote
+/// of --store.
+fn resolve_clone_source(store: &Path, src: &str) -> anyhow::Result<String> {
+    if remotelog::http_client::is_url(src) {
+        return Ok(remotelog::http_client::normalize_url(src)?);
+    }
+    let p = Path::new(src);
+    if p.exists() {
+        return Ok(remote::absolute(p)?.to_string_lossy().into_owned());
+    }
+    if remote::validate_name(src).is_ok() {
+        if let Ok(local) = FsStore::open(store) {
+            if let Some(r) = Remotes::load(&local)?.get(src) {
+                return Ok(r.location.clone());
+            }
+        }
+    }
+    anyhow::bail!(
+        "{src}: no such directory, and not the name of a remote of {}",
+        store.display()
+    )
+}
