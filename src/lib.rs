@@ -5,6 +5,10 @@
 //! [`fsutil`] (the one atomic-write path) → [`store`] / [`backend`] (CAS + NS) →
 //! [`object`] (typed objects) → [`log`] (pages and logs) → [`check`]. The binary in
 //! `src/bin/remotelog/` is a thin CLI over these. See `ARCHITECTURE.md`.
+//!
+//! Features (all on by default): `server` (`server`, `twirp`: tokio, axum, hyper), `http`
+//! (`http_client` and import-spec's Twirp client: ureq), `cli` (what only the binary
+//! uses). Without `http`, an `http://` remote is refused with an error that says so.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -17,6 +21,7 @@ pub mod error;
 pub mod forget;
 pub mod fsutil;
 pub mod gc;
+#[cfg(feature = "http")]
 pub mod http_client;
 pub mod id;
 pub mod lease;
@@ -30,11 +35,13 @@ pub mod progress;
 pub mod proto;
 pub mod remote;
 pub mod repack;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod sim;
 pub mod spec;
 pub mod store;
 pub mod sync;
+#[cfg(feature = "server")]
 pub mod twirp;
 
 pub use backend::{Backend, MemStore};

@@ -28,6 +28,54 @@ pub struct Remote {
     pub location: String,
 }
 
+/// True when `location` is a URL rather than a directory.
+pub fn is_url(location: &str) -> bool {
+    let l = location.to_ascii_lowercase();
+    l.starts_with("http://") || l.starts_with("https://")
+}
+
+/// Checks a remote URL and gives its canonical form (`http://HOST:PORT[/PREFIX]`); a build
+/// without the `http` feature refuses every URL.
+pub fn normalize_url(url: &str) -> Result<String> {
+    http::normalize_url(url)
+}
+
+/// The HTTP client as remotes use it.
+#[cfg(feature = "http")]
+mod http {
+    use super::*;
+
+    pub use crate::http_client::normalize_url;
+
+    /// The remote at an `http://` URL, with the token from the environment.
+    pub fn open(location: &str) -> Result<Box<dyn Backend>> {
+        let token = crate::http_client::token_from_env()?;
+        Ok(Box::new(crate::http_client::HttpBackend::open(
+            location, token,
+        )?))
+    }
+}
+
+/// A build without the HTTP client: every URL is refused, saying why.
+#[cfg(not(feature = "http"))]
+mod http {
+    use super::*;
+
+    fn refused(location: &str) -> Error {
+        Error::Invalid(format!(
+            "{location}: this build of remotelog has no HTTP support (it was built without the `http` feature); use a directory remote, or a build with the default features"
+        ))
+    }
+
+    pub fn normalize_url(url: &str) -> Result<String> {
+        Err(refused(url))
+    }
+
+    pub fn open(location: &str) -> Result<Box<dyn Backend>> {
+        Err(refused(location))
+    }
+}
+
 /// Checks a remote name: a single name segment.
 pub fn validate_name(name: &str) -> Result<()> {
     name::validate(name)?;
@@ -184,10 +232,10 @@ pub fn add_in(root: &Path, name: &str, location: &Path) -> Result<Remote> {
             "location {location:?} has the control character {c:?}, which the remotes file cannot hold; rename the directory"
         )));
     }
-    if let Some(url) = location.to_str().filter(|l| crate::http_client::is_url(l)) {
+    if let Some(url) = location.to_str().filter(|l| is_url(l)) {
         let remote = Remote {
             name: name.to_string(),
-            location: crate::http_client::normalize_url(url)?,
+            location: normalize_url(url)?,
         };
         remotes.list.push(remote.clone());
         remotes.save(root)?;
@@ -254,14 +302,12 @@ fn is_empty_or_unfinished_init(dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// Opens the remote at `location`: an [`HttpBackend`](crate::http_client::HttpBackend) for
-/// an `http://` URL (with the token from `REMOTELOG_TOKEN` or `REMOTELOG_TOKEN_FILE`), else
-/// the store directory as [`open_dir`] does.
+/// Opens the remote at `location`: an `HttpBackend` for an `http://` URL (with the token
+/// from `REMOTELOG_TOKEN` or `REMOTELOG_TOKEN_FILE`; refused by a build without the `http`
+/// feature), else the store directory as [`open_dir`] does.
 pub fn open(location: &str, create: bool) -> Result<Box<dyn Backend>> {
-    if crate::http_client::is_url(location) {
-        let token = crate::http_client::token_from_env()?;
-        let remote = crate::http_client::HttpBackend::open(location, token)?;
-        return Ok(Box::new(remote));
+    if is_url(location) {
+        return http::open(location);
     }
     Ok(Box::new(open_dir(location, create)?))
 }
@@ -281,5 +327,31 @@ pub fn open_dir(location: &str, create: bool) -> Result<FsStore> {
             FsStore::init(dir, Config::default())
         }
         other => other,
+    }
+}
+
+/// Run by `.ci/run` as `cargo test --no-default-features --lib remote::`.
+#[cfg(all(test, not(feature = "http")))]
+mod without_http {
+    use super::*;
+
+    #[test]
+    fn http_remotes_are_refused_saying_why_and_nothing_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::init(&dir.path().join("s"), Config::default()).unwrap();
+        let no_http = |e: Error| {
+            let text = e.to_string();
+            assert!(
+                text.contains("http://127.0.0.1:9") && text.contains("no HTTP support"),
+                "{text}"
+            );
+        };
+        no_http(open("http://127.0.0.1:9", false).err().unwrap());
+        no_http(add(&store, "web", Path::new("http://127.0.0.1:9")).unwrap_err());
+        assert!(Remotes::load(&store).unwrap().all().is_empty());
+        // Directory remotes work as ever.
+        let other = dir.path().join("other");
+        add(&store, "disk", &other).unwrap();
+        assert!(open(&other.to_string_lossy(), true).is_ok());
     }
 }

@@ -23,7 +23,9 @@ use crate::id::Id;
 use crate::log::{self, read_message, read_page, SettingsChange};
 use crate::name::{RefName, LOGS, SPEC};
 use crate::object::{decode_message, Message, Page};
-use crate::proto::vac::{cas, mvds, ns, remotelog};
+#[cfg(feature = "http")]
+use crate::proto::vac::{cas, ns};
+use crate::proto::vac::{mvds, remotelog};
 
 pub use remotelog::remote_log::Pair;
 pub use remotelog::RemoteLog;
@@ -529,7 +531,9 @@ pub trait SpecSource {
 /// larger could be stored as an object.
 pub const ANSWER_MAX: u64 = crate::store::MAX_OBJECT_SIZE;
 
-/// A Twirp client of `vac.ns.NS` and `vac.cas.CAS` over plain HTTP, protobuf bodies.
+/// A Twirp client of `vac.ns.NS` and `vac.cas.CAS` over plain HTTP, protobuf bodies (with
+/// the `http` feature).
+#[cfg(feature = "http")]
 pub struct TwirpSource {
     base: String,
     agent: ureq::Agent,
@@ -540,6 +544,7 @@ pub struct TwirpSource {
     left: Mutex<u64>,
 }
 
+#[cfg(feature = "http")]
 impl TwirpSource {
     /// A client of the server at `url` (`http://HOST:PORT[/prefix]`) that reads at most
     /// `max_total` bytes in all its answers together, counted as they arrive, and at most
@@ -622,6 +627,7 @@ impl TwirpSource {
     }
 }
 
+#[cfg(feature = "http")]
 impl SpecSource for TwirpSource {
     fn describe(&self) -> String {
         self.base.clone()

@@ -82,8 +82,8 @@ pub fn run(args: CloneArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
 /// A URL, or a directory that exists, is used as it is; otherwise SRC must name a remote
 /// of --store.
 fn resolve_clone_source(store: &Path, src: &str) -> anyhow::Result<String> {
-    if remotelog::http_client::is_url(src) {
-        return Ok(remotelog::http_client::normalize_url(src)?);
+    if remotelog::remote::is_url(src) {
+        return Ok(remotelog::remote::normalize_url(src)?);
     }
     let p = Path::new(src);
     if p.exists() {

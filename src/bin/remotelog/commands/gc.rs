@@ -28,7 +28,7 @@ pub fn run(args: GcArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Some(name) => {
             let local = FsStore::open(&ctx.store)?;
             let r = Remotes::load(&local)?.named(name)?.clone();
-            if remotelog::http_client::is_url(&r.location) {
+            if remotelog::remote::is_url(&r.location) {
                 // gc deletes: the server wants its admin token, not a writer's.
                 let token = remotelog::http_client::admin_token_from_env()?;
                 remotelog::http_client::HttpBackend::open(&r.location, token)?.gc(grace, dry_run)

@@ -71,7 +71,7 @@ const PACKS_BEFORE_HINT: usize = 16;
 
 /// Tells on stderr when a directory remote has gathered many packs, and how to merge them.
 fn repack_hint(name: &str, location: &str) {
-    if remotelog::http_client::is_url(location) {
+    if remotelog::remote::is_url(location) {
         return;
     }
     let packs = FsStore::open(Path::new(location)).and_then(|s| s.packs());
