@@ -919,3 +919,52 @@ fn push_suggests_a_repack_once_a_remote_has_many_packs() {
         "the remote passes check"
     );
 }
+
+/// `remote list` shows each remote and, from its tracking refs, what it held of each log.
+#[test]
+fn remote_list_shows_what_each_remote_held_at_the_last_exchange() {
+    let t = tempfile::tempdir().unwrap();
+    let s = t.path().join("s");
+    let r = t.path().join("r");
+    let store = common::store(&s);
+    common::append(&store, 3, "one");
+    assert_ok(run(&s, &["remote", "add", "origin", r.to_str().unwrap()]));
+    assert_ok(run(&s, &["remote", "add", "other", "http://127.0.0.1:9"]));
+    assert_ok(run(&s, &["push"]));
+    let head = remotelog::log::head(&store, "main")
+        .unwrap()
+        .unwrap()
+        .to_hex();
+    assert_eq!(
+        stdout(&assert_ok(run(&s, &["remote", "list"]))),
+        format!(
+            "origin\t{}\n\tmain: 3 entries at last exchange (head {})\nother\thttp://127.0.0.1:9\n",
+            r.display(),
+            &head[..12]
+        )
+    );
+}
+
+/// `log` of a log the store does not have names the log and the store; `logs` shows page
+/// size 0 as unbounded.
+#[test]
+fn a_missing_log_is_named_and_page_size_0_reads_unbounded() {
+    let env = Env::new();
+    let o = env.run(&["log", "--log", "nope"]);
+    fails_with(&o, &["no log named"]);
+    assert_eq!(
+        stderr(&o).trim_end(),
+        format!(
+            "remotelog: error: no log named \"nope\" in {}; `remotelog logs` lists them",
+            env.store.display()
+        )
+    );
+    assert_ok(env.run_stdin(
+        &["append", "--group", "g", "--log", "all", "--page-size", "0"],
+        b"x",
+    ));
+    assert_eq!(
+        stdout(&assert_ok(env.run(&["logs"]))),
+        "all\t1 entries\tpage size unbounded\tembed 0\n"
+    );
+}

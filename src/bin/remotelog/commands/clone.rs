@@ -1,12 +1,10 @@
 //! `remotelog clone`: a new store from a remote.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use remotelog::progress::Progress;
-use remotelog::remote::{self, Remotes};
-use remotelog::FsStore;
+use remotelog::remote;
 
 use crate::args::CloneArgs;
 use crate::ctx::Ctx;
@@ -22,7 +20,7 @@ pub fn run(args: CloneArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         keep_partial,
         json,
     } = args;
-    let location = resolve_clone_source(&ctx.store, &src)?;
+    let location = remote::resolve_source(&ctx.store, &src)?;
     if remotelog::clone::target(&dest, &location)? == remotelog::clone::Target::Resume {
         eprintln!(
             "remotelog: resuming the clone into {} (it holds an earlier clone of {location})",
@@ -77,27 +75,4 @@ pub fn run(args: CloneArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     }
     eprintln!("remotelog: error: {summary}");
     Ok(ExitCode::from(1))
-}
-
-/// A URL, or a directory that exists, is used as it is; otherwise SRC must name a remote
-/// of --store.
-fn resolve_clone_source(store: &Path, src: &str) -> anyhow::Result<String> {
-    if remotelog::remote::is_url(src) {
-        return Ok(remotelog::remote::normalize_url(src)?);
-    }
-    let p = Path::new(src);
-    if p.exists() {
-        return Ok(remote::absolute(p)?.to_string_lossy().into_owned());
-    }
-    if remote::validate_name(src).is_ok() {
-        if let Ok(local) = FsStore::open(store) {
-            if let Some(r) = Remotes::load(&local)?.get(src) {
-                return Ok(r.location.clone());
-            }
-        }
-    }
-    anyhow::bail!(
-        "{src}: no such directory, and not the name of a remote of {}",
-        store.display()
-    )
 }

@@ -4,7 +4,6 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use remotelog::log;
-use remotelog::FsStore;
 
 use crate::args::LogArgs;
 use crate::ctx::Ctx;
@@ -15,12 +14,7 @@ pub fn run(args: LogArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let mut out = ctx.out();
     let (name, json) = (args.log, args.json);
     let store = ctx.open_store()?;
-    if log::head(&store, &name)?.is_none() && !log_exists(&store, &name)? {
-        anyhow::bail!(
-            "no log named {name:?} in {}; `remotelog logs` lists them",
-            ctx.store.display()
-        );
-    }
+    log::existing_head(&store, &name)?;
     for entry in log::entries(&store, &name)? {
         let m = log::read_message(&store, &entry)?;
         if json {
@@ -46,8 +40,4 @@ pub fn run(args: LogArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn log_exists(store: &FsStore, name: &str) -> remotelog::Result<bool> {
-    Ok(log::head(store, name)?.is_some())
 }

@@ -28,18 +28,10 @@ pub fn run(args: LogsArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 "{}\t{} entries\tpage size {}\tembed {}",
                 info.name,
                 info.count,
-                page_size_text(info.settings.capacity),
+                info.settings.page_size_text(),
                 info.settings.embed
             )?;
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn page_size_text(capacity: u64) -> String {
-    if capacity == 0 {
-        "unbounded".into()
-    } else {
-        capacity.to_string()
-    }
 }

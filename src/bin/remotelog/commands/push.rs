@@ -1,13 +1,11 @@
 //! `remotelog push`: copy logs to remotes.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use remotelog::log;
 use remotelog::remote::{self, Remotes};
 use remotelog::sync;
-use remotelog::FsStore;
 
 use crate::args::PushArgs;
 use crate::ctx::Ctx;
@@ -22,20 +20,7 @@ pub fn run(args: PushArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         _ => sync::Force::No,
     };
     let store = ctx.open_store()?;
-    let registered = Remotes::load(&store)?;
-    let targets: Vec<remote::Remote> = if args.all {
-        registered.all().to_vec()
-    } else if args.remotes.is_empty() {
-        vec![registered.default_remote()?.clone()]
-    } else {
-        args.remotes
-            .iter()
-            .map(|n| registered.named(n).cloned().map_err(anyhow::Error::from))
-            .collect::<anyhow::Result<_>>()?
-    };
-    if targets.is_empty() {
-        anyhow::bail!("this store has no remotes; add one with `remotelog remote add NAME DIR`");
-    }
+    let targets = Remotes::load(&store)?.targets(&args.remotes, args.all)?;
     let logs: Vec<String> = if args.all_logs {
         log::list(&store)?.into_iter().map(|i| i.name).collect()
     } else {
@@ -66,21 +51,11 @@ pub fn run(args: PushArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Packs on a directory remote beyond which a push suggests a repack: every push adds one.
-const PACKS_BEFORE_HINT: usize = 16;
-
 /// Tells on stderr when a directory remote has gathered many packs, and how to merge them.
 fn repack_hint(name: &str, location: &str) {
-    if remotelog::remote::is_url(location) {
-        return;
-    }
-    let packs = FsStore::open(Path::new(location)).and_then(|s| s.packs());
-    if let Ok(packs) = packs {
-        if packs.len() > PACKS_BEFORE_HINT {
-            eprintln!(
-                "remotelog: remote {name} now holds {} packs (one per push); `remotelog repack --store {location}` merges them into a few large ones",
-                packs.len()
-            );
-        }
+    if let Some(packs) = remote::packs_to_merge(location) {
+        eprintln!(
+            "remotelog: remote {name} now holds {packs} packs (one per push); `remotelog repack --store {location}` merges them into a few large ones"
+        );
     }
 }

@@ -3,9 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use remotelog::backend::Backend;
-use remotelog::log;
-use remotelog::remote::{self, Remotes};
+use remotelog::remote;
 
 use crate::args::RemoteCommand;
 use crate::ctx::Ctx;
@@ -24,22 +22,15 @@ pub fn run(cmd: RemoteCommand, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             writeln!(out, "removed remote {name}")?;
         }
         RemoteCommand::List => {
-            for r in Remotes::load(&store)?.all() {
+            for r in remote::list(&store)? {
                 writeln!(out, "{}\t{}", r.name, r.location)?;
-                let prefix = format!("{}/{}", remote::REMOTES, r.name);
-                for t in store.list_refs(&prefix)? {
-                    let Some(head) = store.read_ref(&t)? else {
-                        continue;
-                    };
-                    let count = log::read_page(&store, &head)?.count;
-                    let name = t
-                        .as_str()
-                        .strip_prefix(&format!("{prefix}/"))
-                        .unwrap_or(t.as_str());
+                for t in &r.logs {
                     writeln!(
                         out,
-                        "\t{name}: {count} entries at last exchange (head {})",
-                        &head.to_hex()[..12]
+                        "\t{}: {} entries at last exchange (head {})",
+                        t.log,
+                        t.entries,
+                        &t.head[..12]
                     )?;
                 }
             }
