@@ -17,6 +17,7 @@ pub mod backend;
 pub mod check;
 pub mod clone;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod forget;
 pub mod fsutil;

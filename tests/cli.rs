@@ -920,6 +920,92 @@ fn push_suggests_a_repack_once_a_remote_has_many_packs() {
     );
 }
 
+/// `demo` prints each step of its scenario, and leaves three sound stores behind.
+#[test]
+fn demo_prints_its_steps_and_leaves_sound_stores() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("demo");
+    let o = assert_ok(bin().arg("demo").arg(&dir).output().unwrap());
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let node = dir.join("node");
+    assert_eq!(
+        lines[0],
+        format!("== created a store in {}", node.display())
+    );
+    assert!(lines[1].starts_with(
+        "== appended 10 messages to log main (page size 4, newest 2 embedded); head page "
+    ));
+    assert!(lines[2].starts_with("== appended 1 message to log audit (page size 1); head page "));
+    assert_eq!(
+        lines[3..6],
+        [
+            "== logs:",
+            "   audit    1 entries",
+            "   main     10 entries"
+        ]
+    );
+    assert_eq!(lines[6], "== log main, newest first (H1 H2 body):");
+    assert!(lines[7].ends_with(" message 9: hello from the demo  [embedded]"));
+    assert!(lines[16].ends_with(" message 0: hello from the demo"));
+    let backup = dir.join("backup");
+    assert_eq!(
+        lines[17],
+        format!(
+            "== pushed log audit to directory remote {} (created: 2 objects)",
+            backup.display()
+        )
+    );
+    assert_eq!(
+        lines[19],
+        format!(
+            "== cloned the remote into {}: logs identical to the original: yes",
+            dir.join("restored").display()
+        )
+    );
+    assert_eq!(
+        lines[20..23],
+        [
+            "== check --read-data node: ok (15 objects read and hashed)",
+            "== check --read-data backup: ok (15 objects read and hashed)",
+            "== check --read-data restored: ok (15 objects read and hashed)",
+        ]
+    );
+    assert_eq!(
+        lines[23..],
+        [format!(
+            "== try it yourself: remotelog --store {} status",
+            node.display()
+        )]
+    );
+    for store in ["node", "backup", "restored"] {
+        assert_ok(run(&dir.join(store), &["check", "--read-data"]));
+    }
+}
+
+/// Regression: `demo` printed with `println!`, so a closed stdout (`remotelog demo | head
+/// -1`) made it panic (exit 101). It now stops quietly, as every command does.
+#[test]
+fn demo_into_a_closed_pipe_stops_without_a_panic() {
+    let t = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .arg("demo")
+        .arg(t.path().join("demo"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the demo has written anything.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success() && !stderr(&o).contains("panicked"),
+        "{:?}: {}",
+        o.status,
+        stderr(&o)
+    );
+}
+
 /// `remote list` shows each remote and, from its tracking refs, what it held of each log.
 #[test]
 fn remote_list_shows_what_each_remote_held_at_the_last_exchange() {
