@@ -1054,3 +1054,35 @@ fn a_missing_log_is_named_and_page_size_0_reads_unbounded() {
         "all\t1 entries\tpage size unbounded\tembed 0\n"
     );
 }
+
+/// Regression: `gc --prune` multiplied the number by its unit unchecked, so an age of
+/// 999999999999999999d panicked (exit 101); now it keeps everything, as a huge age does.
+#[test]
+fn gc_with_an_enormous_prune_age_keeps_everything_and_does_not_panic() {
+    let env = Env::new();
+    assert_ok(env.run_stdin(&["append", "--group", "g"], b"kept"));
+    let h1 = env.log_json("main")[0]["h1"].as_str().unwrap().to_string();
+    assert_ok(env.run(&["forget", &h1]));
+    let o = assert_ok(env.run(&["gc", "--prune", "999999999999999999d", "--json"]));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["objects"], 0, "{v}");
+    assert!(v["kept_young"].as_u64().unwrap() > 0, "{v}");
+}
+
+/// Regression: `repack --target-size` in MiB was shifted into bytes unchecked, so 2^44 MiB
+/// wrapped to 0 bytes and every object got a pack of its own; now it is the largest size.
+#[test]
+fn repack_with_an_enormous_target_size_makes_one_pack() {
+    let env = Env::new();
+    for body in ["a", "b", "c"] {
+        assert_ok(env.run_stdin(&["append", "--group", "g"], body.as_bytes()));
+    }
+    let o = assert_ok(env.run(&["repack", "--target-size", "17592186044416", "--json"]));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        (v["objects"].as_u64(), v["packs_after"].as_u64()),
+        (Some(6), Some(1)),
+        "{v}"
+    );
+    assert_ok(env.run(&["check", "--read-data"]));
+}

@@ -473,11 +473,12 @@ pub fn parse_age(text: &str) -> anyhow::Result<std::time::Duration> {
     let n: u64 = num
         .parse()
         .map_err(|_| anyhow::anyhow!("--prune {text:?}: give `now` or an age like 30m, 1h, 2d"))?;
+    // An age beyond what u64 seconds hold keeps everything, as any huge age does.
     let secs = match unit {
         "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86400),
         _ => anyhow::bail!("--prune {text:?}: the unit must be s, m, h or d"),
     };
     Ok(std::time::Duration::from_secs(secs))

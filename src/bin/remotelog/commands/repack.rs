@@ -13,8 +13,12 @@ pub fn run(args: RepackArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let mut out = ctx.out();
     let store = ctx.open_store()?;
     let bar = ctx.progress("repack");
-    let r = remotelog::repack::repack(&store, args.target_size.max(1) << 20, &bar)
-        .inspect_err(|_| bar.finish())?;
+    let r = remotelog::repack::repack(
+        &store,
+        args.target_size.clamp(1, u64::MAX >> 20) << 20,
+        &bar,
+    )
+    .inspect_err(|_| bar.finish())?;
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&r)?)?;
     } else if r.packs_after == 0 {
