@@ -159,12 +159,6 @@ impl Patience {
     }
 }
 
-/// True when `location` is a URL rather than a directory.
-pub fn is_url(location: &str) -> bool {
-    let l = location.to_ascii_lowercase();
-    l.starts_with("http://") || l.starts_with("https://")
-}
-
 /// Checks a remote URL and gives its canonical form (`http://HOST:PORT[/PREFIX]`, no
 /// trailing slash).
 pub fn normalize_url(url: &str) -> Result<String> {

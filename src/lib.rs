@@ -4,7 +4,11 @@
 //! directory; the format is specified in `format/store-v1.md`. Layers, from the bottom:
 //! [`fsutil`] (the one atomic-write path) → [`store`] / [`backend`] (CAS + NS) →
 //! [`object`] (typed objects) → [`log`] (pages and logs) → [`check`]. The binary in
-//! `src/main.rs` is a thin CLI over these. See `ARCHITECTURE.md`.
+//! `src/bin/remotelog/` is a thin CLI over these. See `ARCHITECTURE.md`.
+//!
+//! Features (all on by default): `server` (`server`, `twirp`: tokio, axum, hyper), `http`
+//! (`http_client` and import-spec's Twirp client: ureq), `cli` (what only the binary
+//! uses). Without `http`, an `http://` remote is refused with an error that says so.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -13,11 +17,14 @@ pub mod backend;
 pub mod check;
 pub mod clone;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod forget;
 pub mod fsutil;
 pub mod gc;
+#[cfg(feature = "server")]
 pub mod handler;
+#[cfg(feature = "http")]
 pub mod http_client;
 pub mod id;
 pub mod lease;
@@ -31,12 +38,14 @@ pub mod progress;
 pub mod proto;
 pub mod remote;
 pub mod repack;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod sim;
 pub mod spec;
 pub mod store;
 pub mod store_clone;
 pub mod sync;
+#[cfg(feature = "server")]
 pub mod twirp;
 pub mod wire;
 

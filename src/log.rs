@@ -27,6 +27,17 @@ pub struct Settings {
     pub embed: u64,
 }
 
+impl Settings {
+    /// The page size as people read it: `unbounded` for 0, else the number.
+    pub fn page_size_text(&self) -> String {
+        if self.capacity == 0 {
+            "unbounded".into()
+        } else {
+            self.capacity.to_string()
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -440,6 +451,16 @@ pub fn check_complete(
 /// The head of log `log`, if it has entries.
 pub fn head(b: &dyn Backend, log: &str) -> Result<Option<Id>> {
     b.read_ref(&RefName::log(log)?)
+}
+
+/// The head of log `log`, or an error naming the store when it has no such log.
+pub fn existing_head(b: &dyn Backend, log: &str) -> Result<Id> {
+    head(b, log)?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "no log named {log:?} in {}; `remotelog logs` lists them",
+            b.location()
+        ))
+    })
 }
 
 /// Every entry of log `log`, newest first.

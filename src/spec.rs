@@ -17,16 +17,21 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use prost::Message as _;
 
+#[cfg(feature = "http")]
 use ureq::http::Method;
 
 use crate::backend::{verify_id, Backend};
 use crate::error::{Error, Result};
+#[cfg(feature = "http")]
 use crate::http_client::{Call, Payload, Transport};
 use crate::id::Id;
 use crate::log::{self, read_message, read_page, SettingsChange};
 use crate::name::{RefName, IMPORTS, LOGS, SPEC};
 use crate::object::{decode_message, Message, Page};
-use crate::proto::vac::{cas, mvds, ns, remotelog};
+#[cfg(feature = "http")]
+use crate::proto::vac::{cas, ns};
+use crate::proto::vac::{mvds, remotelog};
+#[cfg(feature = "http")]
 use crate::wire::{CAS_GET, NS_FETCH, PROTOBUF, TWIRP_PREFIX};
 
 pub use remotelog::remote_log::Pair;
@@ -543,7 +548,8 @@ pub trait SpecSource {
 pub const ANSWER_MAX: u64 = crate::store::MAX_OBJECT_SIZE;
 
 /// A Twirp client of `vac.ns.NS` and `vac.cas.CAS` over plain HTTP, protobuf bodies,
-/// through the same [`Transport`] as HTTP remotes.
+/// through the same [`Transport`] as HTTP remotes (with the `http` feature).
+#[cfg(feature = "http")]
 pub struct TwirpSource {
     transport: Transport,
     /// The budget of all answers together, and what is left of it.
@@ -551,6 +557,7 @@ pub struct TwirpSource {
     left: Mutex<u64>,
 }
 
+#[cfg(feature = "http")]
 impl TwirpSource {
     /// A client of the server at `url` (`http://HOST:PORT[/prefix]`) that reads at most
     /// `max_total` bytes in all its answers together, counted as they arrive, and at most
@@ -622,6 +629,7 @@ impl TwirpSource {
     }
 }
 
+#[cfg(feature = "http")]
 impl SpecSource for TwirpSource {
     fn describe(&self) -> String {
         self.transport.base.clone()

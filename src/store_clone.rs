@@ -70,8 +70,8 @@ pub fn target(dest: &Path, src_location: &str) -> Result<Target> {
 
 /// The form in which `remote add` records `location` in the `remotes` file.
 pub(crate) fn stored_location(location: &str) -> Result<String> {
-    if crate::http_client::is_url(location) {
-        return crate::http_client::normalize_url(location);
+    if crate::remote::is_url(location) {
+        return crate::remote::normalize_url(location);
     }
     Ok(remote::absolute(Path::new(location))?
         .to_string_lossy()

@@ -919,3 +919,170 @@ fn push_suggests_a_repack_once_a_remote_has_many_packs() {
         "the remote passes check"
     );
 }
+
+/// `demo` prints each step of its scenario, and leaves three sound stores behind.
+#[test]
+fn demo_prints_its_steps_and_leaves_sound_stores() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("demo");
+    let o = assert_ok(bin().arg("demo").arg(&dir).output().unwrap());
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let node = dir.join("node");
+    assert_eq!(
+        lines[0],
+        format!("== created a store in {}", node.display())
+    );
+    assert!(lines[1].starts_with(
+        "== appended 10 messages to log main (page size 4, newest 2 embedded); head page "
+    ));
+    assert!(lines[2].starts_with("== appended 1 message to log audit (page size 1); head page "));
+    assert_eq!(
+        lines[3..6],
+        [
+            "== logs:",
+            "   audit    1 entries",
+            "   main     10 entries"
+        ]
+    );
+    assert_eq!(lines[6], "== log main, newest first (H1 H2 body):");
+    assert!(lines[7].ends_with(" message 9: hello from the demo  [embedded]"));
+    assert!(lines[16].ends_with(" message 0: hello from the demo"));
+    let backup = dir.join("backup");
+    assert_eq!(
+        lines[17],
+        format!(
+            "== pushed log audit to directory remote {} (created: 2 objects)",
+            backup.display()
+        )
+    );
+    assert_eq!(
+        lines[19],
+        format!(
+            "== cloned the remote into {}: logs identical to the original: yes",
+            dir.join("restored").display()
+        )
+    );
+    assert_eq!(
+        lines[20..23],
+        [
+            "== check --read-data node: ok (15 objects read and hashed)",
+            "== check --read-data backup: ok (15 objects read and hashed)",
+            "== check --read-data restored: ok (15 objects read and hashed)",
+        ]
+    );
+    assert_eq!(
+        lines[23..],
+        [format!(
+            "== try it yourself: remotelog --store {} status",
+            node.display()
+        )]
+    );
+    for store in ["node", "backup", "restored"] {
+        assert_ok(run(&dir.join(store), &["check", "--read-data"]));
+    }
+}
+
+/// Regression: `demo` printed with `println!`, so a closed stdout (`remotelog demo | head
+/// -1`) made it panic (exit 101). It now stops quietly, as every command does.
+#[test]
+fn demo_into_a_closed_pipe_stops_without_a_panic() {
+    let t = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .arg("demo")
+        .arg(t.path().join("demo"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the demo has written anything.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success() && !stderr(&o).contains("panicked"),
+        "{:?}: {}",
+        o.status,
+        stderr(&o)
+    );
+}
+
+/// `remote list` shows each remote and, from its tracking refs, what it held of each log.
+#[test]
+fn remote_list_shows_what_each_remote_held_at_the_last_exchange() {
+    let t = tempfile::tempdir().unwrap();
+    let s = t.path().join("s");
+    let r = t.path().join("r");
+    let store = common::store(&s);
+    common::append(&store, 3, "one");
+    assert_ok(run(&s, &["remote", "add", "origin", r.to_str().unwrap()]));
+    assert_ok(run(&s, &["remote", "add", "other", "http://127.0.0.1:9"]));
+    assert_ok(run(&s, &["push"]));
+    let head = remotelog::log::head(&store, "main")
+        .unwrap()
+        .unwrap()
+        .to_hex();
+    assert_eq!(
+        stdout(&assert_ok(run(&s, &["remote", "list"]))),
+        format!(
+            "origin\t{}\n\tmain: 3 entries at last exchange (head {})\nother\thttp://127.0.0.1:9\n",
+            r.display(),
+            &head[..12]
+        )
+    );
+}
+
+/// `log` of a log the store does not have names the log and the store; `logs` shows page
+/// size 0 as unbounded.
+#[test]
+fn a_missing_log_is_named_and_page_size_0_reads_unbounded() {
+    let env = Env::new();
+    let o = env.run(&["log", "--log", "nope"]);
+    fails_with(&o, &["no log named"]);
+    assert_eq!(
+        stderr(&o).trim_end(),
+        format!(
+            "remotelog: error: no log named \"nope\" in {}; `remotelog logs` lists them",
+            env.store.display()
+        )
+    );
+    assert_ok(env.run_stdin(
+        &["append", "--group", "g", "--log", "all", "--page-size", "0"],
+        b"x",
+    ));
+    assert_eq!(
+        stdout(&assert_ok(env.run(&["logs"]))),
+        "all\t1 entries\tpage size unbounded\tembed 0\n"
+    );
+}
+
+/// Regression: `gc --prune` multiplied the number by its unit unchecked, so an age of
+/// 999999999999999999d panicked (exit 101); now it keeps everything, as a huge age does.
+#[test]
+fn gc_with_an_enormous_prune_age_keeps_everything_and_does_not_panic() {
+    let env = Env::new();
+    assert_ok(env.run_stdin(&["append", "--group", "g"], b"kept"));
+    let h1 = env.log_json("main")[0]["h1"].as_str().unwrap().to_string();
+    assert_ok(env.run(&["forget", &h1]));
+    let o = assert_ok(env.run(&["gc", "--prune", "999999999999999999d", "--json"]));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["objects"], 0, "{v}");
+    assert!(v["kept_young"].as_u64().unwrap() > 0, "{v}");
+}
+
+/// Regression: `repack --target-size` in MiB was shifted into bytes unchecked, so 2^44 MiB
+/// wrapped to 0 bytes and every object got a pack of its own; now it is the largest size.
+#[test]
+fn repack_with_an_enormous_target_size_makes_one_pack() {
+    let env = Env::new();
+    for body in ["a", "b", "c"] {
+        assert_ok(env.run_stdin(&["append", "--group", "g"], body.as_bytes()));
+    }
+    let o = assert_ok(env.run(&["repack", "--target-size", "17592186044416", "--json"]));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        (v["objects"].as_u64(), v["packs_after"].as_u64()),
+        (Some(6), Some(1)),
+        "{v}"
+    );
+    assert_ok(env.run(&["check", "--read-data"]));
+}

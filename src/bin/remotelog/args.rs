@@ -1,0 +1,485 @@
+//! The command line: every argument and its help text, and nothing else. Help and error
+//! messages come from these definitions, so a change here changes what users see.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use remotelog::log::DEFAULT_LOG;
+
+const ABOUT: &str = "Keep a node's message log safe on remotes.
+
+A store is a directory with a content-addressed object store (objects/) and a name system \
+of refs (refs/). It holds named logs of MVDS messages {group_id, timestamp, body}, organised \
+in mapping pages that pair each message's native id (H1, SHA-256 as in MVDS) with its \
+address in the store (H2, BLAKE3 of the stored object).";
+
+const AFTER: &str = "Quick start:
+  remotelog init                          # creates ./.remotelog
+  echo hello | remotelog append --group chat
+  remotelog append --group chat --dir ./inbox
+  remotelog log
+  remotelog remote add origin /mnt/backup/node   # or http://HOST:PORT (remotelog serve)
+  remotelog push                          # back the log up
+  remotelog clone /mnt/backup/node restored      # get it back anywhere
+  remotelog check --read-data
+
+Exit status: 0 on success, 1 on failure (one line on stderr), 2 for a malformed command line.
+The formats are documented in format/ of the source tree.";
+
+#[derive(Parser)]
+#[command(name = "remotelog", version, about = ABOUT, after_help = AFTER)]
+pub struct Cli {
+    /// The store directory.
+    #[arg(
+        long,
+        global = true,
+        env = "REMOTELOG_STORE",
+        default_value = ".remotelog"
+    )]
+    pub store: PathBuf,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a store (in DIR, or in --store). An existing store is left unchanged.
+    Init(InitArgs),
+    /// Append messages to a log; prints `H1 H2` per message.
+    ///
+    /// Each FILE is the body of one message. With --dir, every regular file below DIR is
+    /// one message, in sorted path order. With neither, one message is read from stdin.
+    /// All messages of one call become visible together, or not at all.
+    Append(AppendArgs),
+    /// Show a log's entries, newest first.
+    Log(LogArgs),
+    /// Print the body of a message given its H1 or H2 (or a unique prefix of 8+ hex digits).
+    Cat(CatArgs),
+    /// List the logs of the store with their entry counts and page settings.
+    Logs(LogsArgs),
+    /// Verify the store: refs, page chains, counts, referenced objects.
+    ///
+    /// Prints one line per problem and exits 1 if there is any. With --read-data every
+    /// object is also decompressed and hashed.
+    Check(CheckArgs),
+    /// Manage remotes: directories this store backs its logs up to.
+    #[command(subcommand)]
+    Remote(RemoteCommand),
+    /// Copy logs to remotes: objects first, then the remote's ref (compare-and-swap).
+    ///
+    /// Refuses to drop entries the remote has and the local log lacks, unless --force.
+    /// With no REMOTE, pushes to `origin` (or the only remote).
+    Push(PushArgs),
+    /// Fetch new entries from a remote and fast-forward the local logs.
+    ///
+    /// Never rewinds a local log that has entries the remote lacks. With no --log, pulls
+    /// every log the remote has.
+    Pull(PullArgs),
+    /// Create a new store from a remote directory or URL (or a remote's name), verifying every object.
+    ///
+    /// SRC becomes remote `origin` of the new store. DEST must be new or an empty directory;
+    /// the store appears there in one step before any log is copied, and each log arrives
+    /// whole or not at all, so an interrupted clone is completed by running the same command
+    /// again (or `remotelog --store DEST pull`).
+    ///
+    /// A log that cannot be copied (an object missing or corrupt in SRC) is named on stderr
+    /// and left out, the other logs are copied, and the exit status is 1: DEST is then a
+    /// sound store without that log. If no log could be copied, DEST is removed again
+    /// unless --keep-partial.
+    Clone(CloneArgs),
+    /// Import a log written in the 3/REMOTE-LOG form (NS + CAS over Twirp) as a native log.
+    ///
+    /// Checks every CAS address (BLAKE3-256) and every payload's H1 against localHash,
+    /// appends all new entries in one atomic append, and records the source head in
+    /// refs/imports/LOCAL so a later run imports only what is new (format/spec-view.md).
+    ImportSpec(ImportSpecArgs),
+    /// Per log and remote: how far the local log is ahead or behind, as of the last push/pull.
+    Status(StatusArgs),
+    /// Delete objects no ref reaches (alias: scrub).
+    ///
+    /// Marks everything reachable from every log and tracking ref, deletes unreferenced
+    /// loose objects and rewrites packs without their unreferenced entries. Objects younger
+    /// than the grace period are kept, so a concurrent writer's new objects survive.
+    #[command(alias = "scrub")]
+    Gc(GcArgs),
+    /// Remove messages from a log (by H1 or H2, or a unique 8+ digit prefix).
+    ///
+    /// Rewrites the pages that held them; the bytes stay in the store until `gc`, and in
+    /// remotes until you push (--force-with-lease) and gc there.
+    Forget(ForgetArgs),
+    /// Merge loose objects and packs into packs of a target size.
+    ///
+    /// Blocks of existing packs are copied without recompression. The new packs are durable
+    /// and in force before the old files are deleted, so an interruption loses nothing.
+    Repack(RepackArgs),
+    /// Run a short end-to-end demonstration in a throwaway directory.
+    Demo(DemoArgs),
+    /// Serve the store over HTTP: a REST API (CAS, NS, packs) and the 3/REMOTE-LOG Twirp
+    /// services, so `http://HOST:PORT` works as a remote (format/http-api.md).
+    ///
+    /// Logs one line per request on stderr; stops on SIGTERM/SIGINT after finishing the
+    /// requests in flight.
+    Serve(ServeArgs),
+    /// Simulate writers and readers of remote logs against mock remotes (profiles of
+    /// IPFS, IPNS, Swarm, ENS, S3, Waku, a lossy peer) on a virtual clock, over a matrix of
+    /// page sizes and embed settings; writes results.csv, results.md and SVG plots.
+    ///
+    /// See docs/remote-log-mocking.md. The same seed gives byte-identical results.
+    Sim(Box<SimArgs>),
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// Where to create it; defaults to --store.
+    pub dir: Option<PathBuf>,
+    /// zstd level (1-22) for objects written to this store.
+    #[arg(long, default_value_t = remotelog::config::DEFAULT_ZSTD_LEVEL, value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub zstd_level: i32,
+}
+
+#[derive(Args)]
+pub struct AppendArgs {
+    /// The log to append to.
+    #[arg(long, default_value = DEFAULT_LOG)]
+    pub log: String,
+    /// The messages' group id, as text.
+    #[arg(
+        long,
+        conflicts_with = "group_hex",
+        required_unless_present = "group_hex"
+    )]
+    pub group: Option<String>,
+    /// The messages' group id, as hex bytes.
+    #[arg(long)]
+    pub group_hex: Option<String>,
+    /// The messages' timestamp (default: now, in unix seconds).
+    #[arg(long, allow_negative_numbers = true)]
+    pub timestamp: Option<i64>,
+    /// Take every regular file below DIR, in sorted path order.
+    #[arg(long, conflicts_with = "files")]
+    pub dir: Option<PathBuf>,
+    /// Page capacity for pages written from now on (1 = linked list, 0 = unbounded).
+    #[arg(long)]
+    pub page_size: Option<u64>,
+    /// Embed the newest K messages in the pages written from now on.
+    #[arg(long, value_name = "K")]
+    pub embed: Option<u64>,
+    /// Message bodies, one file each.
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct LogArgs {
+    /// The log.
+    #[arg(long, default_value = DEFAULT_LOG)]
+    pub log: String,
+    /// One JSON object per line: h1, h2, group (hex), timestamp, size, embedded.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct CatArgs {
+    /// H1 or H2, or a unique prefix of one.
+    pub id: String,
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Decompress and hash every object.
+    #[arg(long)]
+    pub read_data: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum RemoteCommand {
+    /// Register a remote directory under NAME (it is created by the first push).
+    Add {
+        /// The remote's name, e.g. origin or backup.
+        name: String,
+        /// The remote store's directory, or the URL of a `remotelog serve`
+        /// (http://HOST:PORT; its token comes from REMOTELOG_TOKEN or REMOTELOG_TOKEN_FILE).
+        dir: PathBuf,
+    },
+    /// List remotes and, per log, what each held at the last push or pull.
+    List,
+    /// Forget a remote (its directory is not touched).
+    Remove {
+        /// The remote's name.
+        name: String,
+    },
+}
+
+#[derive(Args)]
+pub struct PushArgs {
+    /// Remotes to push to.
+    pub remotes: Vec<String>,
+    /// Push to every remote.
+    #[arg(long, conflicts_with = "remotes")]
+    pub all: bool,
+    /// The log to push.
+    #[arg(long, default_value = DEFAULT_LOG, conflicts_with = "all_logs")]
+    pub log: String,
+    /// Push every log.
+    #[arg(long)]
+    pub all_logs: bool,
+    /// Overwrite the remote log even if that drops entries it has.
+    #[arg(long, conflicts_with = "force_with_lease")]
+    pub force: bool,
+    /// Overwrite the remote log (e.g. after `forget`) only if it still holds what this
+    /// store last saw there.
+    #[arg(long)]
+    pub force_with_lease: bool,
+    /// Print a JSON summary per log and remote.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct PullArgs {
+    /// The remote (default: `origin`, or the only remote).
+    pub remote: Option<String>,
+    /// Only this log.
+    #[arg(long)]
+    pub log: Option<String>,
+    /// Print a JSON summary per log.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct CloneArgs {
+    /// A store directory, an http://HOST:PORT URL, or the name of a remote of --store.
+    pub src: String,
+    /// The new store's directory.
+    pub dest: PathBuf,
+    /// Only this log.
+    #[arg(long)]
+    pub log: Option<String>,
+    /// Keep DEST with what was copied even when no log could be copied, so that running
+    /// the same clone again resumes from there (by default it is removed).
+    #[arg(long)]
+    pub keep_partial: bool,
+    /// Print a JSON summary per log.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ImportSpecArgs {
+    /// The server: http://HOST:PORT (token from REMOTELOG_TOKEN or REMOTELOG_TOKEN_FILE).
+    pub url: String,
+    /// The name the log has in the server's NS.
+    pub name: String,
+    /// The local log to append to (default: NAME).
+    #[arg(long, value_name = "LOCAL")]
+    pub log: Option<String>,
+    /// Refuse a source log of more pages.
+    #[arg(long, default_value_t = remotelog::spec::Limits::default().max_pages)]
+    pub max_pages: usize,
+    /// Refuse a source log of more entries.
+    #[arg(long, default_value_t = remotelog::spec::Limits::default().max_entries)]
+    pub max_entries: usize,
+    /// Refuse to read more bytes in all (pages and payloads, counted as they arrive).
+    ///
+    /// The import holds what it reads until its one atomic append, so this also bounds
+    /// its memory (default 1 GiB). One answer may hold at most 256 MiB.
+    #[arg(long, default_value_t = remotelog::spec::Limits::default().max_bytes)]
+    pub max_bytes: u64,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct GcArgs {
+    /// Collect in this remote's directory instead of --store.
+    pub remote: Option<String>,
+    /// Keep unreferenced objects younger than this: `now`, or a number with s, m, h or d.
+    #[arg(long, default_value = "1h", value_name = "AGE")]
+    pub prune: String,
+    /// Only list what would be deleted and the bytes it would free.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Wait at most this many seconds for writers that are working on the store (gc
+    /// deletes nothing while one works), then give up.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub wait: u64,
+}
+
+#[derive(Args)]
+pub struct ForgetArgs {
+    /// H1 or H2 of each message to remove.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    /// The log.
+    #[arg(long, default_value = DEFAULT_LOG)]
+    pub log: String,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct RepackArgs {
+    /// Start a new pack once one reaches this many MiB.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub target_size: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Where to put the demo store (default: a new directory under the system temp dir).
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0 picks a free one).
+    #[arg(long, default_value = remotelog::server::DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Require `Authorization: Bearer <token>` for writes; the file holds the token
+    /// (surrounding whitespace is trimmed).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Refuse every write (403).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Require the token for reads too.
+    #[arg(long, requires = "token_file")]
+    pub private: bool,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = remotelog::server::DEFAULT_MAX_BODY, value_name = "BYTES")]
+    pub max_body: u64,
+    /// Longest a request may take, in seconds (uploads included).
+    #[arg(long, default_value_t = remotelog::server::DEFAULT_TIMEOUT.as_secs(), value_name = "SECS")]
+    pub timeout: u64,
+    /// Requests served at once once their body is in; more wait for a slot.
+    #[arg(long, default_value_t = remotelog::server::DEFAULT_MAX_CONCURRENCY)]
+    pub max_concurrency: usize,
+    /// MiB the requests being served may hold at once for the objects and pack blocks
+    /// they work on; a request waits until its share is free.
+    #[arg(long, default_value_t = remotelog::server::DEFAULT_MAX_MEMORY >> 20, value_name = "MIB")]
+    pub max_memory: u64,
+    /// Allow gc over HTTP (`POST /gc`, `remotelog gc REMOTE`) with the token in this file,
+    /// which must differ from --token-file's: writers cannot delete.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct SimArgs {
+    /// A preset: `matrix` (default: 7 profiles x 5 page sizes x 4 embeds, 8 h) or `mvds`
+    /// (the MVDS simulation's 2 nodes online 10% of the time); options below override it.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Profiles: built-in names (ideal, ipfs, ipns, swarm, ens, s3, waku, lossy) or TOML
+    /// files, comma-separated.
+    #[arg(long)]
+    pub profiles: Option<String>,
+    /// Page sizes, comma-separated (0 = unbounded).
+    #[arg(long)]
+    pub page_sizes: Option<String>,
+    /// Embed settings, comma-separated (`all` = every entry).
+    #[arg(long)]
+    pub embeds: Option<String>,
+    /// Numbers of readers, comma-separated.
+    #[arg(long)]
+    pub readers: Option<String>,
+    /// Seeds per cell (results are pooled over them).
+    #[arg(long)]
+    pub seeds: Option<u32>,
+    /// The first seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// How long writers write: 12h, 30m, 90s or seconds.
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// How long the run goes on after the last message.
+    #[arg(long)]
+    pub drain: Option<String>,
+    /// Writers, one log each.
+    #[arg(long)]
+    pub writers: Option<u32>,
+    /// Mean time between a writer's messages.
+    #[arg(long)]
+    pub interval: Option<String>,
+    /// Exponential gaps between messages instead of a fixed interval.
+    #[arg(long)]
+    pub poisson: bool,
+    /// Body sizes in bytes: a number, or quantiles like p50=256,p90=1024.
+    #[arg(long)]
+    pub size: Option<String>,
+    /// When writers push: each, every:SECONDS or online.
+    #[arg(long)]
+    pub push: Option<String>,
+    /// When writers are online: always, onoff:ON,OFF, bernoulli:P,EPOCH or trace:FILE.
+    #[arg(long)]
+    pub writer_schedule: Option<String>,
+    /// When readers are online (same forms).
+    #[arg(long)]
+    pub reader_schedule: Option<String>,
+    /// Time between a reader's polls while online.
+    #[arg(long)]
+    pub poll: Option<String>,
+    /// Time before a failed push is tried again.
+    #[arg(long)]
+    pub retry: Option<String>,
+    /// Output directory (default sim-out).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Runs at once (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Skip the SVG plots.
+    #[arg(long)]
+    pub no_plots: bool,
+}
+
+/// Parses a grace period: `now`, or a number with an optional unit s, m, h, d. (Checked by
+/// `gc` itself rather than by clap, so a bad value exits 1 with this message, as it
+/// always has.)
+pub fn parse_age(text: &str) -> anyhow::Result<std::time::Duration> {
+    if text == "now" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let (num, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--prune {text:?}: give `now` or an age like 30m, 1h, 2d"))?;
+    // An age beyond what u64 seconds hold keeps everything, as any huge age does.
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86400),
+        _ => anyhow::bail!("--prune {text:?}: the unit must be s, m, h or d"),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}

@@ -1,0 +1,51 @@
+//! `remotelog check`: verify the store.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use remotelog::backend::Backend;
+
+use crate::args::CheckArgs;
+use crate::ctx::Ctx;
+
+/// Prints every problem and a summary; exit status 1 if there is any problem.
+pub fn run(args: CheckArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let mut out = ctx.out();
+    let (read_data, json) = (args.read_data, args.json);
+    let store = ctx.open_store()?;
+    let report = remotelog::check::check(&store, read_data);
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    } else {
+        for p in &report.problems {
+            writeln!(out, "problem: {p}")?;
+        }
+        for n in &report.notes {
+            writeln!(out, "note: {n}")?;
+        }
+        writeln!(
+            out,
+            "{}: {} logs, {} entries, {} pages, {} messages{}",
+            if report.is_sound() { "ok" } else { "FAILED" },
+            report.logs,
+            report.entries,
+            report.pages,
+            report.messages,
+            if read_data {
+                format!(", {} objects read and hashed", report.objects_read)
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    out.flush()?;
+    if !report.is_sound() {
+        eprintln!(
+            "remotelog: error: check found {} problem(s) in {}",
+            report.problems.len(),
+            store.location()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}

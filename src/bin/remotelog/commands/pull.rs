@@ -1,0 +1,41 @@
+//! `remotelog pull`: fetch logs from a remote.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use remotelog::log;
+use remotelog::remote::{self, Remotes};
+use remotelog::sync;
+
+use crate::args::PullArgs;
+use crate::ctx::Ctx;
+use crate::output::transfer;
+
+/// Pulls each log; one that fails is reported and the others still go.
+pub fn run(args: PullArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let mut out = ctx.out();
+    let store = ctx.open_store()?;
+    let registered = Remotes::load(&store)?;
+    let target = match &args.remote {
+        Some(n) => registered.named(n)?.clone(),
+        None => registered.default_remote()?.clone(),
+    };
+    let src = remote::open(&target.location, false)
+        .map_err(|e| anyhow::anyhow!("remote {}: {e}", target.name))?;
+    let logs: Vec<String> = match args.log {
+        Some(l) => vec![l],
+        None => log::list(&*src)?.into_iter().map(|i| i.name).collect(),
+    };
+    let mut failed = 0;
+    for name in &logs {
+        let bar = ctx.progress(format!("pull {name} ← {}", target.name));
+        failed += transfer(&mut out, bar, args.json, "from", |bar| {
+            sync::pull(&store, &target.name, &*src, name, bar)
+        })?;
+    }
+    out.flush()?;
+    if failed > 0 {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,43 @@
+//! `remotelog serve`: the store over HTTP until SIGTERM/SIGINT.
+
+use std::process::ExitCode;
+
+use remotelog::remote;
+
+use crate::args::ServeArgs;
+use crate::ctx::Ctx;
+
+/// Serves the store; says where on stderr once listening.
+pub fn run(args: ServeArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let store = &ctx.store;
+    let mut opts = remotelog::server::Options::new(store);
+    opts.listen = args.listen;
+    opts.token = match &args.token_file {
+        Some(f) => Some(remotelog::server::read_token_file(f)?),
+        None => None,
+    };
+    opts.read_only = args.read_only;
+    opts.private = args.private;
+    opts.max_body = args.max_body;
+    opts.timeout = std::time::Duration::from_secs(args.timeout.max(1));
+    opts.max_concurrency = args.max_concurrency;
+    opts.max_memory = args.max_memory.saturating_mul(1 << 20);
+    opts.admin_token = match &args.admin_token_file {
+        Some(f) => Some(remotelog::server::read_token_file(f)?),
+        None => None,
+    };
+    let shown = remote::absolute(store)?;
+    remotelog::server::run(opts, |addr| {
+        eprintln!(
+            "remotelog serve: serving {} on http://{addr}{}{}",
+            shown.display(),
+            if args.read_only { " (read-only)" } else { "" },
+            match (&args.token_file, args.private) {
+                (Some(_), true) => " (token required for reads and writes)",
+                (Some(_), false) => " (token required for writes)",
+                (None, _) => " (no token: anyone who can connect may write)",
+            }
+        );
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
