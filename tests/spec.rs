@@ -7,12 +7,12 @@ use std::collections::{HashMap, HashSet};
 use std::process::Command;
 
 use prost::Message as _;
-use remotelog::backend::Backend;
-use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
-use remotelog::proto::vac::{cas, mvds, ns};
+use remotelog::spec::proto::vac::{cas, mvds, ns};
 use remotelog::spec::{self, Limits, Pair, RemoteLog, SpecSource, TwirpSource};
-use remotelog::{check, FsStore, Id, Message};
+use remotelog::store::config::Config;
+use remotelog::store::Backend;
+use remotelog::{log::check, FsStore, Id, Message};
 
 mod common;
 use common::{examples, fails_with, run, run_env, serve, sound};
@@ -196,7 +196,7 @@ fn native_log_reads_back_entry_by_entry_through_the_spec_view() {
         .read_to_vec()
         .unwrap();
     assert_eq!(rest, old_head);
-    remotelog::gc::gc(
+    remotelog::upkeep::gc::gc(
         &s,
         std::time::Duration::ZERO,
         false,
@@ -323,7 +323,7 @@ fn python_writer_log_is_imported_then_only_what_is_new() {
     sound(&s);
     // The spec-form log on the server is kept by gc and verified by check.
     let served = FsStore::open(&srv_dir).unwrap();
-    remotelog::gc::gc(
+    remotelog::upkeep::gc::gc(
         &served,
         std::time::Duration::ZERO,
         false,

@@ -11,12 +11,12 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use remotelog::backend::{Backend, Batch, Expected, RawBlock};
-use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
-use remotelog::name::RefName;
-use remotelog::server::{self, Options, Running};
-use remotelog::{check, FsStore, Id, Message};
+use remotelog::model::name::RefName;
+use remotelog::net::server::{self, Options, Running};
+use remotelog::store::config::Config;
+use remotelog::store::{Backend, Batch, Expected, RawBlock};
+use remotelog::{log::check, FsStore, Id, Message};
 
 // ---------------------------------------------------------------------------------------
 // The binary

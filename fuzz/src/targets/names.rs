@@ -4,8 +4,9 @@
 
 use std::path::{Component, Path};
 
-use remotelog::name::{self, RefName};
-use remotelog::{remote, spec, store};
+use remotelog::model::name::{self, RefName};
+use remotelog::store::dir as store;
+use remotelog::{spec, transfer::remote};
 
 pub fn run(data: &[u8]) {
     ref_file(data);

@@ -23,7 +23,7 @@ pub fn run(args: ImportSpecArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         max_entries,
         max_bytes,
     };
-    let token = remotelog::http_client::token_from_env()?;
+    let token = remotelog::net::client::token_from_env()?;
     let src = remotelog::spec::TwirpSource::new(&url, token, max_bytes)?;
     let local = local.unwrap_or_else(|| name.clone());
     let done = remotelog::spec::import(&store, &src, &name, &local, &limits)?;

@@ -5,17 +5,17 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::backend::Backend;
-use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
-use crate::name::{self, RefName};
+use crate::model::name::{self, RefName};
+use crate::store::config::Config;
+use crate::store::Backend;
 use crate::store::FsStore;
 
 /// First line of the `remotes` file.
 pub const MAGIC: &str = "remotelog-remotes";
 // At its old path too, for gc and clone.
-pub use crate::name::REMOTES;
+pub use crate::model::name::REMOTES;
 /// The remote `clone` registers, and push/pull use by default.
 pub const ORIGIN: &str = "origin";
 
@@ -45,20 +45,20 @@ pub fn normalize_url(url: &str) -> Result<String> {
 mod http {
     use super::*;
 
-    pub use crate::http_client::normalize_url;
+    pub use crate::net::client::normalize_url;
 
     /// The remote at an `http://` URL, with the token from the environment.
     pub fn open(location: &str) -> Result<Box<dyn Backend>> {
-        let token = crate::http_client::token_from_env()?;
-        Ok(Box::new(crate::http_client::HttpBackend::open(
+        let token = crate::net::client::token_from_env()?;
+        Ok(Box::new(crate::net::client::HttpBackend::open(
             location, token,
         )?))
     }
 
     /// The same with the admin token, for upkeep.
     pub fn open_admin(location: &str) -> Result<Box<dyn Backend>> {
-        let token = crate::http_client::admin_token_from_env()?;
-        Ok(Box::new(crate::http_client::HttpBackend::open(
+        let token = crate::net::client::admin_token_from_env()?;
+        Ok(Box::new(crate::net::client::HttpBackend::open(
             location, token,
         )?))
     }
@@ -301,7 +301,7 @@ pub fn remove(store: &FsStore, name: &str) -> Result<()> {
         )));
     }
     for r in store.list_refs(&format!("{REMOTES}/{name}"))? {
-        store.update_ref(&r, crate::backend::Expected::Any, None)?;
+        store.update_ref(&r, crate::store::Expected::Any, None)?;
     }
     remotes.save(store.root())
 }
@@ -468,7 +468,7 @@ pub fn packs_to_merge(location: &str) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::log::{self, SettingsChange};
-    use crate::object::Message;
+    use crate::model::object::Message;
 
     fn store(dir: &Path) -> FsStore {
         FsStore::init(dir, Config::default()).unwrap()

@@ -9,6 +9,8 @@
 //! each spec address stands for (73 bytes per page and per message), so a message's bytes
 //! are never stored twice.
 
+pub mod proto;
+
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{Read, Write};
@@ -20,19 +22,19 @@ use prost::Message as _;
 #[cfg(feature = "http")]
 use ureq::http::Method;
 
-use crate::backend::{verify_id, Backend};
 use crate::error::{Error, Result};
-#[cfg(feature = "http")]
-use crate::http_client::{Call, Payload, Transport};
-use crate::id::Id;
 use crate::log::{self, read_message, read_page, SettingsChange};
-use crate::name::{RefName, IMPORTS, LOGS, SPEC};
-use crate::object::{decode_message, Message, Page};
+use crate::model::id::Id;
+use crate::model::name::{RefName, IMPORTS, LOGS, SPEC};
+use crate::model::object::{decode_message, Message, Page};
 #[cfg(feature = "http")]
-use crate::proto::vac::{cas, ns};
-use crate::proto::vac::{mvds, remotelog};
+use crate::net::client::{Call, Payload, Transport};
 #[cfg(feature = "http")]
-use crate::wire::{CAS_GET, NS_FETCH, PROTOBUF, TWIRP_PREFIX};
+use crate::net::wire::{CAS_GET, NS_FETCH, PROTOBUF, TWIRP_PREFIX};
+#[cfg(feature = "http")]
+use crate::spec::proto::vac::{cas, ns};
+use crate::spec::proto::vac::{mvds, remotelog};
+use crate::store::{verify_id, Backend};
 
 pub use remotelog::remote_log::Pair;
 pub use remotelog::RemoteLog;
@@ -545,7 +547,7 @@ pub trait SpecSource {
 
 /// Most bytes one Twirp answer may hold: a page or a payload is far smaller, and nothing
 /// larger could be stored as an object.
-pub const ANSWER_MAX: u64 = crate::store::MAX_OBJECT_SIZE;
+pub const ANSWER_MAX: u64 = crate::store::dir::MAX_OBJECT_SIZE;
 
 /// A Twirp client of `vac.ns.NS` and `vac.cas.CAS` over plain HTTP, protobuf bodies,
 /// through the same [`Transport`] as HTTP remotes (with the `http` feature).
@@ -561,7 +563,7 @@ pub struct TwirpSource {
 impl TwirpSource {
     /// A client of the server at `url` (`http://HOST:PORT[/prefix]`) that reads at most
     /// `max_total` bytes in all its answers together, counted as they arrive, and at most
-    /// [`ANSWER_MAX`] in one; it waits for the server as [`crate::http_client::Patience`]
+    /// [`ANSWER_MAX`] in one; it waits for the server as [`crate::net::client::Patience`]
     /// says.
     pub fn new(url: &str, token: Option<String>, max_total: u64) -> Result<TwirpSource> {
         Ok(TwirpSource {
@@ -767,7 +769,7 @@ impl Tracked {
 
 /// The ref recording what was imported into local log `log`.
 pub fn import_ref(log: &str) -> Result<RefName> {
-    crate::name::validate(log)?;
+    crate::model::name::validate(log)?;
     RefName::parse(&format!("{IMPORTS}/{log}"))
 }
 

@@ -1,7 +1,7 @@
 //! The directory side of `clone` (format/store-v1.md 8.3): DEST is set up so that a kill
 //! at any instant leaves either no DEST or a sound store that a rerun of the same clone
 //! (or `pull`) completes. The operation itself — listing the logs, pulling each, the
-//! report, when a rerun resumes — is [`crate::clone`], written against the storage
+//! report, when a rerun resumes — is [`crate::transfer::clone`], written against the storage
 //! contract.
 //!
 //! The skeleton (`remotes` naming `origin`, the folders, `config` last) is built in a
@@ -15,11 +15,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
-use crate::remote::{self, Remotes, ORIGIN};
+use crate::store::config::Config;
 use crate::store::FsStore;
+use crate::transfer::remote::{self, Remotes, ORIGIN};
 
 /// Prefix of the sibling directory in which a clone to a new DEST is set up; the rest of
 /// the name is `HOST-PID-NANOS` of the process that made it, which tells when it is stale.
@@ -40,7 +40,7 @@ pub enum Target {
 /// What `dest` holds, and whether a clone of `src_location` may go there: a new path, an
 /// empty directory (or the beginning of a clone of the same source), or a store whose only
 /// remote is `origin` = the same source (whether its refs are those of an interrupted clone
-/// is for [`crate::clone::target`] to judge). Anything else is refused.
+/// is for [`crate::transfer::clone::target`] to judge). Anything else is refused.
 pub fn target(dest: &Path, src_location: &str) -> Result<Target> {
     let meta = match fs::metadata(dest) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Target::New),
@@ -70,8 +70,8 @@ pub fn target(dest: &Path, src_location: &str) -> Result<Target> {
 
 /// The form in which `remote add` records `location` in the `remotes` file.
 pub(crate) fn stored_location(location: &str) -> Result<String> {
-    if crate::remote::is_url(location) {
-        return crate::remote::normalize_url(location);
+    if crate::transfer::remote::is_url(location) {
+        return crate::transfer::remote::normalize_url(location);
     }
     Ok(remote::absolute(Path::new(location))?
         .to_string_lossy()
@@ -293,7 +293,7 @@ fn parent_dir(p: &Path) -> &Path {
 
 /// This host's name as it appears in sibling names: only `[A-Za-z0-9_.]`.
 fn host_tag() -> String {
-    crate::lock::hostname()
+    crate::store::lock::hostname()
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' {
@@ -325,7 +325,7 @@ fn clear_stale(parent: &Path) {
             continue;
         };
         if maker == Some(host.as_str())
-            && !crate::lock::process_alive(pid)
+            && !crate::store::lock::process_alive(pid)
             && entry.file_type().is_ok_and(|t| t.is_dir())
         {
             let _ = fs::remove_dir_all(entry.path());
