@@ -9,15 +9,15 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, IoContext, Result};
-use crate::log::check::{self, Report};
+use crate::id::Id;
 use crate::log::{self, LogInfo, Settings, SettingsChange};
-use crate::model::id::Id;
 use crate::model::object::{Entry, Message};
 use crate::progress::Silent;
 use crate::store::config::Config;
 use crate::store::FsStore;
 use crate::transfer::remote;
 use crate::transfer::sync::{self, LogTransfer};
+use crate::upkeep::check::{self, Report};
 
 /// The logs of the demo, in the order they are pushed and compared.
 const LOGS: [&str; 2] = ["audit", "main"];

@@ -7,7 +7,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::model::id::Id;
+use crate::id::Id;
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,14 +4,14 @@
 //! format is specified in `format/store-v1.md`. The modules are layers, each using only
 //! those below it (`tests/layers.rs` holds them to it; `ARCHITECTURE.md` draws them):
 //!
-//! - [`error`], [`progress`], [`model`] (ids, names, objects), [`fsutil`] (the one
+//! - [`error`], [`id`], [`progress`], [`model`] (names, objects), [`fsutil`] (the one
 //!   durable-write path): the base;
 //! - [`pack`]: the pack format, its reader and writer;
 //! - [`store`]: the storage contract every backend keeps, a store directory, the memory
 //!   model;
-//! - [`log`]: logs over any backend: append, walk, forget, check;
+//! - [`log`]: logs over any backend: append, walk, forget;
 //! - [`spec`]: the 3/REMOTE-LOG wire form of logs;
-//! - [`upkeep`]: gc and repack through the contract;
+//! - [`upkeep`]: check, gc and repack through the contract;
 //! - [`net`]: the HTTP client and `remotelog serve`;
 //! - [`transfer`]: remotes, push, pull, clone, import-spec;
 //! - [`mock`] and [`sim`]: remotes that behave like real networks, and the sync simulator;
@@ -29,6 +29,7 @@
 pub mod demo;
 pub mod error;
 pub mod fsutil;
+pub mod id;
 pub mod log;
 pub mod mock;
 pub mod model;
@@ -42,6 +43,6 @@ pub mod transfer;
 pub mod upkeep;
 
 pub use error::{Error, Result};
-pub use model::id::Id;
+pub use id::Id;
 pub use model::object::{Entry, Message, Page};
 pub use store::{Backend, FsStore, MemStore};

@@ -430,7 +430,7 @@ fn concurrent_appends_lose_no_message(b: &(dyn Backend + Sync)) {
         assert_eq!(got, want, "writer {w}");
     }
     assert_eq!(entries.len(), 2 * (ROUNDS / 2) * (30 + 100));
-    let report = remotelog::log::check::check(b, true);
+    let report = remotelog::upkeep::check::check(b, true);
     assert!(report.is_sound(), "{:?}", report.problems);
 }
 
@@ -770,7 +770,7 @@ fn gc_keeps_logs_and_removes_garbage(b: &dyn Backend) {
     assert_eq!((c.objects, c.reachable), (1, before.len() + 1), "{c:?}");
     assert!(!b.has_object(&gid).unwrap());
     assert_eq!(log::entries(b, "main").unwrap(), before);
-    let report = remotelog::log::check::check(b, true);
+    let report = remotelog::upkeep::check::check(b, true);
     assert!(report.is_sound(), "{:?}", report.problems);
 }
 

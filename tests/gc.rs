@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use remotelog::log::{self, SettingsChange};
 use remotelog::pack::Pack;
 use remotelog::store::config::Config;
-use remotelog::{log::check, FsStore, Message};
+use remotelog::{upkeep::check, FsStore, Message};
 
 mod common;
 use common::{ok, run};

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use remotelog::log::{self, SettingsChange};
 use remotelog::store::config::Config;
-use remotelog::{log::check, FsStore, Message};
+use remotelog::{upkeep::check, FsStore, Message};
 
 mod common;
 use common::fixtures;

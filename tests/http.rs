@@ -18,7 +18,7 @@ use remotelog::store::config::Config;
 use remotelog::store::Backend;
 use remotelog::store::Expected;
 use remotelog::transfer::sync::{self, Force};
-use remotelog::{log::check, FsStore, Id, Message};
+use remotelog::{upkeep::check, FsStore, Id, Message};
 
 mod common;
 use common::{

@@ -11,7 +11,7 @@ use remotelog::progress::Silent;
 use remotelog::store::config::Config;
 use remotelog::store::Backend;
 use remotelog::store::Expected;
-use remotelog::{log::check, transfer::sync, FsStore, Id, Message};
+use remotelog::{transfer::sync, upkeep::check, FsStore, Id, Message};
 
 mod common;
 use common::{bin, fixtures, kill_after, run};

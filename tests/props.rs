@@ -9,7 +9,7 @@ use remotelog::log::{self, SettingsChange, DEFAULT_CAPACITY};
 use remotelog::model::object::{decode_message, decode_page, Object};
 use remotelog::store::config::Config;
 use remotelog::store::Backend;
-use remotelog::{log::check, Entry, FsStore, Id, MemStore, Message, Page};
+use remotelog::{upkeep::check, Entry, FsStore, Id, MemStore, Message, Page};
 use sha2::{Digest, Sha256};
 
 mod common;

@@ -9,10 +9,11 @@ use std::process::Command;
 use prost::Message as _;
 use remotelog::log::{self, SettingsChange};
 use remotelog::spec::proto::vac::{cas, mvds, ns};
-use remotelog::spec::{self, Limits, Pair, RemoteLog, SpecSource, TwirpSource};
+use remotelog::spec::{self, Pair, RemoteLog};
 use remotelog::store::config::Config;
 use remotelog::store::Backend;
-use remotelog::{log::check, FsStore, Id, Message};
+use remotelog::transfer::import_spec::{self, Limits, SpecSource, TwirpSource};
+use remotelog::{upkeep::check, FsStore, Id, Message};
 
 mod common;
 use common::{examples, fails_with, run, run_env, serve, sound};
@@ -153,9 +154,9 @@ fn import(
     name: &str,
     local: &str,
     limits: &Limits,
-) -> remotelog::Result<spec::Imported> {
+) -> remotelog::Result<import_spec::Imported> {
     let src = TwirpSource::new(url, None, limits.max_bytes).unwrap();
-    spec::import(store, &src, name, local, limits)
+    import_spec::import(store, &src, name, local, limits)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -556,7 +557,7 @@ fn hostile_spec_logs_are_clear_errors_and_import_nothing() {
             "{name}: half imported"
         );
         assert!(local
-            .read_ref(&spec::import_ref(name).unwrap())
+            .read_ref(&import_spec::import_ref(name).unwrap())
             .unwrap()
             .is_none());
         assert_eq!(h1s(&local, "good"), before, "{name}");
@@ -569,7 +570,7 @@ fn hostile_spec_logs_are_clear_errors_and_import_nothing() {
         head: p1.clone(),
         cas: HashMap::from([(Id([1; 32]), p1.clone())]),
     };
-    let e = spec::import(&local, &fake, "x", "cycle", &limits)
+    let e = import_spec::import(&local, &fake, "x", "cycle", &limits)
         .unwrap_err()
         .to_string();
     assert!(
@@ -582,7 +583,7 @@ fn hostile_spec_logs_are_clear_errors_and_import_nothing() {
         head: p1.clone(),
         cas: HashMap::from([(Id([1; 32]), two)]),
     };
-    let e = spec::import(&local, &fake, "x", "cycle", &limits)
+    let e = import_spec::import(&local, &fake, "x", "cycle", &limits)
         .unwrap_err()
         .to_string();
     assert!(e.contains("not the address") || e.contains("cycle"), "{e}");

@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 
 use crate::error::{Error, Result};
+use crate::id::Id;
 use crate::log::pages;
-use crate::model::id::Id;
 use crate::model::name::RefName;
 use crate::model::object::{Entry, Object, Page};
 use crate::store::Backend;
@@ -47,7 +47,7 @@ pub fn forget(b: &dyn Backend, log: &str, ids: &[String]) -> Result<Forgotten> {
     let wanted: Vec<String> = ids.iter().map(|s| s.to_ascii_lowercase()).collect();
     let mut targets: HashSet<Id> = HashSet::new();
     for id in &wanted {
-        if id.len() < 8 || id.len() > 64 || !crate::model::id::is_lower_hex(id) {
+        if id.len() < 8 || id.len() > 64 || !crate::id::is_lower_hex(id) {
             return Err(Error::Invalid(format!(
                 "{id:?} is not an id: give 8 to 64 hex digits of an H1 or H2"
             )));

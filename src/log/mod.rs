@@ -1,14 +1,13 @@
 //! Named logs: appending messages in mapping pages, walking a log, finding a message
 //! (format/store-v1.md, section 4). Works on any [`Backend`].
 
-pub mod check;
 pub mod forget;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::model::id::Id;
+use crate::id::Id;
 use crate::model::name::{RefName, LOGS};
 use crate::model::object::{decode_message, decode_page, Entry, Message, Object, Page};
 use crate::store::{verify_id, Backend};
@@ -511,7 +510,7 @@ pub fn list(b: &dyn Backend) -> Result<Vec<LogInfo>> {
 /// and returns it with its entry.
 pub fn find(b: &dyn Backend, prefix: &str) -> Result<(Entry, Message)> {
     let prefix = prefix.to_ascii_lowercase();
-    if prefix.len() < 8 || prefix.len() > 64 || !crate::model::id::is_lower_hex(&prefix) {
+    if prefix.len() < 8 || prefix.len() > 64 || !crate::id::is_lower_hex(&prefix) {
         return Err(Error::Invalid(format!(
             "{prefix:?} is not an id: give 8 to 64 hex digits of an H1 or H2"
         )));

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::model::id::Id;
+use crate::id::Id;
 use crate::model::name::RefName;
 use crate::store::{check_expected, Backend, Batch, BufferedBatch, Expected, Layout, WriteLease};
 

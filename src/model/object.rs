@@ -7,7 +7,7 @@ use minicbor::data::Type;
 use minicbor::{Decoder, Encoder};
 use sha2::{Digest, Sha256};
 
-use crate::model::id::Id;
+use crate::id::Id;
 
 /// The object format version written by this code.
 pub const OBJECT_VERSION: u64 = 1;

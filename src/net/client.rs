@@ -12,7 +12,7 @@
 //! connection fails, writes that are not are never retried blindly.
 //!
 //! [`Transport`] is how every HTTP client here reaches its server, this one and the Twirp
-//! import ([`crate::spec::TwirpSource`]) alike: one agent with the timeouts of
+//! import ([`crate::transfer::import_spec::TwirpSource`]) alike: one agent with the timeouts of
 //! [`Patience`], the token, the lease header, retries and one mapping of failures to
 //! errors.
 
@@ -24,7 +24,7 @@ use std::time::Duration;
 use ureq::http::{self, Method};
 
 use crate::error::{Error, IoContext, Result};
-use crate::model::id::{is_lower_hex, Id};
+use crate::id::{is_lower_hex, Id};
 use crate::model::name::RefName;
 use crate::pack::{self, PackWriter};
 use crate::store::{verify_id, Backend, Batch, Collected, Expected, PackInfo, RawBlock};
@@ -294,7 +294,7 @@ impl Cache {
 }
 
 /// How requests reach one HTTP server, for every client here (the native API of
-/// [`HttpBackend`], the Twirp import of [`crate::spec::TwirpSource`]): its URL, one agent
+/// [`HttpBackend`], the Twirp import of [`crate::transfer::import_spec::TwirpSource`]): its URL, one agent
 /// with the timeouts of [`Patience`], the bearer token, the lease header, retries of
 /// idempotent requests, and one mapping of failures to errors. Cheap to clone (the agent
 /// shares its connections), so a lease's heartbeat thread can hold one.

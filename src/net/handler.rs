@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 
 use crate::error::Error;
 use crate::fsutil::StagedFile;
-use crate::model::id::Id;
+use crate::id::Id;
 use crate::net::wire::{CURRENT_HEADER, LEASE_HEADER, MISSING_HEADER, MISSING_WHAT_HEADER};
 use crate::pack;
 use crate::store::{Backend, WriteLease};
@@ -619,7 +619,7 @@ pub(crate) fn put_one(store: &dyn Backend, id: Id, bytes: &[u8]) -> ApiResult<bo
 }
 
 pub(crate) fn lease_id(raw: &str) -> ApiResult<String> {
-    if raw.len() == 32 && crate::model::id::is_lower_hex(raw) {
+    if raw.len() == 32 && crate::id::is_lower_hex(raw) {
         Ok(raw.to_string())
     } else {
         Err(ApiError::bad(format!(

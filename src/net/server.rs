@@ -23,7 +23,7 @@ use axum::Router;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
-use crate::model::id::{is_lower_hex, Id};
+use crate::id::{is_lower_hex, Id};
 use crate::model::name::{self, RefName};
 use crate::model::object::decode_page;
 use crate::net::handler::{

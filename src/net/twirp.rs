@@ -16,7 +16,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::Error;
-use crate::model::id::Id;
+use crate::id::Id;
 use crate::model::name::{self, RefName};
 use crate::net::handler::{
     add_need, added_body_max, blocking, put_one, Access, ApiError, AppState, Hold, Small, Spool,

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::TMP_PREFIX;
-use crate::model::id::Id;
+use crate::id::Id;
 
 /// First bytes of every pack.
 pub const MAGIC: &[u8; 8] = b"RLOGPACK";

@@ -19,12 +19,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::id::Id;
 use crate::log::{self, Settings, SettingsChange};
 use crate::mock::{
     secs, Availability, Clock, Dist, Failure, Micros, Miss, Mock, MockHandle, Profile, Rng,
     Schedule, Stats, VirtualClock,
 };
-use crate::model::id::Id;
 use crate::model::name::RefName;
 use crate::model::object::{decode_page, Entry, Message, Page};
 use crate::store::{Backend, MemStore};

@@ -73,7 +73,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::model::id::Id;
+use crate::id::Id;
 use crate::model::name::RefName;
 use crate::pack::{self, PackWriter};
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, is_tmp_name};
-use crate::model::id::{is_lower_hex, Id};
+use crate::id::{is_lower_hex, Id};
 use crate::model::name::RefName;
 use crate::pack::{self, Pack};
 use crate::store::config::Config;

@@ -13,6 +13,7 @@ pub mod contract;
 pub mod dir;
 pub mod lease;
 pub mod lock;
+pub mod remotes;
 
 pub use contract::*;
 pub use dir::FsStore;

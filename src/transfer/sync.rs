@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::id::Id;
 use crate::log::{pages, read_message, read_page, Pages};
-use crate::model::id::Id;
 use crate::model::name::RefName;
 use crate::model::object::{Object, Page};
 use crate::progress::Progress;

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::id::Id;
 use crate::log::pages;
-use crate::model::id::Id;
 use crate::model::object::{peek_kind, Kind};
 use crate::progress::Progress;
 use crate::store::{Backend, Removal, Upkeep};
@@ -38,7 +38,7 @@ pub fn mark(b: &dyn Backend) -> Result<HashSet<Id>> {
             .map_err(|e| Error::Invalid(format!("{e}; gc deletes nothing until then")))
     };
     let mut roots = listed(crate::model::name::LOGS)?;
-    roots.extend(listed(crate::transfer::remote::REMOTES)?);
+    roots.extend(listed(crate::model::name::REMOTES)?);
     for r in roots {
         let head = b.read_ref(&r)?;
         for item in pages(b, head) {

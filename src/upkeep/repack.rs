@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use crate::error::Result;
-use crate::model::id::Id;
+use crate::id::Id;
 use crate::pack::{self, PackWriter};
 use crate::progress::Progress;
 use crate::store::{Backend, Removal, Upkeep};

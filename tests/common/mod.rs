@@ -16,7 +16,7 @@ use remotelog::model::name::RefName;
 use remotelog::net::server::{self, Options, Running};
 use remotelog::store::config::Config;
 use remotelog::store::{Backend, Batch, Expected, RawBlock};
-use remotelog::{log::check, FsStore, Id, Message};
+use remotelog::{upkeep::check, FsStore, Id, Message};
 
 // ---------------------------------------------------------------------------------------
 // The binary

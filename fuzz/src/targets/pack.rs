@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use remotelog::model::id::Id;
+use remotelog::id::Id;
 use remotelog::pack::{self, Location, Pack};
 
 pub fn run(data: &[u8]) {

@@ -288,16 +288,16 @@ pub struct ImportSpecArgs {
     #[arg(long, value_name = "LOCAL")]
     pub log: Option<String>,
     /// Refuse a source log of more pages.
-    #[arg(long, default_value_t = remotelog::spec::Limits::default().max_pages)]
+    #[arg(long, default_value_t = remotelog::transfer::import_spec::Limits::default().max_pages)]
     pub max_pages: usize,
     /// Refuse a source log of more entries.
-    #[arg(long, default_value_t = remotelog::spec::Limits::default().max_entries)]
+    #[arg(long, default_value_t = remotelog::transfer::import_spec::Limits::default().max_entries)]
     pub max_entries: usize,
     /// Refuse to read more bytes in all (pages and payloads, counted as they arrive).
     ///
     /// The import holds what it reads until its one atomic append, so this also bounds
     /// its memory (default 1 GiB). One answer may hold at most 256 MiB.
-    #[arg(long, default_value_t = remotelog::spec::Limits::default().max_bytes)]
+    #[arg(long, default_value_t = remotelog::transfer::import_spec::Limits::default().max_bytes)]
     pub max_bytes: u64,
 }
 

@@ -8,8 +8,8 @@
 
 use std::collections::HashSet;
 
+use crate::id::Id;
 use crate::log::{pages, read_message};
-use crate::model::id::Id;
 use crate::model::name::LOGS;
 use crate::model::object::Object;
 use crate::store::Backend;
