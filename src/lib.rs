@@ -8,7 +8,8 @@
 //!
 //! Features (all on by default): `server` (`server`, `twirp`: tokio, axum, hyper), `http`
 //! (`http_client` and import-spec's Twirp client: ureq), `cli` (what only the binary
-//! uses). Without `http`, an `http://` remote is refused with an error that says so.
+//! uses), `s3` (`s3`: object-storage remotes on the HTTP client). Without `http` or `s3`, an
+//! `http://` or `s3://` remote is refused with an error that says so.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -38,6 +39,8 @@ pub mod progress;
 pub mod proto;
 pub mod remote;
 pub mod repack;
+#[cfg(feature = "s3")]
+pub mod s3;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod sim;

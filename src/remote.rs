@@ -34,6 +34,62 @@ pub fn is_url(location: &str) -> bool {
     l.starts_with("http://") || l.starts_with("https://")
 }
 
+/// True when `location` names an object-storage remote (`s3://BUCKET/PREFIX`).
+pub fn is_s3(location: &str) -> bool {
+    location.to_ascii_lowercase().starts_with("s3://")
+}
+
+/// Object-storage remotes as remotes use them.
+#[cfg(feature = "s3")]
+mod s3 {
+    use super::*;
+
+    /// The canonical form of an `s3://` location (options kept, never a secret).
+    pub fn normalize(location: &str) -> Result<String> {
+        Ok(crate::s3::Location::parse(location)?.render())
+    }
+
+    /// The remote at an `s3://` location; `write`: probed and created if need be.
+    pub fn open(location: &str, write: bool) -> Result<Box<dyn Backend>> {
+        Ok(Box::new(crate::s3::open(location, write)?))
+    }
+
+    /// Checks a new remote: its store reached and its conditional writes probed.
+    pub fn check_new(location: &str) -> Result<String> {
+        crate::s3::check_new_remote(location)
+    }
+}
+
+/// A build without object storage: every `s3://` location is refused, saying why.
+#[cfg(not(feature = "s3"))]
+mod s3 {
+    use super::*;
+
+    fn refused(location: &str) -> Error {
+        Error::Invalid(format!(
+            "{location}: this build of remotelog has no object-storage support (it was built without the `s3` feature); use a directory remote, or a build with the default features"
+        ))
+    }
+
+    pub fn normalize(location: &str) -> Result<String> {
+        Err(refused(location))
+    }
+
+    pub fn open(location: &str, _write: bool) -> Result<Box<dyn Backend>> {
+        Err(refused(location))
+    }
+
+    pub fn check_new(location: &str) -> Result<String> {
+        Err(refused(location))
+    }
+}
+
+/// The canonical form `remote add` records for an `s3://` location (options kept, never a
+/// secret); a build without the `s3` feature refuses it.
+pub fn normalize_s3(location: &str) -> Result<String> {
+    s3::normalize(location)
+}
+
 /// Checks a remote URL and gives its canonical form (`http://HOST:PORT[/PREFIX]`); a build
 /// without the `http` feature refuses every URL.
 pub fn normalize_url(url: &str) -> Result<String> {
@@ -243,9 +299,14 @@ impl Remotes {
     }
 }
 
-/// Registers remote `name` at `location`: an `http://` URL (kept as given, normalized) or
-/// a directory (made absolute).
+/// Registers remote `name` at `location`: an `http://` URL (kept as given, normalized), an
+/// `s3://` location (whose store must honour conditional writes: probed first) or a
+/// directory (made absolute).
 pub fn add(store: &FsStore, name: &str, location: &Path) -> Result<Remote> {
+    if let Some(l) = location.to_str().filter(|l| is_s3(l)) {
+        validate_name(name)?;
+        s3::check_new(l)?;
+    }
     add_in(store.root(), name, location)
 }
 
@@ -265,10 +326,15 @@ pub fn add_in(root: &Path, name: &str, location: &Path) -> Result<Remote> {
             "location {location:?} has the control character {c:?}, which the remotes file cannot hold; rename the directory"
         )));
     }
-    if let Some(url) = location.to_str().filter(|l| is_url(l)) {
+    let canonical = match location.to_str() {
+        Some(l) if is_url(l) => Some(normalize_url(l)?),
+        Some(l) if is_s3(l) => Some(s3::normalize(l)?),
+        _ => None,
+    };
+    if let Some(location) = canonical {
         let remote = Remote {
             name: name.to_string(),
-            location: normalize_url(url)?,
+            location,
         };
         remotes.list.push(remote.clone());
         remotes.save(root)?;
@@ -341,6 +407,9 @@ pub fn open(location: &str, create: bool) -> Result<Box<dyn Backend>> {
     if is_url(location) {
         return http::open(location);
     }
+    if is_s3(location) {
+        return s3::open(location, create);
+    }
     Ok(Box::new(open_dir(location, create)?))
 }
 
@@ -350,6 +419,9 @@ pub fn open(location: &str, create: bool) -> Result<Box<dyn Backend>> {
 pub fn open_for_upkeep(location: &str) -> Result<Box<dyn Backend>> {
     if is_url(location) {
         return http::open_admin(location);
+    }
+    if is_s3(location) {
+        return s3::open(location, true);
     }
     Ok(Box::new(open_dir(location, false)?))
 }
@@ -431,6 +503,9 @@ pub fn resolve_source(store: &Path, src: &str) -> Result<String> {
     if is_url(src) {
         return normalize_url(src);
     }
+    if is_s3(src) {
+        return s3::normalize(src);
+    }
     let p = Path::new(src);
     if p.exists() {
         return Ok(absolute(p)?.to_string_lossy().into_owned());
@@ -455,7 +530,7 @@ pub const PACKS_BEFORE_HINT: usize = 16;
 /// [`PACKS_BEFORE_HINT`] and a `repack` there would merge them; `None` otherwise, and for
 /// an HTTP remote or a directory that cannot be read.
 pub fn packs_to_merge(location: &str) -> Option<usize> {
-    if is_url(location) {
+    if is_url(location) || is_s3(location) {
         return None;
     }
     let packs = FsStore::open(Path::new(location))

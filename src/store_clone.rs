@@ -73,6 +73,9 @@ pub(crate) fn stored_location(location: &str) -> Result<String> {
     if crate::remote::is_url(location) {
         return crate::remote::normalize_url(location);
     }
+    if crate::remote::is_s3(location) {
+        return crate::remote::normalize_s3(location);
+    }
     Ok(remote::absolute(Path::new(location))?
         .to_string_lossy()
         .into_owned())
