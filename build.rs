@@ -61,11 +61,11 @@ fn json_attributes(
         let fpath = format!("{path}.{}", field.name());
         let repeated = field.label() == Label::Repeated;
         let codec = match (field.r#type(), repeated) {
-            (Type::Bytes, false) => "crate::proto::json::bytes",
-            (Type::Int64 | Type::Sint64 | Type::Sfixed64, false) => "crate::proto::json::int64",
-            (Type::Uint64 | Type::Fixed64, false) => "crate::proto::json::uint64",
+            (Type::Bytes, false) => "crate::spec::proto::json::bytes",
+            (Type::Int64 | Type::Sint64 | Type::Sfixed64, false) => "crate::spec::proto::json::int64",
+            (Type::Uint64 | Type::Fixed64, false) => "crate::spec::proto::json::uint64",
             (Type::String | Type::Bool | Type::Int32 | Type::Uint32 | Type::Sint32, false)
-            | (Type::Message, _) => "crate::proto::json::plain",
+            | (Type::Message, _) => "crate::spec::proto::json::plain",
             (t, r) => {
                 return Err(format!(
                     "{fpath}: no proto3 JSON mapping for {}{t:?} yet; add one to build.rs and src/proto.rs",

@@ -14,11 +14,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use remotelog::http_client::HttpBackend;
 use remotelog::log::{self, SettingsChange};
+use remotelog::net::client::HttpBackend;
 use remotelog::progress::Silent;
-use remotelog::sync::{self, Force};
-use remotelog::{config::Config, FsStore, Id, Message};
+use remotelog::transfer::sync::{self, Force};
+use remotelog::{store::config::Config, FsStore, Id, Message};
 
 fn vm_hwm(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

@@ -8,16 +8,16 @@
 
 use std::path::PathBuf;
 
-use crate::check::{self, Report};
-use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::id::Id;
 use crate::log::{self, LogInfo, Settings, SettingsChange};
-use crate::object::{Entry, Message};
+use crate::model::object::{Entry, Message};
 use crate::progress::Silent;
-use crate::remote;
+use crate::store::config::Config;
 use crate::store::FsStore;
-use crate::sync::{self, LogTransfer};
+use crate::transfer::remote;
+use crate::transfer::sync::{self, LogTransfer};
+use crate::upkeep::check::{self, Report};
 
 /// The logs of the demo, in the order they are pushed and compared.
 const LOGS: [&str; 2] = ["audit", "main"];

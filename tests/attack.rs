@@ -14,10 +14,10 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use remotelog::http_client::HttpBackend;
 use remotelog::log;
+use remotelog::net::client::HttpBackend;
 use remotelog::progress::Silent;
-use remotelog::sync::{self, Force};
+use remotelog::transfer::sync::{self, Force};
 use remotelog::Id;
 
 mod common;

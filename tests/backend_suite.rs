@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use remotelog::backend::{Backend, Expected, Removal};
-use remotelog::config::Config;
-use remotelog::http_client::HttpBackend;
 use remotelog::mock::{Mock, Profile, VirtualClock};
-use remotelog::name::RefName;
+use remotelog::model::name::RefName;
+use remotelog::net::client::HttpBackend;
+use remotelog::store::config::Config;
+use remotelog::store::{Backend, Expected, Removal};
 use remotelog::{Error, FsStore, Id, MemStore};
 
 mod common;
@@ -451,7 +451,7 @@ fn concurrent_appends_lose_no_message(b: &(dyn Backend + Sync)) {
         assert_eq!(got, want, "writer {w}");
     }
     assert_eq!(entries.len(), 2 * (ROUNDS / 2) * (30 + 100));
-    let report = remotelog::check::check(b, true);
+    let report = remotelog::upkeep::check::check(b, true);
     assert!(report.is_sound(), "{:?}", report.problems);
 }
 
@@ -461,11 +461,11 @@ fn page(b: &dyn Backend, prev: Option<Id>, count: u64, messages: &[&remotelog::M
         .iter()
         .map(|m| remotelog::Entry {
             h1: m.h1(),
-            h2: Id::of(&remotelog::object::encode_message(m)),
+            h2: Id::of(&remotelog::model::object::encode_message(m)),
             embedded: None,
         })
         .collect();
-    let bytes = remotelog::object::Object::Page(remotelog::Page {
+    let bytes = remotelog::model::object::Object::Page(remotelog::Page {
         prev,
         count,
         capacity: 0,
@@ -479,7 +479,7 @@ fn page(b: &dyn Backend, prev: Option<Id>, count: u64, messages: &[&remotelog::M
 }
 
 fn message(b: &dyn Backend, m: &remotelog::Message) {
-    let bytes = remotelog::object::encode_message(m);
+    let bytes = remotelog::model::object::encode_message(m);
     b.put_objects(&[(Id::of(&bytes), &bytes)]).unwrap();
 }
 
@@ -491,7 +491,7 @@ fn check_complete_stops_where_the_ref_was_and_names_what_is_missing(b: &dyn Back
         body: format!("m{i}").into_bytes(),
     };
     let (m1, m2, m3, m4) = (m(1), m(2), m(3), m(4));
-    let h2 = |m: &remotelog::Message| Id::of(&remotelog::object::encode_message(m));
+    let h2 = |m: &remotelog::Message| Id::of(&remotelog::model::object::encode_message(m));
     let name = log("main");
     // An oldest page whose message was never stored, under a complete newer page.
     let p1 = page(b, None, 1, &[&m1]);
@@ -766,7 +766,7 @@ fn gc_keeps_logs_and_removes_garbage(b: &dyn Backend) {
     let msgs = common::msgs("kept", 150);
     log::append(b, "main", &msgs, SettingsChange::default()).unwrap();
     let before = log::entries(b, "main").unwrap();
-    let garbage = remotelog::object::encode_message(&remotelog::Message {
+    let garbage = remotelog::model::object::encode_message(&remotelog::Message {
         group_id: b"g".to_vec(),
         timestamp: 1,
         body: b"nobody names me".to_vec(),
@@ -775,7 +775,7 @@ fn gc_keeps_logs_and_removes_garbage(b: &dyn Backend) {
     b.put_objects(&[(gid, &garbage)]).unwrap();
     let silent = remotelog::progress::Silent;
     // Young garbage stays.
-    match remotelog::gc::gc(b, Duration::from_secs(3600), false, &silent) {
+    match remotelog::upkeep::gc::gc(b, Duration::from_secs(3600), false, &silent) {
         Err(e) if b.upkeep().is_none() && e.to_string().contains("offers no upkeep") => return,
         other => {
             let c = other.unwrap();
@@ -784,14 +784,14 @@ fn gc_keeps_logs_and_removes_garbage(b: &dyn Backend) {
         }
     }
     assert!(b.has_object(&gid).unwrap());
-    let dry = remotelog::gc::gc(b, Duration::ZERO, true, &silent).unwrap();
+    let dry = remotelog::upkeep::gc::gc(b, Duration::ZERO, true, &silent).unwrap();
     assert_eq!(dry.removed_ids, vec![gid]);
     assert!(b.has_object(&gid).unwrap(), "a dry run deleted");
-    let c = remotelog::gc::gc(b, Duration::ZERO, false, &silent).unwrap();
+    let c = remotelog::upkeep::gc::gc(b, Duration::ZERO, false, &silent).unwrap();
     assert_eq!((c.objects, c.reachable), (1, before.len() + 1), "{c:?}");
     assert!(!b.has_object(&gid).unwrap());
     assert_eq!(log::entries(b, "main").unwrap(), before);
-    let report = remotelog::check::check(b, true);
+    let report = remotelog::upkeep::check::check(b, true);
     assert!(report.is_sound(), "{:?}", report.problems);
 }
 
@@ -821,7 +821,7 @@ fn upkeep_primitives(b: &dyn Backend) {
     assert_eq!(u.inventory().unwrap().head, inv.head);
     let many = objects(200, "repacked");
     b.put_objects(&as_refs(&many)).unwrap();
-    remotelog::repack::repack(b, 1 << 20, &remotelog::progress::Silent).unwrap();
+    remotelog::upkeep::repack::repack(b, 1 << 20, &remotelog::progress::Silent).unwrap();
     for (id, bytes) in objs[3..].iter().chain(&many) {
         assert_eq!(&b.get_object(id).unwrap(), bytes);
     }
@@ -842,7 +842,7 @@ fn chain_checks(b: &dyn Backend) {
         body: b"never stored".to_vec(),
     };
     let p = page(b, None, 1, &[&m]);
-    let h2 = Id::of(&remotelog::object::encode_message(&m));
+    let h2 = Id::of(&remotelog::model::object::encode_message(&m));
     let r = log("incomplete");
     let found = remotelog::log::check_complete(b, &r, p, None);
     assert!(matches!(found, Err(Error::IncompleteChain { missing, .. }) if missing == h2));

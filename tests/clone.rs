@@ -40,7 +40,7 @@ fn siblings(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(remotelog::clone::TMP_PREFIX))
+        .filter(|n| n.starts_with(remotelog::transfer::clone::TMP_PREFIX))
         .collect()
 }
 
@@ -384,7 +384,7 @@ fn a_rerun_resumes_only_an_interrupted_clone_of_the_same_source() {
 fn stale_clone_siblings_are_cleared_and_live_ones_kept() {
     let t = tempfile::tempdir().unwrap();
     let (src, _) = three_logs(&t.path().join("src"));
-    let host: String = remotelog::lock::hostname()
+    let host: String = remotelog::store::lock::hostname()
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' {
@@ -400,7 +400,7 @@ fn stale_clone_siblings_are_cleared_and_live_ones_kept() {
         child.wait().unwrap();
         pid
     };
-    let prefix = remotelog::clone::TMP_PREFIX;
+    let prefix = remotelog::transfer::clone::TMP_PREFIX;
     let stale: PathBuf = t.path().join(format!("{prefix}{host}-{dead}-1"));
     let live = t
         .path()

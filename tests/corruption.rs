@@ -6,9 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use remotelog::backend::Expected;
-use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
+use remotelog::store::config::Config;
+use remotelog::store::Expected;
 use remotelog::{FsStore, Id, Message};
 
 mod common;
@@ -215,13 +215,13 @@ fn page_prev_pointing_at_a_message_object_is_found_by_check() {
             embedded: None,
         }],
     };
-    let bytes = remotelog::object::Object::Page(page).encode();
+    let bytes = remotelog::model::object::Object::Page(page).encode();
     let pid = Id::of(&bytes);
     use remotelog::Backend;
     f.store.put_objects(&[(pid, &bytes)]).unwrap();
     f.store
         .update_ref(
-            &remotelog::name::RefName::log("bad").unwrap(),
+            &remotelog::model::name::RefName::log("bad").unwrap(),
             Expected::Absent,
             Some(pid),
         )
@@ -302,7 +302,7 @@ fn newer_format_version_is_refused() {
     let cfg = f.root.join("config");
     let text = fs::read_to_string(&cfg).unwrap();
     // One more than the newest version this remotelog knows.
-    let newer = remotelog::config::FORMAT_VERSION + 1;
+    let newer = remotelog::store::config::FORMAT_VERSION + 1;
     let edited: String = text
         .lines()
         .map(|l| {
@@ -343,7 +343,7 @@ fn dead_pid() -> u32 {
 }
 
 fn this_host() -> String {
-    let h = remotelog::lock::hostname();
+    let h = remotelog::store::lock::hostname();
     // Cross-check with the kernel's own idea of the host name where available.
     if let Ok(k) = fs::read_to_string("/proc/sys/kernel/hostname") {
         assert_eq!(h, k.trim());
@@ -445,8 +445,8 @@ fn unreadable_lock_is_not_broken() {
 /// not read messages and passes.
 #[test]
 fn a_page_claiming_the_wrong_h1_is_named_by_read_data() {
-    use remotelog::backend::Backend;
-    use remotelog::object::{Entry, Object, Page};
+    use remotelog::model::object::{Entry, Object, Page};
+    use remotelog::store::Backend;
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("s");
     let s = FsStore::init(&root, Config::default()).unwrap();
@@ -473,7 +473,7 @@ fn a_page_claiming_the_wrong_h1_is_named_by_read_data() {
     let pid = Id::of(&page);
     s.put_objects(&[(h2, &bytes), (pid, &page)]).unwrap();
     s.update_ref(
-        &remotelog::name::RefName::log("main").unwrap(),
+        &remotelog::model::name::RefName::log("main").unwrap(),
         Expected::Absent,
         Some(pid),
     )

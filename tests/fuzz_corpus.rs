@@ -196,7 +196,8 @@ fn fixture_objects() -> Vec<(remotelog::Id, Vec<u8>)> {
     for e in walkdir::WalkDir::new(fixtures().join("store-v1/objects")).sort_by_file_name() {
         let e = e.unwrap();
         if e.file_type().is_file() {
-            let bytes = remotelog::store::decompress(&std::fs::read(e.path()).unwrap()).unwrap();
+            let bytes =
+                remotelog::store::dir::decompress(&std::fs::read(e.path()).unwrap()).unwrap();
             out.push((remotelog::Id::of(&bytes), bytes));
         }
     }
@@ -212,7 +213,7 @@ fn fixture_objects() -> Vec<(remotelog::Id, Vec<u8>)> {
 }
 
 fn object_seeds(out: &mut Vec<Seed>) {
-    use remotelog::object::{encode_message, peek_kind, Kind};
+    use remotelog::model::object::{encode_message, peek_kind, Kind};
     let objects = fixture_objects();
     for (id, bytes) in &objects {
         out.push((
@@ -361,7 +362,9 @@ fn text_seeds(out: &mut Vec<Seed>) {
         ("fixture", config),
         (
             "default",
-            remotelog::config::Config::default().render().into_bytes(),
+            remotelog::store::config::Config::default()
+                .render()
+                .into_bytes(),
         ),
         ("newer", b"remotelog-store\nformat-version = 3\n".to_vec()),
         (
@@ -586,7 +589,7 @@ fn server_seeds(out: &mut Vec<Seed>) {
 
 fn twirp_seeds(out: &mut Vec<Seed>) {
     use prost::Message as _;
-    use remotelog::proto::vac::{cas, ns};
+    use remotelog::spec::proto::vac::{cas, ns};
     // First byte: message in bits 0-1, content type in bits 2-3 (see the target).
     let with = |pick: u8, rest: &[u8]| [&[pick][..], rest].concat();
     let id = remotelog::Id::of(b"x").0.to_vec();

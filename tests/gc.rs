@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
 use remotelog::pack::Pack;
-use remotelog::{check, FsStore, Message};
+use remotelog::store::config::Config;
+use remotelog::{upkeep::check, FsStore, Message};
 
 mod common;
 use common::{ok, run};
@@ -92,7 +92,7 @@ fn forget_push_with_lease_and_gc_leave_no_trace() {
     assert_eq!(err.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&err.stderr).contains("no message"));
     let secret_h2 =
-        remotelog::Id::of(&remotelog::object::Object::Message(msgs[40].clone()).encode());
+        remotelog::Id::of(&remotelog::model::object::Object::Message(msgs[40].clone()).encode());
     let err = run(&a, &["cat", &secret_h2.to_hex()]);
     assert_eq!(err.status.code(), Some(1));
     assert!(
@@ -129,9 +129,9 @@ fn dry_run_reports_what_the_real_run_removes() {
     }
     // Drop log "other" entirely: its 100 messages and pages become garbage.
     let head = log::head(&s, "other").unwrap();
-    use remotelog::backend::Backend;
+    use remotelog::store::Backend;
     s.update_ref(
-        &remotelog::name::RefName::log("other").unwrap(),
+        &remotelog::model::name::RefName::log("other").unwrap(),
         head.into(),
         None,
     )

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
-use remotelog::{check, FsStore, Message};
+use remotelog::store::config::Config;
+use remotelog::{upkeep::check, FsStore, Message};
 
 mod common;
 use common::fixtures;

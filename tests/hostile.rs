@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use remotelog::backend::Backend;
 use remotelog::log::{self, SettingsChange};
+use remotelog::store::Backend;
 use remotelog::FsStore;
 
 mod common;
@@ -284,7 +284,7 @@ fn a_server_does_not_hide_an_unreadable_ref_from_its_clients() {
         let dest = t.path().join("dest");
         let o = run(&root, &["clone", url, dest.to_str().unwrap()]);
         fails_with(&o, &[&format!("refs/logs/{name}")]);
-        let remote = remotelog::http_client::HttpBackend::open(url, None).unwrap();
+        let remote = remotelog::net::client::HttpBackend::open(url, None).unwrap();
         assert!(remote.list_refs("logs").is_err(), "{what}");
     }
 }
@@ -372,7 +372,7 @@ fn run_bounded(
     c.arg("--store")
         .arg(store)
         .args(args)
-        .env_remove(remotelog::http_client::TIMEOUT_ENV)
+        .env_remove(remotelog::net::client::TIMEOUT_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -400,7 +400,7 @@ fn a_remote_that_drips_its_answer_is_given_up_within_the_bound() {
     let dest = t.path().join("dest");
     // A wait of 2 s: after 2 s of a body, 4 KiB/s are due; this one brings 1 byte/s
     // (and never waits a whole 2 s for it, so only the pace can catch it).
-    let env = [(remotelog::http_client::TIMEOUT_ENV, "2")];
+    let env = [(remotelog::net::client::TIMEOUT_ENV, "2")];
     let args = ["clone", srv.url.as_str(), dest.to_str().unwrap()];
     let (o, took) = run_bounded(t.path(), &args, &env, Duration::from_secs(30));
     fails_with(&o, &[&format!("{}/healthz", srv.url), "too slowly"]);
@@ -414,7 +414,7 @@ fn a_twirp_server_that_drips_its_answer_is_given_up_within_the_bound() {
     let t = tempfile::tempdir().unwrap();
     let s = t.path().join("s");
     store(&s);
-    let env = [(remotelog::http_client::TIMEOUT_ENV, "2")];
+    let env = [(remotelog::net::client::TIMEOUT_ENV, "2")];
     let (o, took) = run_bounded(
         &s,
         &["import-spec", &srv.url, "chat"],

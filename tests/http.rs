@@ -8,17 +8,17 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use prost::Message as _;
-use remotelog::backend::Backend;
-use remotelog::backend::Expected;
-use remotelog::config::Config;
-use remotelog::http_client::HttpBackend;
 use remotelog::log::{self, SettingsChange};
+use remotelog::net::client::HttpBackend;
+use remotelog::net::server::{self, Options};
 use remotelog::pack;
 use remotelog::progress::Silent;
-use remotelog::proto::vac::{cas, ns};
-use remotelog::server::{self, Options};
-use remotelog::sync::{self, Force};
-use remotelog::{check, FsStore, Id, Message};
+use remotelog::spec::proto::vac::{cas, ns};
+use remotelog::store::config::Config;
+use remotelog::store::Backend;
+use remotelog::store::Expected;
+use remotelog::transfer::sync::{self, Force};
+use remotelog::{upkeep::check, FsStore, Id, Message};
 
 mod common;
 use common::{
@@ -372,9 +372,9 @@ fn a_ref_update_naming_a_chain_the_server_lacks_is_refused_and_clones_still_work
         timestamp: 1,
         body: b"never uploaded".to_vec(),
     };
-    let unsent_bytes = remotelog::object::encode_message(&unsent);
+    let unsent_bytes = remotelog::model::object::encode_message(&unsent);
     let phantom_prev = Id::of(b"a page nobody uploaded");
-    let page = remotelog::object::Object::Page(remotelog::Page {
+    let page = remotelog::model::object::Object::Page(remotelog::Page {
         prev: Some(phantom_prev),
         count: 2,
         capacity: 256,
@@ -426,7 +426,7 @@ fn a_ref_update_naming_a_chain_the_server_lacks_is_refused_and_clones_still_work
     // The client turns the answer into an error a caller can recognise and act on.
     let client = remote(&url);
     match client.update_ref(
-        &remotelog::name::RefName::log("evil").unwrap(),
+        &remotelog::model::name::RefName::log("evil").unwrap(),
         Expected::Absent,
         Some(page_id),
     ) {
@@ -1649,7 +1649,7 @@ fn gc_over_http_needs_the_admin_token_and_never_a_writers() {
     ok(&a, &["remote", "add", "origin", &srv.url()]);
     ok_env(&a, &["push"], &[("REMOTELOG_TOKEN", "writer")]);
     // Garbage the gc could delete: a message no log lists.
-    let garbage = remotelog::object::encode_message(&common::msgs("unlisted", 1)[0]);
+    let garbage = remotelog::model::object::encode_message(&common::msgs("unlisted", 1)[0]);
     let blob = call(
         &agent(),
         "POST",

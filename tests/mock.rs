@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use remotelog::backend::Backend;
-use remotelog::backend::Expected;
 use remotelog::log::{self, SettingsChange};
 use remotelog::mock::{
     chunks, secs, Clock, Failure, Miss, Mock, MockHandle, Profile, VirtualClock,
 };
-use remotelog::name::RefName;
-use remotelog::object::encode_message;
+use remotelog::model::name::RefName;
+use remotelog::model::object::encode_message;
+use remotelog::store::Backend;
+use remotelog::store::Expected;
 use remotelog::{Id, MemStore, Message};
 
 mod common;

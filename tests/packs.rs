@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use proptest::prelude::*;
-use remotelog::backend::Backend;
-use remotelog::backend::Expected;
-use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
-use remotelog::object::Object;
+use remotelog::model::object::Object;
 use remotelog::pack::{Pack, PackWriter};
 use remotelog::progress::Silent;
-use remotelog::{check, sync, FsStore, Id, Message};
+use remotelog::store::config::Config;
+use remotelog::store::Backend;
+use remotelog::store::Expected;
+use remotelog::{transfer::sync, upkeep::check, FsStore, Id, Message};
 
 mod common;
 use common::{bin, fixtures, kill_after, run};
@@ -324,7 +324,7 @@ fn clone_verifies_objects_inside_blocks_copied_whole() {
     let new_id = Id(sum);
     std::fs::remove_file(&path).unwrap();
     std::fs::write(remote.pack_path(&new_id), &bytes).unwrap();
-    let packs_ref = remotelog::name::RefName::parse("packs").unwrap();
+    let packs_ref = remotelog::model::name::RefName::parse("packs").unwrap();
     remote
         .update_ref(&packs_ref, Expected::Equal(old_id), Some(new_id))
         .unwrap();
@@ -399,7 +399,7 @@ fn batches_roll_over_into_packs_and_chunked_copies_are_complete() {
     for chunk in [1, 7, 100, 10_000] {
         let dst = FsStore::init(&t.path().join(format!("d{chunk}")), Config::default()).unwrap();
         let head = remote
-            .read_ref(&remotelog::name::RefName::log("main").unwrap())
+            .read_ref(&remotelog::model::name::RefName::log("main").unwrap())
             .unwrap()
             .unwrap();
         let c = sync::copy_log_in_chunks(
@@ -427,7 +427,7 @@ fn batches_roll_over_into_packs_and_chunked_copies_are_complete() {
             assert!(c.blocks_copied > 0, "chunk {chunk}: no block copied whole");
         }
         dst.update_ref(
-            &remotelog::name::RefName::log("main").unwrap(),
+            &remotelog::model::name::RefName::log("main").unwrap(),
             Expected::Absent,
             Some(head),
         )
@@ -641,7 +641,7 @@ fn a_transfer_cut_between_packs_is_completed_by_the_next() {
     let w = FsStore::init(&t.path().join("w"), Config::default()).unwrap();
     let msgs: Vec<Message> = (0..1500).map(|i| big_msg(i, "cut")).collect();
     log::append(&w, "main", &msgs, SettingsChange::default()).unwrap();
-    let main = remotelog::name::RefName::log("main").unwrap();
+    let main = remotelog::model::name::RefName::log("main").unwrap();
     let head = w.read_ref(&main).unwrap().unwrap();
     for cut in [300u64, 700, 1400] {
         let dst = FsStore::init(&t.path().join(format!("d{cut}")), Config::default())

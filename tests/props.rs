@@ -5,11 +5,11 @@ use std::collections::HashSet;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use remotelog::backend::Backend;
-use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange, DEFAULT_CAPACITY};
-use remotelog::object::{decode_message, decode_page, Object};
-use remotelog::{check, Entry, FsStore, Id, MemStore, Message, Page};
+use remotelog::model::object::{decode_message, decode_page, Object};
+use remotelog::store::config::Config;
+use remotelog::store::Backend;
+use remotelog::{upkeep::check, Entry, FsStore, Id, MemStore, Message, Page};
 use sha2::{Digest, Sha256};
 
 mod common;

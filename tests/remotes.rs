@@ -4,13 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use remotelog::backend::Backend;
-use remotelog::http_client::HttpBackend;
 use remotelog::log::{self, SettingsChange};
-use remotelog::name::RefName;
+use remotelog::model::name::RefName;
+use remotelog::net::client::HttpBackend;
+use remotelog::net::server::Running;
 use remotelog::progress::Silent;
-use remotelog::server::Running;
-use remotelog::{sync, Error, FsStore};
+use remotelog::store::Backend;
+use remotelog::{transfer::sync, Error, FsStore};
 
 mod common;
 use common::{
@@ -53,7 +53,9 @@ impl TestRemote {
     fn backend(&self) -> Box<dyn Backend> {
         match &self.server {
             Some(s) => Box::new(HttpBackend::open(&s.url(), None).unwrap()),
-            None => Box::new(remotelog::remote::open_dir(&self.location(), true).unwrap()),
+            None => {
+                Box::new(remotelog::transfer::remote::open_dir(&self.location(), true).unwrap())
+            }
         }
     }
 
@@ -65,7 +67,7 @@ impl TestRemote {
 
 /// A backend for a location string, as the CLI would open it.
 fn open_location(location: &str) -> Box<dyn Backend> {
-    remotelog::remote::open(location, true).unwrap()
+    remotelog::transfer::remote::open(location, true).unwrap()
 }
 
 /// Runs each named scenario `fn name(tr: Transport)` once per transport.

@@ -7,12 +7,13 @@ use std::collections::{HashMap, HashSet};
 use std::process::Command;
 
 use prost::Message as _;
-use remotelog::backend::Backend;
-use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
-use remotelog::proto::vac::{cas, mvds, ns};
-use remotelog::spec::{self, Limits, Pair, RemoteLog, SpecSource, TwirpSource};
-use remotelog::{check, FsStore, Id, Message};
+use remotelog::spec::proto::vac::{cas, mvds, ns};
+use remotelog::spec::{self, Pair, RemoteLog};
+use remotelog::store::config::Config;
+use remotelog::store::Backend;
+use remotelog::transfer::import_spec::{self, Limits, SpecSource, TwirpSource};
+use remotelog::{upkeep::check, FsStore, Id, Message};
 
 mod common;
 use common::{examples, fails_with, run, run_env, serve, sound};
@@ -153,9 +154,9 @@ fn import(
     name: &str,
     local: &str,
     limits: &Limits,
-) -> remotelog::Result<spec::Imported> {
+) -> remotelog::Result<import_spec::Imported> {
     let src = TwirpSource::new(url, None, limits.max_bytes).unwrap();
-    spec::import(store, &src, name, local, limits)
+    import_spec::import(store, &src, name, local, limits)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -196,7 +197,7 @@ fn native_log_reads_back_entry_by_entry_through_the_spec_view() {
         .read_to_vec()
         .unwrap();
     assert_eq!(rest, old_head);
-    remotelog::gc::gc(
+    remotelog::upkeep::gc::gc(
         &s,
         std::time::Duration::ZERO,
         false,
@@ -323,7 +324,7 @@ fn python_writer_log_is_imported_then_only_what_is_new() {
     sound(&s);
     // The spec-form log on the server is kept by gc and verified by check.
     let served = FsStore::open(&srv_dir).unwrap();
-    remotelog::gc::gc(
+    remotelog::upkeep::gc::gc(
         &served,
         std::time::Duration::ZERO,
         false,
@@ -556,7 +557,7 @@ fn hostile_spec_logs_are_clear_errors_and_import_nothing() {
             "{name}: half imported"
         );
         assert!(local
-            .read_ref(&spec::import_ref(name).unwrap())
+            .read_ref(&import_spec::import_ref(name).unwrap())
             .unwrap()
             .is_none());
         assert_eq!(h1s(&local, "good"), before, "{name}");
@@ -569,7 +570,7 @@ fn hostile_spec_logs_are_clear_errors_and_import_nothing() {
         head: p1.clone(),
         cas: HashMap::from([(Id([1; 32]), p1.clone())]),
     };
-    let e = spec::import(&local, &fake, "x", "cycle", &limits)
+    let e = import_spec::import(&local, &fake, "x", "cycle", &limits)
         .unwrap_err()
         .to_string();
     assert!(
@@ -582,7 +583,7 @@ fn hostile_spec_logs_are_clear_errors_and_import_nothing() {
         head: p1.clone(),
         cas: HashMap::from([(Id([1; 32]), two)]),
     };
-    let e = spec::import(&local, &fake, "x", "cycle", &limits)
+    let e = import_spec::import(&local, &fake, "x", "cycle", &limits)
         .unwrap_err()
         .to_string();
     assert!(e.contains("not the address") || e.contains("cycle"), "{e}");

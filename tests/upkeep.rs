@@ -156,7 +156,7 @@ fn gc_in_a_loop_beside_append_and_push_over_http_loses_nothing() {
 /// or a later transfer that finds the page would take its messages to be there.
 #[test]
 fn a_young_page_keeps_the_old_messages_it_names() {
-    use remotelog::object::{encode_message, Entry, Object, Page};
+    use remotelog::model::object::{encode_message, Entry, Object, Page};
     use remotelog::{Backend, Id};
     let t = tempfile::tempdir().unwrap();
     let s = common::store(t.path());
@@ -197,9 +197,9 @@ fn a_young_page_keeps_the_old_messages_it_names() {
     let pid = Id::of(&page);
     s.put_objects(&[(pid, &page)]).unwrap();
 
-    let done = remotelog::gc::gc(
+    let done = remotelog::upkeep::gc::gc(
         &s,
-        remotelog::gc::DEFAULT_GRACE,
+        remotelog::upkeep::gc::DEFAULT_GRACE,
         false,
         &remotelog::progress::Silent,
     )
@@ -214,9 +214,9 @@ fn a_young_page_keeps_the_old_messages_it_names() {
         .open(s.object_path(&pid))
         .unwrap();
     f.set_modified(long_ago).unwrap();
-    let done = remotelog::gc::gc(
+    let done = remotelog::upkeep::gc::gc(
         &s,
-        remotelog::gc::DEFAULT_GRACE,
+        remotelog::upkeep::gc::DEFAULT_GRACE,
         false,
         &remotelog::progress::Silent,
     )
@@ -236,7 +236,10 @@ fn gc_leaves_an_upload_in_flight_alone() {
     let r = t.path().join("r");
     let server = serve(&r, |_| {});
     let msgs = common::msgs("in flight", 100);
-    let encoded: Vec<Vec<u8>> = msgs.iter().map(remotelog::object::encode_message).collect();
+    let encoded: Vec<Vec<u8>> = msgs
+        .iter()
+        .map(remotelog::model::object::encode_message)
+        .collect();
     let mut w = remotelog::pack::PackWriter::create(t.path(), None, 3).unwrap();
     for b in &encoded {
         w.add(Id::of(b), b).unwrap();

@@ -28,10 +28,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::backend::{check_expected, Backend, Batch, BufferedBatch, Expected, Layout, WriteLease};
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::name::RefName;
+use crate::model::name::RefName;
+use crate::store::{check_expected, Backend, Batch, BufferedBatch, Expected, Layout, WriteLease};
 
 pub use dist::{Dist, Rng};
 pub use profile::{Profile, Record, Semantics};

@@ -1,4 +1,4 @@
-//! [`S3Backend`]: the whole storage contract (`crate::backend`) on an S3 bucket, in the
+//! [`S3Backend`]: the whole storage contract (`crate::store::contract`) on an S3 bucket, in the
 //! layout of format/s3-layout.md: loose objects and packs as in a directory, refs moved
 //! by conditional writes, pack indexes read into sparse local copies (as an HTTP remote
 //! does) and blocks fetched by range, leases with expiries.
@@ -11,16 +11,16 @@ use std::time::Duration;
 use super::client::{Client, Cond};
 use super::layout::{self, Location};
 use super::lease;
-use crate::backend::{
+use crate::error::{Error, IoContext, Result};
+use crate::id::{is_lower_hex, Id};
+use crate::model::name::RefName;
+use crate::pack::{self, PackWriter};
+use crate::store::config::Config;
+use crate::store::dir::{packs_ref, parse_ref, LOOSE_MAX};
+use crate::store::{
     check_expected, verify_id, Backend, Batch, Expected, Layout, PackInfo, RawBlock, TimedLeases,
     Upkeep, WriteLease,
 };
-use crate::config::Config;
-use crate::error::{Error, IoContext, Result};
-use crate::id::{is_lower_hex, Id};
-use crate::name::RefName;
-use crate::pack::{self, PackWriter};
-use crate::store::{packs_ref, parse_ref, LOOSE_MAX};
 
 /// Packs from this size up are uploaded in parts.
 pub const MULTIPART_MIN: u64 = 32 << 20;
@@ -487,7 +487,8 @@ impl S3Backend {
     /// few at once), then pages one by one in the order given, each durable (answered)
     /// before the next, so that a page is never there without what it names.
     pub(crate) fn put_loose(&self, todo: &[(Id, &[u8])]) -> Result<usize> {
-        let is_page = |b: &[u8]| crate::object::peek_kind(b) == Some(crate::object::Kind::Page);
+        let is_page =
+            |b: &[u8]| crate::model::object::peek_kind(b) == Some(crate::model::object::Kind::Page);
         let (pages, rest): (Vec<_>, Vec<_>) = todo.iter().copied().partition(|(_, b)| is_page(b));
         let mut written = 0;
         if !rest.is_empty() {
@@ -584,7 +585,7 @@ impl S3Backend {
 
     /// The refs below `refs/<prefix>/`, handing `damaged` each key there that is none.
     fn walk_refs(&self, prefix: &str, damaged: &mut dyn FnMut(Error)) -> Result<Vec<RefName>> {
-        crate::name::validate(prefix)?;
+        crate::model::name::validate(prefix)?;
         let mut out = Vec::new();
         let base = self.key(&format!("{}{prefix}/", layout::REFS));
         self.client.list(&base, &mut |item| {
@@ -626,7 +627,7 @@ impl Backend for S3Backend {
             return Ok(bytes);
         }
         let key = self.key(&layout::object(id));
-        let Some(a) = self.client.get(&key, crate::store::max_loose_file())? else {
+        let Some(a) = self.client.get(&key, crate::store::dir::max_loose_file())? else {
             // Another writer may have packed it since the chain was loaded.
             self.reload_packs()?;
             if let Some(bytes) = self.read_packed(id)? {
@@ -637,11 +638,12 @@ impl Backend for S3Backend {
                 location: self.object_location(id),
             });
         };
-        let bytes = crate::store::decompress(&a.body).map_err(|reason| Error::ObjectCorrupt {
-            id: *id,
-            location: self.object_location(id),
-            reason,
-        })?;
+        let bytes =
+            crate::store::dir::decompress(&a.body).map_err(|reason| Error::ObjectCorrupt {
+                id: *id,
+                location: self.object_location(id),
+                reason,
+            })?;
         verify_id(id, &bytes, || self.object_location(id))?;
         Ok(bytes)
     }

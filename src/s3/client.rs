@@ -13,7 +13,7 @@ use ureq::http::{self, HeaderMap};
 
 use super::sigv4::{self, Signer};
 use crate::error::{Error, Result};
-use crate::http_client::{is_connection_error, BodyError, Patience};
+use crate::net::client::{is_connection_error, BodyError, Patience};
 
 /// Attempts of a request whose connection fails or that gets a 5xx answer.
 const ATTEMPTS: u32 = 5;

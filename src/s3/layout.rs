@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::name::RefName;
+use crate::model::name::RefName;
 
 /// The scheme of object-storage remotes.
 pub const SCHEME: &str = "s3://";

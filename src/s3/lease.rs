@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::client::{Client, Cond};
 use crate::error::{Error, Result};
-use crate::lock::{self, Holder};
+use crate::store::lock::{self, Holder};
 
 /// The time to live of the leases this process takes, unless told otherwise.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);

@@ -9,15 +9,15 @@ use super::backend::S3Backend;
 use super::client::Cond;
 use super::layout;
 use super::lease::{self, Held};
-use crate::backend::{
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::model::name::RefName;
+use crate::pack::{self, PackWriter};
+use crate::store::dir::packs_ref;
+use crate::store::{
     Backend, Expected, Inventory, Layout, Leftover, Removal, TimedLeases, Upkeep, UpkeepGuard,
     WriteLease,
 };
-use crate::error::{Error, Result};
-use crate::id::Id;
-use crate::name::RefName;
-use crate::pack::{self, PackWriter};
-use crate::store::packs_ref;
 
 /// How often a waiting writer or upkeep looks again.
 const POLL: Duration = Duration::from_millis(200);

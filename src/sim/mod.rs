@@ -18,7 +18,6 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::backend::{Backend, MemStore};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::log::{self, Settings, SettingsChange};
@@ -26,8 +25,9 @@ use crate::mock::{
     secs, Availability, Clock, Dist, Failure, Micros, Miss, Mock, MockHandle, Profile, Rng,
     Schedule, Stats, VirtualClock,
 };
-use crate::name::RefName;
-use crate::object::{decode_page, Entry, Message, Page};
+use crate::model::name::RefName;
+use crate::model::object::{decode_page, Entry, Message, Page};
+use crate::store::{Backend, MemStore};
 
 /// Steps one run may take before it is stopped as too large.
 const MAX_STEPS: u64 = 200_000_000;

@@ -11,12 +11,12 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use remotelog::backend::{Backend, Batch, Expected, RawBlock};
-use remotelog::config::Config;
 use remotelog::log::{self, SettingsChange};
-use remotelog::name::RefName;
-use remotelog::server::{self, Options, Running};
-use remotelog::{check, FsStore, Id, Message};
+use remotelog::model::name::RefName;
+use remotelog::net::server::{self, Options, Running};
+use remotelog::store::config::Config;
+use remotelog::store::{Backend, Batch, Expected, RawBlock};
+use remotelog::{upkeep::check, FsStore, Id, Message};
 
 // ---------------------------------------------------------------------------------------
 // The binary
@@ -400,7 +400,7 @@ pub fn seaweed() -> &'static S3Server {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if let Some(pid) = name.strip_prefix("seaweedfs-").and_then(|p| p.parse().ok()) {
-                    if !remotelog::lock::process_alive(pid) {
+                    if !remotelog::store::lock::process_alive(pid) {
                         let _ = std::fs::remove_dir_all(e.path());
                     }
                 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use remotelog::config::{Config, FORMAT_VERSION};
+use remotelog::store::config::{Config, FORMAT_VERSION};
 
 pub fn run(data: &[u8]) {
     // The file is read as UTF-8 text; anything else is refused before parsing.

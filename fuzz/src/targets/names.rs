@@ -4,8 +4,9 @@
 
 use std::path::{Component, Path};
 
-use remotelog::name::{self, RefName};
-use remotelog::{remote, spec, store};
+use remotelog::model::name::{self, RefName};
+use remotelog::store::dir as store;
+use remotelog::transfer::remote;
 
 pub fn run(data: &[u8]) {
     ref_file(data);
@@ -48,7 +49,7 @@ fn names(text: &str) {
             stays_below_refs(log.as_str());
             // The ref path as a whole is a name too, so a long log name has no import
             // ref (nor tracking refs): refused with an error, never a ref outside refs/.
-            match spec::import_ref(text) {
+            match remotelog::transfer::import_spec::import_ref(text) {
                 Ok(r) => stays_below_refs(r.as_str()),
                 Err(e) => {
                     assert!(text.len() + "imports/".len() > name::MAX_NAME_LEN, "{e}");

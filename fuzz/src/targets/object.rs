@@ -1,6 +1,6 @@
 //! Object decoding (`src/object.rs`): messages and pages, strict canonical CBOR.
 
-use remotelog::object::{self, Kind, Object};
+use remotelog::model::object::{self, Kind, Object};
 
 pub fn run(data: &[u8]) {
     match Object::decode(data) {

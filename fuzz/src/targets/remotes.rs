@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use remotelog::remote::{self, Remotes};
+use remotelog::transfer::remote::{self, Remotes};
 
 pub fn run(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {

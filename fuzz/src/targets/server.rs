@@ -7,8 +7,8 @@
 //! 3 a `Range` header (8 bytes of file length, little-endian, then the value), 4 a
 //! `/cas/present` body.
 
-use remotelog::name;
-use remotelog::server::{fuzz_entry, MAX_PRESENT_IDS};
+use remotelog::model::name;
+use remotelog::net::server::{fuzz_entry, MAX_PRESENT_IDS};
 
 pub fn run(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else {

@@ -1,9 +1,10 @@
-//! The 3/REMOTE-LOG decoders (`src/spec.rs`): a spec-form page (`as_remote_log`), a
+//! The 3/REMOTE-LOG decoders (`src/spec/`, `src/transfer/import_spec.rs`): a spec-form page (`as_remote_log`), a
 //! `vac.mvds.Message` payload (`decode_payload`), an import record (`refs/imports/*`) and
 //! the records of `spec-view/index-v1`.
 
 use prost::Message as _;
 use remotelog::spec::{self, fuzz_entry, RemoteLog};
+use remotelog::transfer::import_spec;
 
 pub fn run(data: &[u8]) {
     if let Some(rl) = spec::as_remote_log(data) {
@@ -24,7 +25,7 @@ pub fn run(data: &[u8]) {
         }
         Err(e) => super::assert_one_line("decode_payload", &e),
     }
-    if let Some(round_trip) = fuzz_entry::import_record(data) {
+    if let Some(round_trip) = import_spec::fuzz_entry::import_record(data) {
         assert!(round_trip, "import record → encode → decode changed it");
     }
     let records = fuzz_entry::view_records(data);

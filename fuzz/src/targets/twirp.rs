@@ -8,8 +8,8 @@
 
 use std::fmt::Debug;
 
-use remotelog::proto::vac::{cas, ns};
-use remotelog::twirp::{fuzz_entry, Code};
+use remotelog::net::twirp::{fuzz_entry, Code};
+use remotelog::spec::proto::vac::{cas, ns};
 
 pub fn run(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else {

@@ -136,7 +136,7 @@ pub struct InitArgs {
     /// Where to create it; defaults to --store.
     pub dir: Option<PathBuf>,
     /// zstd level (1-22) for objects written to this store.
-    #[arg(long, default_value_t = remotelog::config::DEFAULT_ZSTD_LEVEL, value_parser = clap::value_parser!(i32).range(1..=22))]
+    #[arg(long, default_value_t = remotelog::store::config::DEFAULT_ZSTD_LEVEL, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub zstd_level: i32,
 }
 
@@ -288,16 +288,16 @@ pub struct ImportSpecArgs {
     #[arg(long, value_name = "LOCAL")]
     pub log: Option<String>,
     /// Refuse a source log of more pages.
-    #[arg(long, default_value_t = remotelog::spec::Limits::default().max_pages)]
+    #[arg(long, default_value_t = remotelog::transfer::import_spec::Limits::default().max_pages)]
     pub max_pages: usize,
     /// Refuse a source log of more entries.
-    #[arg(long, default_value_t = remotelog::spec::Limits::default().max_entries)]
+    #[arg(long, default_value_t = remotelog::transfer::import_spec::Limits::default().max_entries)]
     pub max_entries: usize,
     /// Refuse to read more bytes in all (pages and payloads, counted as they arrive).
     ///
     /// The import holds what it reads until its one atomic append, so this also bounds
     /// its memory (default 1 GiB). One answer may hold at most 256 MiB.
-    #[arg(long, default_value_t = remotelog::spec::Limits::default().max_bytes)]
+    #[arg(long, default_value_t = remotelog::transfer::import_spec::Limits::default().max_bytes)]
     pub max_bytes: u64,
 }
 
@@ -359,7 +359,7 @@ pub struct DemoArgs {
 #[derive(Args)]
 pub struct ServeArgs {
     /// Address and port to listen on (port 0 picks a free one).
-    #[arg(long, default_value = remotelog::server::DEFAULT_LISTEN)]
+    #[arg(long, default_value = remotelog::net::server::DEFAULT_LISTEN)]
     pub listen: String,
     /// Require `Authorization: Bearer <token>` for writes; the file holds the token
     /// (surrounding whitespace is trimmed).
@@ -372,17 +372,17 @@ pub struct ServeArgs {
     #[arg(long, requires = "token_file")]
     pub private: bool,
     /// Largest request body accepted, in bytes.
-    #[arg(long, default_value_t = remotelog::server::DEFAULT_MAX_BODY, value_name = "BYTES")]
+    #[arg(long, default_value_t = remotelog::net::server::DEFAULT_MAX_BODY, value_name = "BYTES")]
     pub max_body: u64,
     /// Longest a request may take, in seconds (uploads included).
-    #[arg(long, default_value_t = remotelog::server::DEFAULT_TIMEOUT.as_secs(), value_name = "SECS")]
+    #[arg(long, default_value_t = remotelog::net::server::DEFAULT_TIMEOUT.as_secs(), value_name = "SECS")]
     pub timeout: u64,
     /// Requests served at once once their body is in; more wait for a slot.
-    #[arg(long, default_value_t = remotelog::server::DEFAULT_MAX_CONCURRENCY)]
+    #[arg(long, default_value_t = remotelog::net::server::DEFAULT_MAX_CONCURRENCY)]
     pub max_concurrency: usize,
     /// MiB the requests being served may hold at once for the objects and pack blocks
     /// they work on; a request waits until its share is free.
-    #[arg(long, default_value_t = remotelog::server::DEFAULT_MAX_MEMORY >> 20, value_name = "MIB")]
+    #[arg(long, default_value_t = remotelog::net::server::DEFAULT_MAX_MEMORY >> 20, value_name = "MIB")]
     pub max_memory: u64,
     /// Allow gc over HTTP (`POST /gc`, `remotelog gc REMOTE`) with the token in this file,
     /// which must differ from --token-file's: writers cannot delete.

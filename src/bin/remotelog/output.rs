@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use remotelog::progress::Progress;
-use remotelog::sync::LogTransfer;
+use remotelog::transfer::sync::LogTransfer;
 
 /// A progress bar on stderr that appears only once an operation has run for a second, and
 /// only when stderr is a terminal and --quiet is not given.

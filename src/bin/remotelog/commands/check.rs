@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use remotelog::backend::Backend;
+use remotelog::store::Backend;
 
 use crate::args::CheckArgs;
 use crate::ctx::Ctx;
@@ -13,7 +13,7 @@ pub fn run(args: CheckArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let mut out = ctx.out();
     let (read_data, json) = (args.read_data, args.json);
     let store = ctx.open_store()?;
-    let report = remotelog::check::check(&store, read_data);
+    let report = remotelog::upkeep::check::check(&store, read_data);
     if json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {

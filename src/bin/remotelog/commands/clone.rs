@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use remotelog::progress::Progress;
-use remotelog::remote;
+use remotelog::transfer::remote;
 
 use crate::args::CloneArgs;
 use crate::ctx::Ctx;
@@ -21,7 +21,9 @@ pub fn run(args: CloneArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         json,
     } = args;
     let location = remote::resolve_source(&ctx.store, &src)?;
-    if remotelog::clone::target(&dest, &location)? == remotelog::clone::Target::Resume {
+    if remotelog::transfer::clone::target(&dest, &location)?
+        == remotelog::transfer::clone::Target::Resume
+    {
         eprintln!(
             "remotelog: resuming the clone into {} (it holds an earlier clone of {location})",
             dest.display()
@@ -29,7 +31,7 @@ pub fn run(args: CloneArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     }
     let src_store = remote::open(&location, false)?;
     let bar = ctx.progress(format!("clone {src}"));
-    let report = remotelog::clone::clone_logs(
+    let report = remotelog::transfer::clone::clone_logs(
         &*src_store,
         &location,
         &dest,

@@ -10,7 +10,7 @@ use crate::ctx::Ctx;
 pub fn run(args: ForgetArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let mut out = ctx.out();
     let store = ctx.open_store()?;
-    let f = remotelog::forget::forget(&store, &args.log, &args.ids)?;
+    let f = remotelog::log::forget::forget(&store, &args.log, &args.ids)?;
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&f)?)?;
     } else {

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use remotelog::progress::Progress;
-use remotelog::remote::{self, Remotes};
+use remotelog::transfer::remote::{self, Remotes};
 use remotelog::FsStore;
 
 use crate::args::{parse_age, GcArgs};
@@ -24,12 +24,18 @@ pub fn run(args: GcArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let wait = std::time::Duration::from_secs(wait);
     let bar = ctx.progress("gc");
     let c = match &which {
-        None => remotelog::gc::gc_waiting(&FsStore::open(&ctx.store)?, grace, dry_run, wait, &bar),
+        None => remotelog::upkeep::gc::gc_waiting(
+            &FsStore::open(&ctx.store)?,
+            grace,
+            dry_run,
+            wait,
+            &bar,
+        ),
         Some(name) => {
             let local = FsStore::open(&ctx.store)?;
             let r = Remotes::load(&local)?.named(name)?.clone();
             let b = remote::open_for_upkeep(&r.location)?;
-            remotelog::gc::gc_waiting(&*b, grace, dry_run, wait, &bar)
+            remotelog::upkeep::gc::gc_waiting(&*b, grace, dry_run, wait, &bar)
         }
     }
     .inspect_err(|_| bar.finish())?;

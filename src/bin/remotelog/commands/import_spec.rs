@@ -18,15 +18,15 @@ pub fn run(args: ImportSpecArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         max_bytes,
     } = args;
     let store = ctx.open_store()?;
-    let limits = remotelog::spec::Limits {
+    let limits = remotelog::transfer::import_spec::Limits {
         max_pages,
         max_entries,
         max_bytes,
     };
-    let token = remotelog::http_client::token_from_env()?;
-    let src = remotelog::spec::TwirpSource::new(&url, token, max_bytes)?;
+    let token = remotelog::net::client::token_from_env()?;
+    let src = remotelog::transfer::import_spec::TwirpSource::new(&url, token, max_bytes)?;
     let local = local.unwrap_or_else(|| name.clone());
-    let done = remotelog::spec::import(&store, &src, &name, &local, &limits)?;
+    let done = remotelog::transfer::import_spec::import(&store, &src, &name, &local, &limits)?;
     writeln!(
         out,
         "imported {} new message(s) of {name:?} from {url} into log {local:?} ({} page(s) read)",

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use remotelog::config::Config;
+use remotelog::store::config::Config;
 use remotelog::{Error, FsStore};
 
 use crate::args::InitArgs;

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use remotelog::log;
-use remotelog::remote::{self, Remotes};
-use remotelog::sync;
+use remotelog::transfer::remote::{self, Remotes};
+use remotelog::transfer::sync;
 
 use crate::args::PullArgs;
 use crate::ctx::Ctx;

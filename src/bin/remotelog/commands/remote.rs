@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use remotelog::remote;
+use remotelog::transfer::remote;
 
 use crate::args::RemoteCommand;
 use crate::ctx::Ctx;

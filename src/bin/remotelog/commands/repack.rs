@@ -13,7 +13,7 @@ pub fn run(args: RepackArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let mut out = ctx.out();
     let store = ctx.open_store()?;
     let bar = ctx.progress("repack");
-    let r = remotelog::repack::repack(
+    let r = remotelog::upkeep::repack::repack(
         &store,
         args.target_size.clamp(1, u64::MAX >> 20) << 20,
         &bar,

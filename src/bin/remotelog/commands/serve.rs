@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use remotelog::remote;
+use remotelog::transfer::remote;
 
 use crate::args::ServeArgs;
 use crate::ctx::Ctx;
@@ -10,10 +10,10 @@ use crate::ctx::Ctx;
 /// Serves the store; says where on stderr once listening.
 pub fn run(args: ServeArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let store = &ctx.store;
-    let mut opts = remotelog::server::Options::new(store);
+    let mut opts = remotelog::net::server::Options::new(store);
     opts.listen = args.listen;
     opts.token = match &args.token_file {
-        Some(f) => Some(remotelog::server::read_token_file(f)?),
+        Some(f) => Some(remotelog::net::server::read_token_file(f)?),
         None => None,
     };
     opts.read_only = args.read_only;
@@ -23,11 +23,11 @@ pub fn run(args: ServeArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     opts.max_concurrency = args.max_concurrency;
     opts.max_memory = args.max_memory.saturating_mul(1 << 20);
     opts.admin_token = match &args.admin_token_file {
-        Some(f) => Some(remotelog::server::read_token_file(f)?),
+        Some(f) => Some(remotelog::net::server::read_token_file(f)?),
         None => None,
     };
     let shown = remote::absolute(store)?;
-    remotelog::server::run(opts, |addr| {
+    remotelog::net::server::run(opts, |addr| {
         eprintln!(
             "remotelog serve: serving {} on http://{addr}{}{}",
             shown.display(),

@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use remotelog::remote::Remotes;
-use remotelog::sync;
+use remotelog::transfer::remote::Remotes;
+use remotelog::transfer::sync;
 
 use crate::args::StatusArgs;
 use crate::ctx::Ctx;

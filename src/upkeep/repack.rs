@@ -5,11 +5,11 @@
 
 use std::collections::HashSet;
 
-use crate::backend::{Backend, Removal, Upkeep};
 use crate::error::Result;
 use crate::id::Id;
 use crate::pack::{self, PackWriter};
 use crate::progress::Progress;
+use crate::store::{Backend, Removal, Upkeep};
 
 /// Default size at which repack starts a new pack.
 pub const DEFAULT_TARGET: u64 = pack::BATCH_TARGET;
@@ -54,7 +54,7 @@ pub struct Rewrite<'a> {
 
 /// Rewrites every object of `store` into packs of about `target` bytes.
 pub fn repack(store: &dyn Backend, target: u64, progress: &dyn Progress) -> Result<Repacked> {
-    let u = crate::gc::upkeep_of(store)?;
+    let u = crate::upkeep::gc::upkeep_of(store)?;
     // Repack keeps every object, but writes packs for a long time: as a writer, it holds
     // a lease, so that gc neither runs meanwhile nor takes its unfinished packs for
     // leftovers.
@@ -188,7 +188,7 @@ pub fn rewrite(
                             },
                         )
                         .map_err(|r| pack::bad_pack(&path, r))?;
-                    crate::backend::verify_id(&oid, &bytes, || path.display().to_string())?;
+                    crate::store::verify_id(&oid, &bytes, || path.display().to_string())?;
                     writer.add(oid, &bytes)?;
                 }
             }

@@ -7,15 +7,15 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::backend::{Backend, Removal, Upkeep};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::log::pages;
-use crate::object::{peek_kind, Kind};
+use crate::model::object::{peek_kind, Kind};
 use crate::progress::Progress;
-use crate::repack::{self, Rewrite};
+use crate::store::{Backend, Removal, Upkeep};
+use crate::upkeep::repack::{self, Rewrite};
 
-pub use crate::backend::Collected;
+pub use crate::store::Collected;
 
 /// Temporary files younger than this are never collected, whatever the grace period
 /// (store-v1 section 6): a server spools an upload to one before the request takes its
@@ -37,8 +37,8 @@ pub fn mark(b: &dyn Backend) -> Result<HashSet<Id>> {
         b.list_refs(prefix)
             .map_err(|e| Error::Invalid(format!("{e}; gc deletes nothing until then")))
     };
-    let mut roots = listed(crate::name::LOGS)?;
-    roots.extend(listed(crate::remote::REMOTES)?);
+    let mut roots = listed(crate::model::name::LOGS)?;
+    roots.extend(listed(crate::model::name::REMOTES)?);
     for r in roots {
         let head = b.read_ref(&r)?;
         for item in pages(b, head) {
@@ -93,7 +93,7 @@ pub fn gc(
     dry_run: bool,
     progress: &dyn Progress,
 ) -> Result<Collected> {
-    gc_waiting(store, grace, dry_run, crate::backend::UPKEEP_WAIT, progress)
+    gc_waiting(store, grace, dry_run, crate::store::UPKEEP_WAIT, progress)
 }
 
 /// [`gc`], waiting up to `wait` for the writers that hold leases to finish.
@@ -162,7 +162,7 @@ pub fn gc_waiting(
                 opaque.insert(id);
             }
             Some(Kind::Page) => {
-                let count = crate::object::decode_page(&bytes).map_or(u64::MAX, |p| p.count);
+                let count = crate::model::object::decode_page(&bytes).map_or(u64::MAX, |p| p.count);
                 loose_pages.push((count, id));
             }
             Some(Kind::Message) => loose_messages.push(id),

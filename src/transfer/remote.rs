@@ -5,28 +5,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::backend::Backend;
-use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil;
-use crate::name::{self, RefName};
+use crate::model::name::REMOTES;
+use crate::store::config::Config;
+pub use crate::store::remotes::{tracking_ref, validate_name, Remote, Remotes, MAGIC, ORIGIN};
+use crate::store::Backend;
 use crate::store::FsStore;
-
-/// First line of the `remotes` file.
-pub const MAGIC: &str = "remotelog-remotes";
-// At its old path too, for gc and clone.
-pub use crate::name::REMOTES;
-/// The remote `clone` registers, and push/pull use by default.
-pub const ORIGIN: &str = "origin";
-
-/// A named remote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Remote {
-    /// Its name (one name segment).
-    pub name: String,
-    /// Where it is: an absolute directory path or an `http://` URL.
-    pub location: String,
-}
 
 /// True when `location` is a URL rather than a directory.
 pub fn is_url(location: &str) -> bool {
@@ -84,12 +68,6 @@ mod s3 {
     }
 }
 
-/// The canonical form `remote add` records for an `s3://` location (options kept, never a
-/// secret); a build without the `s3` feature refuses it.
-pub fn normalize_s3(location: &str) -> Result<String> {
-    s3::normalize(location)
-}
-
 /// Checks a remote URL and gives its canonical form (`http://HOST:PORT[/PREFIX]`); a build
 /// without the `http` feature refuses every URL.
 pub fn normalize_url(url: &str) -> Result<String> {
@@ -101,20 +79,20 @@ pub fn normalize_url(url: &str) -> Result<String> {
 mod http {
     use super::*;
 
-    pub use crate::http_client::normalize_url;
+    pub use crate::net::client::normalize_url;
 
     /// The remote at an `http://` URL, with the token from the environment.
     pub fn open(location: &str) -> Result<Box<dyn Backend>> {
-        let token = crate::http_client::token_from_env()?;
-        Ok(Box::new(crate::http_client::HttpBackend::open(
+        let token = crate::net::client::token_from_env()?;
+        Ok(Box::new(crate::net::client::HttpBackend::open(
             location, token,
         )?))
     }
 
     /// The same with the admin token, for upkeep.
     pub fn open_admin(location: &str) -> Result<Box<dyn Backend>> {
-        let token = crate::http_client::admin_token_from_env()?;
-        Ok(Box::new(crate::http_client::HttpBackend::open(
+        let token = crate::net::client::admin_token_from_env()?;
+        Ok(Box::new(crate::net::client::HttpBackend::open(
             location, token,
         )?))
     }
@@ -144,161 +122,6 @@ mod http {
     }
 }
 
-/// Checks a remote name: a single name segment.
-pub fn validate_name(name: &str) -> Result<()> {
-    name::validate(name)?;
-    if name.contains('/') {
-        return Err(Error::InvalidName {
-            name: name.into(),
-            reason: "a remote name is a single segment (no `/`)".into(),
-        });
-    }
-    Ok(())
-}
-
-/// The tracking ref of `log` on `remote`.
-pub fn tracking_ref(remote: &str, log: &str) -> Result<RefName> {
-    validate_name(remote)?;
-    name::validate(log)?;
-    RefName::parse(&format!("{REMOTES}/{remote}/{log}"))
-}
-
-/// The remotes registered in a store.
-#[derive(Debug, Clone, Default)]
-pub struct Remotes {
-    list: Vec<Remote>,
-}
-
-impl Remotes {
-    fn path(root: &Path) -> PathBuf {
-        root.join("remotes")
-    }
-
-    /// Reads the store's `remotes` file (none yet means no remotes).
-    pub fn load(store: &FsStore) -> Result<Remotes> {
-        Self::load_in(store.root())
-    }
-
-    /// Reads the `remotes` file in directory `root`, which need not be a store yet (a
-    /// clone writes it before the `config` that makes the directory a store).
-    pub fn load_in(root: &Path) -> Result<Remotes> {
-        let path = Self::path(root);
-        // A few lines per remote; read without following a link.
-        let bytes = fsutil::read_below(root, Path::new("remotes"), "a remotes file", 1 << 20)?;
-        let Some(bytes) = bytes else {
-            return Ok(Remotes::default());
-        };
-        let text = String::from_utf8(bytes).map_err(|_| Error::NotAStore {
-            path: path.clone(),
-            reason: "not UTF-8 text".into(),
-        })?;
-        Remotes::parse(&text, &path)
-    }
-
-    /// Parses the text of a `remotes` file; `path` is only used in errors.
-    pub fn parse(text: &str, path: &Path) -> Result<Remotes> {
-        let bad = |reason: String| Error::NotAStore {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let mut lines = text.lines();
-        if lines.next() != Some(MAGIC) {
-            return Err(bad(format!("first line is not {MAGIC:?}")));
-        }
-        let mut list = Vec::new();
-        for line in lines.filter(|l| !l.trim().is_empty()) {
-            let (n, loc) = line
-                .split_once(" = ")
-                .ok_or_else(|| bad(format!("line {line:?} is not `name = location`")))?;
-            validate_name(n).map_err(|e| bad(e.to_string()))?;
-            if loc.chars().any(char::is_control) {
-                return Err(bad(format!(
-                    "line {line:?} has a control character in its location; edit the file"
-                )));
-            }
-            list.push(Remote {
-                name: n.to_string(),
-                location: loc.to_string(),
-            });
-        }
-        Ok(Remotes { list })
-    }
-
-    fn save(&self, root: &Path) -> Result<()> {
-        fsutil::write_atomic(&Self::path(root), self.render().as_bytes())
-    }
-
-    /// The text of the `remotes` file listing these remotes.
-    pub fn render(&self) -> String {
-        let mut text = format!("{MAGIC}\n");
-        for r in &self.list {
-            text.push_str(&format!("{} = {}\n", r.name, r.location));
-        }
-        text
-    }
-
-    /// All remotes, in the order they were added.
-    pub fn all(&self) -> &[Remote] {
-        &self.list
-    }
-
-    /// The remote called `name`.
-    pub fn get(&self, name: &str) -> Option<&Remote> {
-        self.list.iter().find(|r| r.name == name)
-    }
-
-    /// The remote called `name`, or an error that says how to list them.
-    pub fn named(&self, name: &str) -> Result<&Remote> {
-        self.get(name).ok_or_else(|| {
-            Error::Invalid(format!(
-                "no remote named {name:?}; `remotelog remote list` shows them"
-            ))
-        })
-    }
-
-    /// The remote used when none is named: `origin`, or the only one.
-    pub fn default_remote(&self) -> Result<&Remote> {
-        if let Some(r) = self.get(ORIGIN) {
-            return Ok(r);
-        }
-        match self.list.as_slice() {
-            [only] => Ok(only),
-            [] => Err(Error::Invalid(
-                "this store has no remotes; add one with `remotelog remote add NAME DIR` (or NAME http://HOST:PORT)".into(),
-            )),
-            _ => Err(Error::Invalid(format!(
-                "this store has several remotes and none is called {ORIGIN}; name one ({})",
-                self.list
-                    .iter()
-                    .map(|r| r.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        }
-    }
-
-    /// The remotes a push goes to: every one with `all`, else those `names` names, else
-    /// the [default](Remotes::default_remote) one; never none.
-    pub fn targets(&self, names: &[String], all: bool) -> Result<Vec<Remote>> {
-        let targets = if all {
-            self.list.clone()
-        } else if names.is_empty() {
-            vec![self.default_remote()?.clone()]
-        } else {
-            names
-                .iter()
-                .map(|n| self.named(n).cloned())
-                .collect::<Result<_>>()?
-        };
-        if targets.is_empty() {
-            return Err(Error::Invalid(
-                "this store has no remotes; add one with `remotelog remote add NAME DIR`".into(),
-            ));
-        }
-        Ok(targets)
-    }
-}
-
 /// Registers remote `name` at `location`: an `http://` URL (kept as given, normalized), an
 /// `s3://` location (whose store must honour conditional writes: probed first) or a
 /// directory (made absolute).
@@ -312,64 +135,41 @@ pub fn add(store: &FsStore, name: &str, location: &Path) -> Result<Remote> {
 
 /// [`add`] in directory `root`, which need not be a store yet (see [`Remotes::load_in`]).
 pub fn add_in(root: &Path, name: &str, location: &Path) -> Result<Remote> {
-    validate_name(name)?;
-    let mut remotes = Remotes::load_in(root)?;
-    if let Some(existing) = remotes.get(name) {
+    let stored = stored_location(&location.to_string_lossy())?;
+    if !is_url(&stored) && !is_s3(&stored) && Path::new(&stored) == absolute(root)? {
         return Err(Error::Invalid(format!(
-            "remote {name} already exists ({}); remove it first with `remotelog remote remove {name}`",
-            existing.location
+            "{stored} is this store itself; a remote must be another directory"
         )));
     }
-    // The file holds one remote per line: a newline in a location would add a line.
-    if let Some(c) = location.to_string_lossy().chars().find(|c| c.is_control()) {
-        return Err(Error::Invalid(format!(
-            "location {location:?} has the control character {c:?}, which the remotes file cannot hold; rename the directory"
-        )));
+    crate::store::remotes::add_in(root, name, &stored)
+}
+
+/// The form in which `remote add` records `location` in the `remotes` file: a URL or an
+/// `s3://` location normalized (never a secret), a directory made absolute.
+pub fn stored_location(location: &str) -> Result<String> {
+    if is_url(location) {
+        return normalize_url(location);
     }
-    let canonical = match location.to_str() {
-        Some(l) if is_url(l) => Some(normalize_url(l)?),
-        Some(l) if is_s3(l) => Some(s3::normalize(l)?),
-        _ => None,
-    };
-    if let Some(location) = canonical {
-        let remote = Remote {
-            name: name.to_string(),
-            location,
-        };
-        remotes.list.push(remote.clone());
-        remotes.save(root)?;
-        return Ok(remote);
+    if is_s3(location) {
+        return s3::normalize(location);
     }
-    let location = absolute(location)?;
-    if location == absolute(root)? {
-        return Err(Error::Invalid(format!(
-            "{} is this store itself; a remote must be another directory",
-            location.display()
-        )));
-    }
-    let remote = Remote {
-        name: name.to_string(),
-        location: location.to_string_lossy().into_owned(),
-    };
-    remotes.list.push(remote.clone());
-    remotes.save(root)?;
-    Ok(remote)
+    Ok(absolute(Path::new(location))?
+        .to_string_lossy()
+        .into_owned())
 }
 
 /// Unregisters remote `name` and deletes its tracking refs.
 pub fn remove(store: &FsStore, name: &str) -> Result<()> {
-    let mut remotes = Remotes::load(store)?;
-    let before = remotes.list.len();
-    remotes.list.retain(|r| r.name != name);
-    if remotes.list.len() == before {
+    if Remotes::load(store)?.get(name).is_none() {
         return Err(Error::Invalid(format!(
             "no remote named {name:?}; `remotelog remote list` shows them"
         )));
     }
     for r in store.list_refs(&format!("{REMOTES}/{name}"))? {
-        store.update_ref(&r, crate::backend::Expected::Any, None)?;
+        store.update_ref(&r, crate::store::Expected::Any, None)?;
     }
-    remotes.save(store.root())
+    crate::store::remotes::remove_in(store.root(), name)?;
+    Ok(())
 }
 
 /// The directory path as an absolute path (it need not exist).
@@ -543,7 +343,7 @@ pub fn packs_to_merge(location: &str) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::log::{self, SettingsChange};
-    use crate::object::Message;
+    use crate::model::object::Message;
 
     fn store(dir: &Path) -> FsStore {
         FsStore::init(dir, Config::default()).unwrap()

@@ -4,12 +4,12 @@
 
 use std::collections::HashSet;
 
-use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::log::pages;
-use crate::name::RefName;
-use crate::object::{Entry, Object, Page};
+use crate::model::name::RefName;
+use crate::model::object::{Entry, Object, Page};
+use crate::store::Backend;
 
 /// What `forget` did.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -1,6 +1,6 @@
 //! The types generated from `proto/` by `build.rs` (prost, with serde for the proto3 JSON
 //! mapping that Twirp's `application/json` bodies use), and the serde helpers of that
-//! mapping. A leaf: the Twirp server ([`crate::twirp`]) and the spec view and import
+//! mapping. A leaf: the Twirp server ([`crate::net::twirp`]) and the spec view and import
 //! ([`crate::spec`]) both use these types.
 
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

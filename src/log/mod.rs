@@ -1,14 +1,16 @@
 //! Named logs: appending messages in mapping pages, walking a log, finding a message
 //! (format/store-v1.md, section 4). Works on any [`Backend`].
 
+pub mod forget;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::backend::{verify_id, Backend};
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::name::{RefName, LOGS};
-use crate::object::{decode_message, decode_page, Entry, Message, Object, Page};
+use crate::model::name::{RefName, LOGS};
+use crate::model::object::{decode_message, decode_page, Entry, Message, Object, Page};
+use crate::store::{verify_id, Backend};
 
 /// Log name used when none is given.
 pub const DEFAULT_LOG: &str = "main";
@@ -130,7 +132,7 @@ where
     let mut recent: std::collections::VecDeque<(Id, Vec<u8>)> = Default::default();
     for m in messages {
         let m = m?;
-        let bytes = crate::object::encode_message(&m);
+        let bytes = crate::model::object::encode_message(&m);
         let h2 = Id::of(&bytes);
         first.add(h2, &bytes)?;
         ids.push((m.h1(), h2));

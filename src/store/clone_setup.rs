@@ -1,7 +1,7 @@
 //! The directory side of `clone` (format/store-v1.md 8.3): DEST is set up so that a kill
 //! at any instant leaves either no DEST or a sound store that a rerun of the same clone
 //! (or `pull`) completes. The operation itself — listing the logs, pulling each, the
-//! report, when a rerun resumes — is [`crate::clone`], written against the storage
+//! report, when a rerun resumes — is [`crate::transfer::clone`], written against the storage
 //! contract.
 //!
 //! The skeleton (`remotes` naming `origin`, the folders, `config` last) is built in a
@@ -15,10 +15,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
-use crate::remote::{self, Remotes, ORIGIN};
+use crate::store::config::Config;
+use crate::store::remotes::{self, Remotes, ORIGIN};
 use crate::store::FsStore;
 
 /// Prefix of the sibling directory in which a clone to a new DEST is set up; the rest of
@@ -37,17 +37,17 @@ pub enum Target {
     Resume,
 }
 
-/// What `dest` holds, and whether a clone of `src_location` may go there: a new path, an
-/// empty directory (or the beginning of a clone of the same source), or a store whose only
-/// remote is `origin` = the same source (whether its refs are those of an interrupted clone
-/// is for [`crate::clone::target`] to judge). Anything else is refused.
-pub fn target(dest: &Path, src_location: &str) -> Result<Target> {
+/// What `dest` holds, and whether a clone of the source at `expected` (in the form the
+/// `remotes` file stores it) may go there: a new path, an empty directory (or the
+/// beginning of a clone of the same source), or a store whose only remote is `origin` =
+/// the same source (whether its refs are those of an interrupted clone is for
+/// [`crate::transfer::clone::target`] to judge). Anything else is refused.
+pub fn target(dest: &Path, expected: &str) -> Result<Target> {
     let meta = match fs::metadata(dest) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Target::New),
         Err(e) => return Err(e).at(dest),
         Ok(m) => m,
     };
-    let expected = stored_location(src_location)?;
     let refuse = || {
         Error::Invalid(format!(
             "{}: already exists and is neither an empty directory nor an interrupted clone of {expected}; clone into a new directory",
@@ -58,27 +58,14 @@ pub fn target(dest: &Path, src_location: &str) -> Result<Target> {
         return Err(refuse());
     }
     if dest.join("config").exists() {
-        check_origin(dest, &expected)?;
+        check_origin(dest, expected)?;
         return Ok(Target::Resume);
     }
-    if is_clone_beginning(dest, &expected)? {
+    if is_clone_beginning(dest, expected)? {
         Ok(Target::InPlace)
     } else {
         Err(refuse())
     }
-}
-
-/// The form in which `remote add` records `location` in the `remotes` file.
-pub(crate) fn stored_location(location: &str) -> Result<String> {
-    if crate::remote::is_url(location) {
-        return crate::remote::normalize_url(location);
-    }
-    if crate::remote::is_s3(location) {
-        return crate::remote::normalize_s3(location);
-    }
-    Ok(remote::absolute(Path::new(location))?
-        .to_string_lossy()
-        .into_owned())
 }
 
 /// Refuses a store that is not a clone of `expected`: another origin, or other remotes.
@@ -134,17 +121,18 @@ impl Prepared {
 
 /// Sets DEST up as [`target`] found it may be: the skeleton beside it and renamed onto it
 /// (new), the skeleton inside it (empty; removed again on failure unless `keep_partial`),
-/// or nothing (an interrupted clone to resume); then opens the store there.
+/// or nothing (an interrupted clone to resume); then opens the store there. `location` is
+/// the source in the form the `remotes` file stores it.
 pub fn prepare(
     dest: &Path,
-    src_location: &str,
+    location: &str,
     target: Target,
     keep_partial: bool,
 ) -> Result<Prepared> {
     match target {
-        Target::New => set_up_beside(dest, src_location)?,
+        Target::New => set_up_beside(dest, location)?,
         Target::InPlace => {
-            if let Err(e) = write_skeleton(dest, src_location) {
+            if let Err(e) = write_skeleton(dest, location) {
                 if !keep_partial {
                     let _ = empty_in_place(dest);
                 }
@@ -177,7 +165,7 @@ fn is_clone_beginning(dir: &Path, expected: &str) -> Result<bool> {
                     Ok(r) => r,
                     Err(_) => return Ok(false),
                 };
-                let ours = |r: &remote::Remote| r.name == ORIGIN && r.location == expected;
+                let ours = |r: &remotes::Remote| r.name == ORIGIN && r.location == expected;
                 if !remotes.all().iter().all(ours) {
                     return Ok(false);
                 }
@@ -212,7 +200,7 @@ fn write_skeleton(dir: &Path, location: &str) -> Result<()> {
     // Already there when an earlier run was cut during the setup; `target` checked that it
     // names this source.
     if Remotes::load_in(dir)?.get(ORIGIN).is_none() {
-        remote::add_in(dir, ORIGIN, Path::new(location))?;
+        remotes::add_in(dir, ORIGIN, location)?;
     }
     FsStore::init(dir, Config::default())?;
     Ok(())
@@ -296,7 +284,7 @@ fn parent_dir(p: &Path) -> &Path {
 
 /// This host's name as it appears in sibling names: only `[A-Za-z0-9_.]`.
 fn host_tag() -> String {
-    crate::lock::hostname()
+    crate::store::lock::hostname()
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' {
@@ -328,7 +316,7 @@ fn clear_stale(parent: &Path) {
             continue;
         };
         if maker == Some(host.as_str())
-            && !crate::lock::process_alive(pid)
+            && !crate::store::lock::process_alive(pid)
             && entry.file_type().is_ok_and(|t| t.is_dir())
         {
             let _ = fs::remove_dir_all(entry.path());

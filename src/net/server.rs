@@ -1,6 +1,6 @@
 //! `remotelog serve`: one store over HTTP — a REST API for the CAS, the NS and packs, and
-//! the Twirp services of 3/REMOTE-LOG ([`crate::twirp`]). The API is specified in
-//! `format/http-api.md`; [`crate::http_client::HttpBackend`] is its client.
+//! the Twirp services of 3/REMOTE-LOG ([`crate::net::twirp`]). The API is specified in
+//! `format/http-api.md`; [`crate::net::client::HttpBackend`] is its client.
 //!
 //! The store code is synchronous and fsyncs: every store call runs on tokio's blocking
 //! pool, so slow disks never stall the event loop. A store call that has started always
@@ -22,26 +22,26 @@ use axum::routing::{any, get, post, put};
 use axum::Router;
 use tokio::io::AsyncWriteExt;
 
-use crate::backend::{Backend, TimedLeases};
 use crate::error::{Error, Result};
-use crate::handler::{
+use crate::id::{is_lower_hex, Id};
+use crate::model::name::{self, RefName};
+use crate::model::object::decode_page;
+use crate::net::handler::{
     add_need, added_body_max, etag, lease_id, parse_id, put_one, set_header, Access, ApiError,
     ApiResult, AppState, Hold, Intake, NoBody, Small, Spool, Spooled, Store, BODY_MEMORY,
     LEASE_WAIT,
 };
-use crate::id::{is_lower_hex, Id};
-use crate::name::{self, RefName};
-use crate::object::decode_page;
+use crate::net::wire::PackOutcome;
 use crate::pack::{self, Pack};
-use crate::store::{FsStore, LOOSE_MAX};
-use crate::wire::PackOutcome;
+use crate::store::dir::{FsStore, LOOSE_MAX};
+use crate::store::{Backend, TimedLeases};
 // Kept at their old paths for the binary and the fuzz targets.
-pub use crate::wire::{read_token_file, MAX_PRESENT_IDS};
+pub use crate::net::wire::{read_token_file, MAX_PRESENT_IDS};
 
 /// Default `--listen` address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8001";
 /// Default `--max-body`: the largest object a store accepts.
-pub const DEFAULT_MAX_BODY: u64 = crate::store::MAX_OBJECT_SIZE;
+pub const DEFAULT_MAX_BODY: u64 = crate::store::dir::MAX_OBJECT_SIZE;
 /// Default time a request may take, upload included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default number of requests served at once; more wait for a slot.
@@ -129,7 +129,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/gc", post(gc_run))
         .route("/leases", post(lease_take))
         .route("/leases/{id}", put(lease_renew).delete(lease_release))
-        .route("/twirp/{*method}", any(crate::twirp::handle))
+        .route("/twirp/{*method}", any(crate::net::twirp::handle))
         .fallback(no_route)
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(state.clone(), guard))
@@ -149,7 +149,7 @@ async fn guard(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let twirp = path.starts_with(crate::wire::TWIRP_PREFIX);
+    let twirp = path.starts_with(crate::net::wire::TWIRP_PREFIX);
     let slot_here =
         matches!(method, Method::GET | Method::HEAD | Method::DELETE) && path != "/healthz";
     // Waiting for a slot counts against the timeout too: a client sees one deadline.
@@ -172,7 +172,7 @@ async fn guard(
                 st.timeout.as_secs()
             );
             if twirp {
-                crate::twirp::TwirpError::new(crate::twirp::Code::DeadlineExceeded, msg)
+                crate::net::twirp::TwirpError::new(crate::net::twirp::Code::DeadlineExceeded, msg)
                     .into_response()
             } else {
                 ApiError::new(StatusCode::REQUEST_TIMEOUT, msg).into_response()
@@ -275,9 +275,8 @@ async fn cas_get(
     let bytes = st
         .run(move |store| match store.get_object(&id) {
             // The spec view's addresses (format/spec-view.md) read like stored objects.
-            Err(e @ Error::ObjectMissing { .. }) => {
-                crate::twirp::spec_view_get(&*store, &id)?.ok_or_else(|| ApiError::from_store(e))
-            }
+            Err(e @ Error::ObjectMissing { .. }) => crate::net::twirp::spec_view_get(&*store, &id)?
+                .ok_or_else(|| ApiError::from_store(e)),
             other => other.map_err(ApiError::from_store),
         })
         .await?;
@@ -365,7 +364,7 @@ async fn gc_run(
         .await?;
     let done = st
         .run(move |store| {
-            crate::gc::gc(
+            crate::upkeep::gc::gc(
                 &*store,
                 std::time::Duration::from_secs(q.prune),
                 q.dry_run,
@@ -864,7 +863,7 @@ async fn packs_upload(State(st): St, headers: HeaderMap, body: Body) -> ApiResul
     let (up, _held) = st
         .admit(&headers, Access::Write, intake, Hold::SlotAndLease)
         .await?;
-    let upload = crate::handler::blocking(move || open_upload(up)).await?;
+    let upload = crate::net::handler::blocking(move || open_upload(up)).await?;
     let _memory = st.reserve(upload.need).await?;
     let outcome = st.run(move |store| ingest_pack(&*store, upload)).await?;
     let body = serde_json::to_string(&outcome).unwrap_or_default();
@@ -1014,7 +1013,8 @@ fn ingest_pack(store: &dyn Backend, up: Upload) -> ApiResult<PackOutcome> {
         });
     }
     if small {
-        let is_page = |b: &[u8]| crate::object::peek_kind(b) == Some(crate::object::Kind::Page);
+        let is_page =
+            |b: &[u8]| crate::model::object::peek_kind(b) == Some(crate::model::object::Kind::Page);
         for pages in [false, true] {
             for (n, objects) in by_block.iter().enumerate() {
                 if objects.is_empty() {

@@ -12,7 +12,7 @@
 //! connection fails, writes that are not are never retried blindly.
 //!
 //! [`Transport`] is how every HTTP client here reaches its server, this one and the Twirp
-//! import ([`crate::spec::TwirpSource`]) alike: one agent with the timeouts of
+//! import ([`crate::transfer::import_spec::TwirpSource`]) alike: one agent with the timeouts of
 //! [`Patience`], the token, the lease header, retries and one mapping of failures to
 //! errors.
 
@@ -23,11 +23,11 @@ use std::time::Duration;
 
 use ureq::http::{self, Method};
 
-use crate::backend::{verify_id, Backend, Batch, Collected, Expected, PackInfo, RawBlock};
 use crate::error::{Error, IoContext, Result};
 use crate::id::{is_lower_hex, Id};
-use crate::name::RefName;
+use crate::model::name::RefName;
 use crate::pack::{self, PackWriter};
+use crate::store::{verify_id, Backend, Batch, Collected, Expected, PackInfo, RawBlock};
 
 /// Environment variable holding the bearer token sent to HTTP remotes.
 pub const TOKEN_ENV: &str = "REMOTELOG_TOKEN";
@@ -199,7 +199,7 @@ pub fn token_from_env() -> Result<Option<String>> {
         }
     }
     match std::env::var_os(TOKEN_FILE_ENV) {
-        Some(p) if !p.is_empty() => crate::wire::read_token_file(Path::new(&p)).map(Some),
+        Some(p) if !p.is_empty() => crate::net::wire::read_token_file(Path::new(&p)).map(Some),
         _ => Ok(None),
     }
 }
@@ -214,7 +214,7 @@ pub fn admin_token_from_env() -> Result<Option<String>> {
         }
     }
     match std::env::var_os(ADMIN_TOKEN_FILE_ENV) {
-        Some(p) if !p.is_empty() => crate::wire::read_token_file(Path::new(&p)).map(Some),
+        Some(p) if !p.is_empty() => crate::net::wire::read_token_file(Path::new(&p)).map(Some),
         _ => Ok(None),
     }
 }
@@ -294,7 +294,7 @@ impl Cache {
 }
 
 /// How requests reach one HTTP server, for every client here (the native API of
-/// [`HttpBackend`], the Twirp import of [`crate::spec::TwirpSource`]): its URL, one agent
+/// [`HttpBackend`], the Twirp import of [`crate::transfer::import_spec::TwirpSource`]): its URL, one agent
 /// with the timeouts of [`Patience`], the bearer token, the lease header, retries of
 /// idempotent requests, and one mapping of failures to errors. Cheap to clone (the agent
 /// shares its connections), so a lease's heartbeat thread can hold one.
@@ -479,7 +479,7 @@ impl Transport {
                 b = b.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
             }
             if let Some(l) = &*self.lease.lock().unwrap_or_else(|p| p.into_inner()) {
-                b = b.header(crate::wire::LEASE_HEADER, l);
+                b = b.header(crate::net::wire::LEASE_HEADER, l);
             }
             for (k, v) in headers {
                 b = b.header(*k, v);
@@ -667,13 +667,14 @@ impl HttpBackend {
         if r.status != 200 {
             return Err(self.refused(&Method::POST, "/packs", &r));
         }
-        let outcome: crate::wire::PackOutcome = serde_json::from_slice(&r.body).map_err(|e| {
-            Error::Invalid(format!(
-                "{} answered a pack upload with {e}: {}",
-                self.conn.base,
-                r.text()
-            ))
-        })?;
+        let outcome: crate::net::wire::PackOutcome =
+            serde_json::from_slice(&r.body).map_err(|e| {
+                Error::Invalid(format!(
+                    "{} answered a pack upload with {e}: {}",
+                    self.conn.base,
+                    r.text()
+                ))
+            })?;
         let pack = match outcome.pack.as_deref() {
             Some(hex) => Some(self.parse_id_from("POST /packs", hex)?),
             None => None,
@@ -810,7 +811,7 @@ impl HttpBackend {
 }
 
 impl Backend for HttpBackend {
-    fn write_lease_waiting(&self, wait: Duration) -> Result<crate::backend::WriteLease> {
+    fn write_lease_waiting(&self, wait: Duration) -> Result<crate::store::WriteLease> {
         if self
             .conn
             .lease
@@ -819,7 +820,7 @@ impl Backend for HttpBackend {
             .is_some()
         {
             // Held already (by the caller's caller): it covers this writer too.
-            return Ok(crate::backend::WriteLease::none());
+            return Ok(crate::store::WriteLease::none());
         }
         let start = std::time::Instant::now();
         let mut told = false;
@@ -837,10 +838,10 @@ impl Backend for HttpBackend {
                         )));
                     };
                     let lease = ClientLease::start(self.conn.clone(), id, Duration::from_secs(ttl));
-                    return Ok(crate::backend::WriteLease::new(lease));
+                    return Ok(crate::store::WriteLease::new(lease));
                 }
                 // A server from before leases: its ref updates are still checked.
-                404 => return Ok(crate::backend::WriteLease::none()),
+                404 => return Ok(crate::store::WriteLease::none()),
                 503 if start.elapsed() < wait => {
                     if !told && start.elapsed() >= Duration::from_secs(1) {
                         told = true;
@@ -1123,7 +1124,7 @@ impl Backend for HttpBackend {
     }
 
     fn list_refs(&self, prefix: &str) -> Result<Vec<RefName>> {
-        crate::name::validate(prefix)?;
+        crate::model::name::validate(prefix)?;
         let mut out = Vec::new();
         for line in self.lines(&format!("/ns?prefix={prefix}"))? {
             let name = line.split_whitespace().next().unwrap_or("");
@@ -1178,13 +1179,13 @@ impl HttpBackend {
             412 => {
                 let current = r
                     .headers
-                    .get(crate::wire::CURRENT_HEADER)
+                    .get(crate::net::wire::CURRENT_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
                 let actual = if current == "absent" {
                     None
                 } else {
-                    Some(self.parse_id_from(crate::wire::CURRENT_HEADER, current)?)
+                    Some(self.parse_id_from(crate::net::wire::CURRENT_HEADER, current)?)
                 };
                 Err(Error::RefConflict {
                     name: name.to_string(),
@@ -1193,7 +1194,7 @@ impl HttpBackend {
                 })
             }
             // The server lacks part of the chain: the caller can upload and retry.
-            409 if r.headers.contains_key(crate::wire::MISSING_HEADER) => {
+            409 if r.headers.contains_key(crate::net::wire::MISSING_HEADER) => {
                 let header = |h: &str| {
                     r.headers
                         .get(h)
@@ -1202,10 +1203,10 @@ impl HttpBackend {
                         .to_string()
                 };
                 let missing = self.parse_id_from(
-                    crate::wire::MISSING_HEADER,
-                    &header(crate::wire::MISSING_HEADER),
+                    crate::net::wire::MISSING_HEADER,
+                    &header(crate::net::wire::MISSING_HEADER),
                 )?;
-                let what = header(crate::wire::MISSING_WHAT_HEADER);
+                let what = header(crate::net::wire::MISSING_WHAT_HEADER);
                 Err(Error::IncompleteChain {
                     name: name.to_string(),
                     missing,
@@ -1294,7 +1295,7 @@ impl HttpBatch<'_> {
             self.writer = Some(PackWriter::create(
                 &dir,
                 None,
-                crate::config::DEFAULT_ZSTD_LEVEL,
+                crate::store::config::DEFAULT_ZSTD_LEVEL,
             )?);
         }
         self.writer

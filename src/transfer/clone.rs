@@ -5,19 +5,20 @@
 //! The operation — listing the source's logs, pulling each on its own, the report, when
 //! a rerun resumes — is written against the storage contract; setting DEST up (a skeleton
 //! renamed into place, `config` last) and removing it again belong to the directory
-//! implementation ([`crate::store_clone`]).
+//! implementation ([`crate::store::clone_setup`]).
 
 use std::path::{Path, PathBuf};
 
-use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::name::{RefName, LOGS};
+use crate::model::name::REMOTES;
+use crate::model::name::{RefName, LOGS};
 use crate::progress::Progress;
-use crate::remote::{self, ORIGIN, REMOTES};
-use crate::store::{packs_ref, FsStore};
-use crate::sync::{pull, LogTransfer};
+use crate::store::dir::{packs_ref, FsStore};
+use crate::store::Backend;
+use crate::transfer::remote::{self, ORIGIN};
+use crate::transfer::sync::{pull, LogTransfer};
 
-pub use crate::store_clone::{Target, TMP_PREFIX};
+pub use crate::store::clone_setup::{Target, TMP_PREFIX};
 
 /// What a clone did.
 #[derive(Debug)]
@@ -111,7 +112,8 @@ pub fn clone_logs(
         }
         None => log_names(src)?,
     };
-    let prepared = crate::store_clone::prepare(dest, src_location, target, keep_partial)?;
+    let stored = remote::stored_location(src_location)?;
+    let prepared = crate::store::clone_setup::prepare(dest, &stored, target, keep_partial)?;
     let (done, failed) = pull_each(&prepared.store, src, logs, progress);
     let mut report = Report {
         dest: dest.to_path_buf(),
@@ -130,9 +132,9 @@ pub fn clone_logs(
 /// empty directory (or the beginning of a clone of the same source), or a store holding
 /// nothing but an interrupted clone of the same source. Anything else is refused.
 pub fn target(dest: &Path, src_location: &str) -> Result<Target> {
-    let target = crate::store_clone::target(dest, src_location)?;
+    let expected = remote::stored_location(src_location)?;
+    let target = crate::store::clone_setup::target(dest, &expected)?;
     if target == Target::Resume {
-        let expected = crate::store_clone::stored_location(src_location)?;
         check_resumable(
             &FsStore::open(dest)?,
             &dest.display().to_string(),

@@ -1,5 +1,5 @@
-//! The storage contract: what every backend — a store directory ([`crate::store`]), the
-//! memory model below ([`MemStore`]), an HTTP remote ([`crate::http_client`]), the mock
+//! The storage contract: what every backend — a store directory ([`crate::store::dir`]), the
+//! memory model below ([`MemStore`]), an HTTP remote ([`crate::net::client`]), the mock
 //! remote ([`crate::mock`]), an object store to come — promises, and what the operations
 //! above (log, check, forget, push, pull, clone, gc, repack, the server) may rely on. They
 //! use nothing but this module; `tests/backend_suite.rs` holds every implementation to it.
@@ -74,7 +74,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::name::RefName;
+use crate::model::name::RefName;
 use crate::pack::{self, PackWriter};
 
 /// How long a writer waits for a running upkeep before giving up.
@@ -288,7 +288,7 @@ pub trait Backend {
         PackWriter::create(
             &self.staging_dir()?,
             None,
-            crate::config::DEFAULT_ZSTD_LEVEL,
+            crate::store::config::DEFAULT_ZSTD_LEVEL,
         )
     }
 
@@ -333,7 +333,8 @@ pub fn put_pack_objects(b: &(impl Backend + ?Sized), done: &pack::Finished) -> R
     let path: &std::path::Path = &done.tmp;
     let p = pack::Pack::parse(pack::map(path)?).map_err(|r| pack::bad_pack(path, r))?;
     let by_block = p.objects_by_block().map_err(|r| pack::bad_pack(path, r))?;
-    let is_page = |b: &[u8]| crate::object::peek_kind(b) == Some(crate::object::Kind::Page);
+    let is_page =
+        |b: &[u8]| crate::model::object::peek_kind(b) == Some(crate::model::object::Kind::Page);
     let mut written = 0;
     for pages in [false, true] {
         for (n, objects) in by_block.iter().enumerate() {
@@ -980,7 +981,7 @@ impl Upkeep for MemStore {
     }
 
     fn zstd_level(&self) -> i32 {
-        crate::config::DEFAULT_ZSTD_LEVEL
+        crate::store::config::DEFAULT_ZSTD_LEVEL
     }
 
     fn keeps_packs(&self) -> bool {

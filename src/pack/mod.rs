@@ -659,11 +659,12 @@ impl PackWriter {
         if !self.seen.insert(id) {
             return Ok(());
         }
-        let stream = if crate::object::peek_kind(bytes) == Some(crate::object::Kind::Page) {
-            Stream::Meta
-        } else {
-            Stream::Data
-        };
+        let stream =
+            if crate::model::object::peek_kind(bytes) == Some(crate::model::object::Kind::Page) {
+                Stream::Meta
+            } else {
+                Stream::Data
+            };
         let s = stream as usize;
         let offset = self.pending[s].len() as u32;
         self.pending[s].extend_from_slice(bytes);

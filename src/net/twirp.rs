@@ -15,16 +15,16 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::backend::Backend;
 use crate::error::Error;
-use crate::handler::{
+use crate::id::Id;
+use crate::model::name::{self, RefName};
+use crate::net::handler::{
     add_need, added_body_max, blocking, put_one, Access, ApiError, AppState, Hold, Small, Spool,
 };
-use crate::id::Id;
-use crate::name::{self, RefName};
-use crate::wire::{CAS_ADD, CAS_GET, NS_FETCH, NS_UPDATE, PROTOBUF};
+use crate::net::wire::{CAS_ADD, CAS_GET, NS_FETCH, NS_UPDATE, PROTOBUF};
+use crate::store::Backend;
 
-use crate::proto::vac::{cas, ns};
+use crate::spec::proto::vac::{cas, ns};
 
 /// Largest body of a Twirp read (`CAS/Get`, `NS/Fetch`): an address or a name.
 pub const TWIRP_READ_BODY_MAX: u64 = 64 << 10;
@@ -414,7 +414,7 @@ fn ns_update(store: &dyn Backend, name: &str, content: &[u8]) -> std::result::Re
     let id = Id::of(content);
     put_one(store, id, content)?;
     store
-        .update_ref(&r, crate::backend::Expected::Any, Some(id))
+        .update_ref(&r, crate::store::Expected::Any, Some(id))
         .map_err(ApiError::from_store)?;
     Ok(id)
 }

@@ -12,7 +12,7 @@
 //! lists the shared ones), so on one file system at least one of two racing parties sees
 //! the other. A writer that sees gc withdraws its lease and waits; gc that sees writers
 //! waits for them to finish. Lease files record their holder like lock files
-//! ([`crate::lock`]): one whose holder provably died is cleared, any other is reported,
+//! ([`crate::store::lock`]): one whose holder provably died is cleared, any other is reported,
 //! never broken.
 
 use std::collections::HashMap;
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
-use crate::lock::{self, LockFile};
+use crate::store::lock::{self, LockFile};
 
 /// The folder of a store holding its leases.
 pub const LOCKS_DIR: &str = "locks";
@@ -35,7 +35,7 @@ pub const UPKEEP: &str = "upkeep";
 /// Prefix of the shared leases of writers, in [`LOCKS_DIR`].
 pub const WRITER_PREFIX: &str = "writer-";
 
-pub use crate::backend::{UPKEEP_WAIT, WRITER_WAIT};
+pub use crate::store::{UPKEEP_WAIT, WRITER_WAIT};
 
 /// A writer's shared lease; the file is removed when the last lease this process holds on
 /// the store is dropped.

@@ -1,5 +1,5 @@
 //! What every request handler of `remotelog serve` shares, the REST API of
-//! [`crate::server`] and the Twirp services of [`crate::twirp`] alike: the server's state,
+//! [`crate::net::server`] and the Twirp services of [`crate::net::twirp`] alike: the server's state,
 //! error answers, and the opening every handler goes through ([`AppState::admit`]:
 //! authorize, take in the body, take a slot and the writer lease), running store code on
 //! the blocking pool ([`AppState::run`]), and the limits these steps keep.
@@ -14,12 +14,12 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
-use crate::backend::{Backend, WriteLease};
 use crate::error::Error;
 use crate::fsutil::StagedFile;
 use crate::id::Id;
+use crate::net::wire::{CURRENT_HEADER, LEASE_HEADER, MISSING_HEADER, MISSING_WHAT_HEADER};
 use crate::pack;
-use crate::wire::{CURRENT_HEADER, LEASE_HEADER, MISSING_HEADER, MISSING_WHAT_HEADER};
+use crate::store::{Backend, WriteLease};
 
 /// A request body that sends nothing for this long is cut off.
 pub const BODY_STALL: Duration = Duration::from_secs(10);
@@ -588,7 +588,7 @@ pub(crate) const LEASE_WAIT: Duration = Duration::from_secs(30);
 pub(crate) async fn write_lease(
     st: &AppState,
     headers: &HeaderMap,
-) -> ApiResult<crate::backend::WriteLease> {
+) -> ApiResult<crate::store::WriteLease> {
     let client = headers
         .get(LEASE_HEADER)
         .and_then(|v| v.to_str().ok())

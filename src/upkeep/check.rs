@@ -8,11 +8,11 @@
 
 use std::collections::HashSet;
 
-use crate::backend::Backend;
 use crate::id::Id;
 use crate::log::{pages, read_message};
-use crate::name::LOGS;
-use crate::object::Object;
+use crate::model::name::LOGS;
+use crate::model::object::Object;
+use crate::store::Backend;
 
 /// What `check` found.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -150,7 +150,7 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
     }
     // Names written through the Twirp NS point at opaque content, which must exist.
     let mut named: HashSet<Id> = HashSet::new();
-    match b.list_refs_lenient(crate::name::SPEC) {
+    match b.list_refs_lenient(crate::model::name::SPEC) {
         Ok((refs, damaged)) => {
             r.problems.extend(damaged);
             for refname in refs {
@@ -180,7 +180,7 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
         Err(e) => r.problems.push(e.to_string()),
     }
     // What `import-spec` last imported into each log: a small record object.
-    let imports = match b.list_refs_lenient(crate::name::IMPORTS) {
+    let imports = match b.list_refs_lenient(crate::model::name::IMPORTS) {
         Ok((refs, damaged)) => {
             r.problems.extend(damaged);
             refs

@@ -8,13 +8,13 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::backend::{Backend, Batch, RawBlock};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::log::{pages, read_message, read_page, Pages};
-use crate::name::RefName;
-use crate::object::{Object, Page};
+use crate::model::name::RefName;
+use crate::model::object::{Object, Page};
 use crate::progress::Progress;
+use crate::store::{Backend, Batch, RawBlock};
 
 /// How one log relates to another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +53,7 @@ impl<'a> Cursor<'a> {
         Some(p.count - 1 - self.idx as u64)
     }
 
-    fn entry(&self) -> Option<&crate::object::Entry> {
+    fn entry(&self) -> Option<&crate::model::object::Entry> {
         self.page.as_ref().map(|(_, p)| &p.entries[self.idx])
     }
 
@@ -503,7 +503,7 @@ fn check_h1(id: &Id, bytes: &[u8], h1: Id, location: impl Fn() -> String) -> Res
         location: location(),
         reason,
     };
-    let m = crate::object::decode_message(bytes).map_err(bad)?;
+    let m = crate::model::object::decode_message(bytes).map_err(bad)?;
     if m.h1() != h1 {
         return Err(bad(format!("its H1 is {}, its page says {h1}", m.h1())));
     }
@@ -571,7 +571,7 @@ pub fn push(
     })?;
     let theirs = remote_store.read_ref(&refname)?;
     if force == Force::WithLease {
-        let seen = local.read_ref(&crate::remote::tracking_ref(remote, log)?)?;
+        let seen = local.read_ref(&crate::transfer::remote::tracking_ref(remote, log)?)?;
         if seen != theirs {
             return Err(Error::Invalid(format!(
                 "push of log {log} to {remote} refused: the remote log is no longer what we last saw there (expected {}, found {}); pull first",
@@ -679,18 +679,18 @@ fn finish_transfer(
 
 /// Records in `local` that `remote` holds `head` for `log`.
 pub fn set_tracking(local: &dyn Backend, remote: &str, log: &str, head: Id) -> Result<()> {
-    let r = crate::remote::tracking_ref(remote, log)?;
+    let r = crate::transfer::remote::tracking_ref(remote, log)?;
     if local.read_ref(&r)? == Some(head) {
         return Ok(());
     }
     // Whoever recorded last saw the remote last: no expectation to state.
-    local.update_ref(&r, crate::backend::Expected::Any, Some(head))
+    local.update_ref(&r, crate::store::Expected::Any, Some(head))
 }
 
 /// Creates a store at `dest` with the logs of `src` (all of them, or only `only_log`),
 /// registering `src_location` as remote `origin`, or completes an interrupted clone there.
 /// Every object is verified on the way. When a log cannot be copied this is an error
-/// naming it, after the other logs were copied ([`crate::clone::clone_logs`] reports them
+/// naming it, after the other logs were copied ([`crate::transfer::clone::clone_logs`] reports them
 /// one by one); when no log could be, nothing is left at `dest` that this call created
 /// unless `keep_partial`.
 pub fn clone(
@@ -701,8 +701,14 @@ pub fn clone(
     keep_partial: bool,
     progress: &dyn Progress,
 ) -> Result<(crate::store::FsStore, Vec<LogTransfer>)> {
-    let report =
-        crate::clone::clone_logs(src, src_location, dest, only_log, keep_partial, progress)?;
+    let report = crate::transfer::clone::clone_logs(
+        src,
+        src_location,
+        dest,
+        only_log,
+        keep_partial,
+        progress,
+    )?;
     if let Some(summary) = report.summary() {
         return Err(Error::Invalid(summary));
     }
@@ -731,14 +737,17 @@ pub struct Status {
 
 /// Compares each local log (and each log known from tracking refs) with what each remote
 /// held at the last exchange.
-pub fn status(local: &dyn Backend, remotes: &[crate::remote::Remote]) -> Result<Vec<Status>> {
+pub fn status(
+    local: &dyn Backend,
+    remotes: &[crate::transfer::remote::Remote],
+) -> Result<Vec<Status>> {
     let mut logs: Vec<String> = crate::log::list(local)?
         .into_iter()
         .map(|i| i.name)
         .collect();
     for r in remotes {
-        let prefix = format!("{}/{}/", crate::name::REMOTES, r.name);
-        for t in local.list_refs(&format!("{}/{}", crate::name::REMOTES, r.name))? {
+        let prefix = format!("{}/{}/", crate::model::name::REMOTES, r.name);
+        for t in local.list_refs(&format!("{}/{}", crate::model::name::REMOTES, r.name))? {
             if let Some(l) = t.as_str().strip_prefix(&prefix) {
                 logs.push(l.to_string());
             }
@@ -750,7 +759,7 @@ pub fn status(local: &dyn Backend, remotes: &[crate::remote::Remote]) -> Result<
     for log in &logs {
         let ours = local.read_ref(&RefName::log(log)?)?;
         for r in remotes {
-            let theirs = local.read_ref(&crate::remote::tracking_ref(&r.name, log)?)?;
+            let theirs = local.read_ref(&crate::transfer::remote::tracking_ref(&r.name, log)?)?;
             let rel = relate(local, ours, local, theirs)?;
             let (ahead, behind, diverged) = match rel {
                 Relation::Equal => (0, 0, false),

@@ -7,17 +7,17 @@ use std::path::{Path, PathBuf};
 
 use std::sync::{Arc, Mutex};
 
-use crate::backend::{
-    check_expected, verify_id, Backend, Batch, Expected, Inventory, Layout, Leftover, PackInfo,
-    RawBlock, Removal, TimedLeases, Upkeep, UpkeepGuard, WriteLease,
-};
-use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, is_tmp_name};
 use crate::id::{is_lower_hex, Id};
-use crate::lock::{self, LockFile};
-use crate::name::RefName;
+use crate::model::name::RefName;
 use crate::pack::{self, Pack};
+use crate::store::config::Config;
+use crate::store::lock::{self, LockFile};
+use crate::store::{
+    check_expected, verify_id, Backend, Batch, Expected, Inventory, Layout, Leftover, PackInfo,
+    RawBlock, Removal, TimedLeases, Upkeep, UpkeepGuard, WriteLease,
+};
 
 /// Largest object (uncompressed) a reader accepts, so a corrupt or hostile frame cannot
 /// make it allocate without bound.
@@ -89,7 +89,8 @@ fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The ref naming the newest pack.
 pub fn packs_ref() -> RefName {
-    RefName::parse(crate::name::PACKS).unwrap_or_else(|_| unreachable!("\"packs\" is a valid name"))
+    RefName::parse(crate::model::name::PACKS)
+        .unwrap_or_else(|_| unreachable!("\"packs\" is a valid name"))
 }
 
 impl FsStore {
@@ -106,7 +107,7 @@ impl FsStore {
             });
         }
         fsutil::create_dir_durable(&root.join("objects"))?;
-        fsutil::create_dir_durable(&root.join("refs").join(crate::name::LOGS))?;
+        fsutil::create_dir_durable(&root.join("refs").join(crate::model::name::LOGS))?;
         // The config goes last: its presence is what makes the directory a store.
         fsutil::write_atomic(&cfg_path, config.render().as_bytes())?;
         Ok(FsStore::new(root, config))
@@ -131,10 +132,10 @@ impl FsStore {
     /// Takes a writer lease ([`Backend::write_lease`]), waiting up to `wait` for a running
     /// gc, and then reloads the pack chain: a gc that ran since it was loaded may have
     /// rewritten the packs, and presence answered from the old ones would be wrong.
-    pub fn lease(&self, wait: std::time::Duration) -> Result<crate::backend::WriteLease> {
-        let lease = crate::lease::writer(&self.root, wait)?;
+    pub fn lease(&self, wait: std::time::Duration) -> Result<crate::store::WriteLease> {
+        let lease = crate::store::lease::writer(&self.root, wait)?;
         self.reload_packs()?;
-        Ok(crate::backend::WriteLease::new(lease))
+        Ok(crate::store::WriteLease::new(lease))
     }
 
     /// Opens the store in `root`.
@@ -507,7 +508,8 @@ impl FsStore {
         // Pages become durable after everything else and one by one, in the order given
         // (oldest first from every writer): a reader that finds a page takes its messages
         // and older pages to be there too, also after a power loss.
-        let is_page = |b: &[u8]| crate::object::peek_kind(b) == Some(crate::object::Kind::Page);
+        let is_page =
+            |b: &[u8]| crate::model::object::peek_kind(b) == Some(crate::model::object::Kind::Page);
         let (pages, rest): (Vec<_>, Vec<_>) = todo.iter().copied().partition(|(_, b)| is_page(b));
         let mut written = self.put_loose_group(&rest)?;
         for page in &pages {
@@ -601,7 +603,7 @@ impl FsStore {
     /// directory. Temporary files and `*.lock` files are skipped.
     fn walk_refs(&self, prefix: &str, damaged: &mut dyn FnMut(Error)) -> Result<Vec<RefName>> {
         if !prefix.is_empty() {
-            crate::name::validate(prefix)?;
+            crate::model::name::validate(prefix)?;
         }
         let refs = self.root.join("refs");
         let base = refs.join(prefix);
@@ -1332,22 +1334,22 @@ impl Batch for FsBatch<'_> {
 }
 
 /// The timed leases of a served directory: `locks/writer-client-<id>` files carrying
-/// their expiry ([`crate::lease`]).
+/// their expiry ([`crate::store::lease`]).
 impl TimedLeases for FsStore {
     fn take(&self, id: &str, ttl: std::time::Duration, wait: std::time::Duration) -> Result<()> {
-        crate::lease::client_writer(&self.root, id, ttl, wait)
+        crate::store::lease::client_writer(&self.root, id, ttl, wait)
     }
 
     fn renew(&self, id: &str, ttl: std::time::Duration) -> Result<bool> {
-        crate::lease::renew_client(&self.root, id, ttl)
+        crate::store::lease::renew_client(&self.root, id, ttl)
     }
 
     fn release(&self, id: &str) -> Result<()> {
-        crate::lease::release_client(&self.root, id)
+        crate::store::lease::release_client(&self.root, id)
     }
 
     fn join(&self, id: &str) -> Result<Option<WriteLease>> {
-        if !crate::lease::client_live(&self.root, id)? {
+        if !crate::store::lease::client_live(&self.root, id)? {
             return Ok(None);
         }
         // As when taking a lease: a gc that ran since the chain was loaded may have
@@ -1357,7 +1359,7 @@ impl TimedLeases for FsStore {
     }
 
     fn count(&self) -> Result<usize> {
-        crate::lease::client_count(&self.root)
+        crate::store::lease::client_count(&self.root)
     }
 }
 
@@ -1383,7 +1385,7 @@ fn remove_file(path: &Path) -> Result<bool> {
 /// ages from modification times, deletions with `unlink` made durable by fsync.
 impl Upkeep for FsStore {
     fn exclusive(&self, wait: std::time::Duration) -> Result<UpkeepGuard> {
-        let upkeep = crate::lease::upkeep(&self.root, wait)?;
+        let upkeep = crate::store::lease::upkeep(&self.root, wait)?;
         let dir = self.packs_dir();
         fsutil::create_dir_durable(&dir)?;
         // No pack is committed while upkeep decides and rewrites: writers wait for this.
@@ -1476,7 +1478,7 @@ impl Upkeep for FsStore {
 
     fn leftovers(&self, age: std::time::Duration) -> Result<Vec<Leftover>> {
         let now = std::time::SystemTime::now();
-        let locks = self.root.join(crate::lease::LOCKS_DIR);
+        let locks = self.root.join(crate::store::lease::LOCKS_DIR);
         let mut out: Vec<Leftover> = FsStore::leftovers(self)?
             .into_iter()
             .filter(|p| {

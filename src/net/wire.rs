@@ -1,5 +1,5 @@
-//! What the HTTP server ([`crate::server`], [`crate::twirp`]) and its clients
-//! ([`crate::http_client`], the Twirp import of [`crate::spec`]) must agree on, said once
+//! What the HTTP server ([`crate::net::server`], [`crate::net::twirp`]) and its clients
+//! ([`crate::net::client`], the Twirp import of [`crate::spec`]) must agree on, said once
 //! (`format/http-api.md`): the headers of the native API, the answer to a pack upload, the
 //! Twirp methods, the limits a client keeps within, and how a token file is read.
 //!
