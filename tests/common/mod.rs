@@ -30,6 +30,10 @@ pub fn bin() -> Command {
         .env_remove("REMOTELOG_ADMIN_TOKEN")
         .env_remove("REMOTELOG_ADMIN_TOKEN_FILE")
         .env("RUST_BACKTRACE", "0");
+    // Once this binary's SeaweedFS runs, every command can reach it (s3:// remotes).
+    if let Some(server) = SEAWEED.get() {
+        c.envs(server.env());
+    }
     c
 }
 
@@ -379,6 +383,8 @@ pub fn cbor_head(major: u8, n: u64, out: &mut Vec<u8>) {
 // ---------------------------------------------------------------------------------------
 // Object storage: one SeaweedFS per test binary
 
+static SEAWEED: std::sync::OnceLock<S3Server> = std::sync::OnceLock::new();
+
 /// A SeaweedFS S3 server started by `scripts/seaweedfs.sh` for this test binary, and what
 /// reaches it (the variables the script prints).
 pub struct S3Server {
@@ -392,8 +398,7 @@ pub struct S3Server {
 /// (it stops when the process exits). If it cannot be started the test fails, with the
 /// script's message: object-storage tests never skip.
 pub fn seaweed() -> &'static S3Server {
-    static SERVER: std::sync::OnceLock<S3Server> = std::sync::OnceLock::new();
-    SERVER.get_or_init(|| {
+    SEAWEED.get_or_init(|| {
         let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
         // Data of servers whose test binary is gone.
         if let Ok(rd) = std::fs::read_dir(base) {
