@@ -464,6 +464,11 @@ mod without_http {
         no_http(open("http://127.0.0.1:9", false).err().unwrap());
         no_http(add(&store, "web", Path::new("http://127.0.0.1:9")).unwrap_err());
         assert!(Remotes::load(&store).unwrap().all().is_empty());
+        // So are object-storage remotes in a build without the `s3` feature.
+        let e = add(&store, "bucket", Path::new("s3://bucket/p")).unwrap_err();
+        assert!(e.to_string().contains("no object-storage support"), "{e}");
+        assert!(open("s3://bucket/p", true).is_err());
+        assert!(Remotes::load(&store).unwrap().all().is_empty());
         // Directory remotes work as ever.
         let other = dir.path().join("other");
         add(&store, "disk", &other).unwrap();
