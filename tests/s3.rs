@@ -624,3 +624,29 @@ fn lease_ages_come_from_the_store_s_clock() {
         .write_lease_waiting(Duration::ZERO)
         .unwrap();
 }
+
+/// `gc NAME` and `repack NAME` on an s3:// remote with no store there fail saying so, and
+/// create nothing (a typo in a prefix must not make an empty store), as on a directory.
+#[test]
+fn upkeep_of_an_s3_remote_with_no_store_fails_and_creates_nothing() {
+    let server = common::seaweed();
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a");
+    ok(&a, &["init"]);
+    let nowhere = server.fresh("nowhere");
+    ok_env(&a, &["remote", "add", "nowhere", &nowhere], &server.env());
+    for cmd in [&["gc", "nowhere"][..], &["repack", "nowhere"]] {
+        let err = fails_env(&a, cmd, &server.env());
+        assert!(err.contains("not a remotelog store"), "{cmd:?}: {err}");
+    }
+    let loc = Location::parse(&nowhere).unwrap();
+    let client = Client::new(server.config(), &loc.bucket).unwrap();
+    let mut keys = Vec::new();
+    client
+        .list(&loc.key(""), &mut |item| {
+            keys.push(item.key);
+            Ok(())
+        })
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}

@@ -194,6 +194,16 @@ pub fn open(location: &str, write: bool) -> Result<S3Backend> {
     S3Backend::open(client, loc, write)
 }
 
+/// Opens the existing store at `location` for upkeep (`gc`, `repack`): its preconditions
+/// probed as for a writer, but no store is made where there is none (as for a directory,
+/// a mistyped prefix must fail, not become an empty store).
+pub fn open_for_upkeep(location: &str) -> Result<S3Backend> {
+    let loc = Location::parse(location)?;
+    let client = Client::new(config_for(&loc)?, &loc.bucket)?;
+    probe_once(&client, &loc)?;
+    S3Backend::open(client, loc, false)
+}
+
 /// Checks a location for `remote add`: parsed, its store reached with the credentials at
 /// hand and its preconditions probed. Returns the canonical form to record (never a
 /// secret).

@@ -38,6 +38,11 @@ mod s3 {
         Ok(Box::new(crate::s3::open(location, write)?))
     }
 
+    /// The existing store at an `s3://` location, for upkeep: probed, never created.
+    pub fn open_upkeep(location: &str) -> Result<Box<dyn Backend>> {
+        Ok(Box::new(crate::s3::open_for_upkeep(location)?))
+    }
+
     /// Checks a new remote: its store reached and its conditional writes probed.
     pub fn check_new(location: &str) -> Result<String> {
         crate::s3::check_new_remote(location)
@@ -60,6 +65,10 @@ mod s3 {
     }
 
     pub fn open(location: &str, _write: bool) -> Result<Box<dyn Backend>> {
+        Err(refused(location))
+    }
+
+    pub fn open_upkeep(location: &str) -> Result<Box<dyn Backend>> {
         Err(refused(location))
     }
 
@@ -221,7 +230,7 @@ pub fn open_for_upkeep(location: &str) -> Result<Box<dyn Backend>> {
         return http::open_admin(location);
     }
     if is_s3(location) {
-        return s3::open(location, true);
+        return s3::open_upkeep(location);
     }
     Ok(Box::new(open_dir(location, false)?))
 }
