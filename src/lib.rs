@@ -13,6 +13,7 @@
 //! - [`spec`]: the 3/REMOTE-LOG wire form of logs;
 //! - [`upkeep`]: check, gc and repack through the contract;
 //! - [`net`]: the HTTP client and `remotelog serve`;
+//! - [`s3`]: object-storage remotes (`s3://BUCKET/PREFIX`), beside `net`;
 //! - [`transfer`]: remotes, push, pull, clone, import-spec;
 //! - [`mock`] and [`sim`]: remotes that behave like real networks, and the sync simulator;
 //! - [`demo`]: the end-to-end scenario of `remotelog demo`.
@@ -21,7 +22,8 @@
 //!
 //! Features (all on by default): `server` (`net::server`: tokio, axum, hyper), `http`
 //! (`net::client` and import-spec's Twirp client: ureq), `cli` (what only the binary
-//! uses). Without `http`, an `http://` remote is refused with an error that says so.
+//! uses), `s3` (`s3`: object-storage remotes on the HTTP client). Without `http` or `s3`,
+//! an `http://` or `s3://` remote is refused with an error that says so.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -36,6 +38,8 @@ pub mod model;
 pub mod net;
 pub mod pack;
 pub mod progress;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod sim;
 pub mod spec;
 pub mod store;

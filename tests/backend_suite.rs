@@ -1,6 +1,7 @@
 //! The storage contract (`src/backend.rs`), as one set of tests run on every
 //! implementation: the memory model, the store directory, an HTTP remote (a served
-//! directory) and the mock remote with its zero-delay profile. A new backend is added by
+//! directory), the mock remote with its zero-delay profile and an object store (a prefix
+//! in a bucket of SeaweedFS, started once for this binary). A new backend is added by
 //! one line in the `suite!` invocation at the end (and a `Subject` constructor).
 
 use std::sync::Arc;
@@ -99,6 +100,26 @@ fn mock() -> Subject {
     let clock: Arc<VirtualClock> = Arc::new(VirtualClock::new(0));
     let mut s = Subject::new(mock.handle(0, clock));
     s._keep = vec![Box::new(mock)];
+    s
+}
+
+/// A fresh prefix in the bucket of this binary's SeaweedFS (`common::seaweed`).
+fn s3() -> Subject {
+    let server = common::seaweed();
+    let store = server.backend(&server.fresh("suite"));
+    let seen = server.backend(&format!(
+        "s3://{}/{}",
+        store.location_of().bucket,
+        store.location_of().prefix
+    ));
+    let mut s = Subject::new(store);
+    s.after = Some(Box::new(move || {
+        // Nothing the suite did left a key where the layout has none, and the same store
+        // opened again sees the same content.
+        let layout = seen.layout().unwrap();
+        assert!(layout.problems.is_empty(), "{:?}", layout.problems);
+        assert!(seen.list_refs("logs").is_ok());
+    }));
     s
 }
 
@@ -869,7 +890,7 @@ macro_rules! suite {
 }
 
 suite!(
-    [mem, fs, http, mock],
+    [mem, fs, http, mock, s3],
     [
         put_get_has,
         large_batch,

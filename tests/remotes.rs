@@ -1,6 +1,7 @@
 //! Remotes end to end: push, pull, clone and status, through the library and through the
 //! real binary. Every scenario that does not depend on the remote being a directory runs
-//! twice: against a directory remote and against the same store served over HTTP.
+//! three times: against a directory remote, against the same store served over HTTP, and
+//! against a prefix in a bucket of SeaweedFS (`s3://`).
 
 use std::path::{Path, PathBuf};
 
@@ -23,12 +24,15 @@ use common::{
 enum Transport {
     Dir,
     Http,
+    S3,
 }
 
 /// A remote store for a test: a directory, served over HTTP for `Transport::Http`.
 struct TestRemote {
     dir: PathBuf,
     server: Option<Running>,
+    /// The `s3://` location of an object-storage remote.
+    s3: Option<String>,
 }
 
 impl TestRemote {
@@ -36,27 +40,29 @@ impl TestRemote {
     /// a store (made now unless `dir` already is one) served on a free loopback port.
     fn new(dir: &Path, tr: Transport) -> TestRemote {
         let server = (tr == Transport::Http).then(|| serve(dir, |_| {}));
+        let s3 = (tr == Transport::S3).then(|| common::seaweed().fresh("remotes"));
         TestRemote {
             dir: dir.to_path_buf(),
             server,
+            s3,
         }
     }
 
     /// What `remote add` and `clone` are given.
     fn location(&self) -> String {
-        match &self.server {
-            Some(s) => s.url(),
-            None => self.dir.display().to_string(),
+        match (&self.server, &self.s3) {
+            (Some(s), _) => s.url(),
+            (_, Some(l)) => l.clone(),
+            _ => self.dir.display().to_string(),
         }
     }
 
     /// The remote through its transport.
     fn backend(&self) -> Box<dyn Backend> {
-        match &self.server {
-            Some(s) => Box::new(HttpBackend::open(&s.url(), None).unwrap()),
-            None => {
-                Box::new(remotelog::transfer::remote::open_dir(&self.location(), true).unwrap())
-            }
+        match (&self.server, &self.s3) {
+            (Some(s), _) => Box::new(HttpBackend::open(&s.url(), None).unwrap()),
+            (_, Some(l)) => Box::new(common::seaweed().backend(l)),
+            _ => Box::new(remotelog::transfer::remote::open_dir(&self.location(), true).unwrap()),
         }
     }
 
@@ -64,10 +70,75 @@ impl TestRemote {
     fn files(&self) -> FsStore {
         FsStore::open(&self.dir).unwrap()
     }
+
+    /// Asserts that a full check of the remote's store finds no problem.
+    fn sound(&self) {
+        match &self.s3 {
+            Some(_) => sound(&*self.backend()),
+            None => sound(&self.files()),
+        }
+    }
+
+    /// Replaces the stored bytes of loose object `id` with a damaged copy.
+    fn damage(&self, id: &remotelog::Id) {
+        match &self.s3 {
+            Some(l) => {
+                let b = common::seaweed().backend(l);
+                let loc = b.location_of().clone();
+                let client =
+                    remotelog::s3::client::Client::new(common::seaweed().config(), &loc.bucket)
+                        .unwrap();
+                let key = loc.key(&remotelog::s3::layout::object(id));
+                let mut bytes = client.get(&key, 1 << 20).unwrap().unwrap().body;
+                let n = bytes.len();
+                bytes[n / 2] ^= 0x40;
+                let put = remotelog::s3::client::Cond::None;
+                assert_eq!(client.put(&key, &bytes, &put).unwrap().status, 200);
+            }
+            None => {
+                let path = self.files().object_path(id);
+                let mut bytes = std::fs::read(&path).unwrap();
+                let n = bytes.len();
+                bytes[n / 2] ^= 0x40;
+                std::fs::write(&path, bytes).unwrap();
+            }
+        }
+    }
+
+    /// For an object-storage remote, uploads every file of the store directory `dir` to
+    /// the key of the same path under the prefix (the layouts are the same).
+    fn seed_from(&self, dir: &Path) {
+        let Some(l) = &self.s3 else { return };
+        let loc = remotelog::s3::Location::parse(l).unwrap();
+        let client =
+            remotelog::s3::client::Client::new(common::seaweed().config(), &loc.bucket).unwrap();
+        for entry in walkdir::WalkDir::new(dir) {
+            let entry = entry.unwrap();
+            if entry.file_type().is_file() {
+                let rel = entry.path().strip_prefix(dir).unwrap().to_str().unwrap();
+                let bytes = std::fs::read(entry.path()).unwrap();
+                let put = remotelog::s3::client::Cond::None;
+                let a = client.put(&loc.key(rel), &bytes, &put).unwrap();
+                assert_eq!(a.status, 200, "{rel}");
+            }
+        }
+    }
+
+    /// Runs `check --read-data` on the remote through the binary (`local` has it as `name`).
+    fn check_cli(&self, local: &Path, name: &str) {
+        match &self.s3 {
+            Some(_) => ok(local, &["check", "--read-data", name]),
+            None => ok(&self.dir, &["check", "--read-data"]),
+        };
+    }
 }
 
 /// A backend for a location string, as the CLI would open it.
 fn open_location(location: &str) -> Box<dyn Backend> {
+    if remotelog::transfer::remote::is_s3(location) {
+        // The credentials of this binary's server, not of the process environment.
+        return Box::new(common::seaweed().backend(location));
+    }
     remotelog::transfer::remote::open(location, true).unwrap()
 }
 
@@ -82,6 +153,10 @@ macro_rules! both_transports {
             #[test]
             fn http() {
                 super::$name(super::Transport::Http)
+            }
+            #[test]
+            fn s3() {
+                super::$name(super::Transport::S3)
             }
         }
     )*};
@@ -148,7 +223,7 @@ fn push_to_two_remotes_and_clone_from_each(tr: Transport) {
     let before_main = ok(&a, &["log", "--json"]);
     let before_other = ok(&a, &["log", "--log", "other", "--json"]);
     for (i, (remote, served)) in [&r1, &r2].iter().zip(&remotes).enumerate() {
-        ok(&served.dir, &["check", "--read-data"]);
+        served.check_cli(&a, ["origin", "backup"][i]);
         let dest = t.path().join(format!("clone{i}"));
         ok(t.path(), &["clone", remote, dest.to_str().unwrap()]);
         assert_eq!(ok(&dest, &["log", "--json"]), before_main);
@@ -270,7 +345,7 @@ fn push_copies_only_what_is_new(tr: Transport) {
     assert!(second.copied.objects <= 5 + 2, "{:?}", second.copied);
     assert!(counting.read_count() <= 5 + 6);
     assert_eq!(entries(remote, "main"), entries(&w, "main"));
-    sound(&served.files());
+    served.sound();
 }
 
 /// The remote already holds the page a push will name, but not its messages (a writer's
@@ -294,7 +369,7 @@ fn a_stray_page_on_the_remote_does_not_cut_a_push_short(tr: Transport) {
     let done = sync::push(&w, "origin", remote, "main", sync::Force::No, &Silent).unwrap();
     assert_eq!(done.outcome, "fast-forward");
     assert_eq!(entries(remote, "main"), entries(&w, "main"));
-    sound(&served.files());
+    served.sound();
 }
 
 fn push_refuses_to_drop_remote_entries_unless_forced(tr: Transport) {
@@ -318,7 +393,7 @@ fn push_refuses_to_drop_remote_entries_unless_forced(tr: Transport) {
     let forced = sync::push(&b, "origin", remote, "main", sync::Force::Yes, &Silent).unwrap();
     assert_eq!(forced.outcome, "forced");
     assert_eq!(entries(remote, "main"), entries(&b, "main"));
-    sound(&served.files());
+    served.sound();
 }
 
 fn racing_pushes_exactly_one_wins(tr: Transport) {
@@ -367,7 +442,7 @@ fn racing_pushes_exactly_one_wins(tr: Transport) {
             70 + round,
             "loser keeps its log"
         );
-        sound(&served.files());
+        served.sound();
     }
 }
 
@@ -381,11 +456,7 @@ fn clone_of_a_corrupt_remote_fails_naming_the_object_and_leaves_nothing(tr: Tran
     append(&w, 20, "a");
     sync::push(&w, "origin", remote, "main", sync::Force::No, &Silent).unwrap();
     let victim = log::entries(remote, "main").unwrap()[7].h2;
-    let path = served.files().object_path(&victim);
-    let mut bytes = std::fs::read(&path).unwrap();
-    let n = bytes.len();
-    bytes[n / 2] ^= 0x40;
-    std::fs::write(&path, bytes).unwrap();
+    served.damage(&victim);
     let dest = t.path().join("dest");
     let err = fails(t.path(), &["clone", &location, dest.to_str().unwrap()]);
     assert!(err.contains(&victim.to_hex()), "{err}");
@@ -420,6 +491,7 @@ fn remote_created_by_the_v1_fixture_clones_and_accepts_pushes(tr: Transport) {
         }
     }
     let served = TestRemote::new(&remote_dir, tr);
+    served.seed_from(&remote_dir);
     let remote = served.backend();
     let remote = &*remote;
     let dest = t.path().join("clone");
@@ -446,7 +518,7 @@ fn remote_created_by_the_v1_fixture_clones_and_accepts_pushes(tr: Transport) {
     )
     .unwrap();
     assert_eq!(pushed.entries, 2);
-    sound(&served.files());
+    served.sound();
     sound(&local);
 }
 

@@ -79,7 +79,7 @@ pub struct Patience {
 }
 
 /// Why reading an answer's body stopped.
-enum BodyError {
+pub(crate) enum BodyError {
     /// The connection failed or a read timed out.
     Io(std::io::Error),
     /// It arrives slower than [`MIN_BODY_RATE`] allows: (bytes, time).
@@ -106,7 +106,7 @@ impl Patience {
     }
 
     /// An agent with these timeouts (HTTP errors are answers, not errors).
-    fn agent(&self) -> ureq::Agent {
+    pub(crate) fn agent(&self) -> ureq::Agent {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
@@ -121,7 +121,7 @@ impl Patience {
 
     /// Reads a body whole, at most `max` bytes, refusing one that arrives too slowly:
     /// ureq bounds each read and the whole body in time, this the pace in between.
-    fn read_body(
+    pub(crate) fn read_body(
         &self,
         mut r: impl std::io::Read,
         max: u64,
@@ -150,7 +150,7 @@ impl Patience {
     }
 
     /// The error for a body that arrives too slowly from `url`.
-    fn too_slow(&self, url: &str, bytes: usize, took: Duration) -> Error {
+    pub(crate) fn too_slow(&self, url: &str, bytes: usize, took: Duration) -> Error {
         Error::remote(RemoteFailure::TooSlow, format!(
             "{url}: the answer arrives too slowly ({bytes} bytes in {} s; after the first {} s at least {MIN_BODY_RATE} bytes/s are needed); check the network and the server, then retry",
             took.as_secs(),
@@ -350,7 +350,7 @@ impl std::fmt::Debug for HttpBackend {
     }
 }
 
-fn is_connection_error(e: &ureq::Error) -> bool {
+pub(crate) fn is_connection_error(e: &ureq::Error) -> bool {
     match e {
         ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) => true,
         ureq::Error::Io(io) => matches!(

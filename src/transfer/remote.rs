@@ -18,6 +18,65 @@ pub fn is_url(location: &str) -> bool {
     l.starts_with("http://") || l.starts_with("https://")
 }
 
+/// True when `location` names an object-storage remote (`s3://BUCKET/PREFIX`).
+pub fn is_s3(location: &str) -> bool {
+    location.to_ascii_lowercase().starts_with("s3://")
+}
+
+/// Object-storage remotes as remotes use them.
+#[cfg(feature = "s3")]
+mod s3 {
+    use super::*;
+
+    /// The canonical form of an `s3://` location (options kept, never a secret).
+    pub fn normalize(location: &str) -> Result<String> {
+        Ok(crate::s3::Location::parse(location)?.render())
+    }
+
+    /// The remote at an `s3://` location; `write`: probed and created if need be.
+    pub fn open(location: &str, write: bool) -> Result<Box<dyn Backend>> {
+        Ok(Box::new(crate::s3::open(location, write)?))
+    }
+
+    /// The existing store at an `s3://` location, for upkeep: probed, never created.
+    pub fn open_upkeep(location: &str) -> Result<Box<dyn Backend>> {
+        Ok(Box::new(crate::s3::open_for_upkeep(location)?))
+    }
+
+    /// Checks a new remote: its store reached and its conditional writes probed.
+    pub fn check_new(location: &str) -> Result<String> {
+        crate::s3::check_new_remote(location)
+    }
+}
+
+/// A build without object storage: every `s3://` location is refused, saying why.
+#[cfg(not(feature = "s3"))]
+mod s3 {
+    use super::*;
+
+    fn refused(location: &str) -> Error {
+        Error::Invalid(format!(
+            "{location}: this build of remotelog has no object-storage support (it was built without the `s3` feature); use a directory remote, or a build with the default features"
+        ))
+    }
+
+    pub fn normalize(location: &str) -> Result<String> {
+        Err(refused(location))
+    }
+
+    pub fn open(location: &str, _write: bool) -> Result<Box<dyn Backend>> {
+        Err(refused(location))
+    }
+
+    pub fn open_upkeep(location: &str) -> Result<Box<dyn Backend>> {
+        Err(refused(location))
+    }
+
+    pub fn check_new(location: &str) -> Result<String> {
+        Err(refused(location))
+    }
+}
+
 /// Checks a remote URL and gives its canonical form (`http://HOST:PORT[/PREFIX]`); a build
 /// without the `http` feature refuses every URL.
 pub fn normalize_url(url: &str) -> Result<String> {
@@ -72,16 +131,21 @@ mod http {
     }
 }
 
-/// Registers remote `name` at `location`: an `http://` URL (kept as given, normalized) or
-/// a directory (made absolute).
+/// Registers remote `name` at `location`: an `http://` URL (kept as given, normalized), an
+/// `s3://` location (whose store must honour conditional writes: probed first) or a
+/// directory (made absolute).
 pub fn add(store: &FsStore, name: &str, location: &Path) -> Result<Remote> {
+    if let Some(l) = location.to_str().filter(|l| is_s3(l)) {
+        validate_name(name)?;
+        s3::check_new(l)?;
+    }
     add_in(store.root(), name, location)
 }
 
 /// [`add`] in directory `root`, which need not be a store yet (see [`Remotes::load_in`]).
 pub fn add_in(root: &Path, name: &str, location: &Path) -> Result<Remote> {
     let stored = stored_location(&location.to_string_lossy())?;
-    if !is_url(&stored) && Path::new(&stored) == absolute(root)? {
+    if !is_url(&stored) && !is_s3(&stored) && Path::new(&stored) == absolute(root)? {
         return Err(Error::Invalid(format!(
             "{stored} is this store itself; a remote must be another directory"
         )));
@@ -89,11 +153,14 @@ pub fn add_in(root: &Path, name: &str, location: &Path) -> Result<Remote> {
     crate::store::remotes::add_in(root, name, &stored)
 }
 
-/// The form in which `remote add` records `location` in the `remotes` file: a URL
-/// normalized, a directory made absolute.
+/// The form in which `remote add` records `location` in the `remotes` file: a URL or an
+/// `s3://` location normalized (never a secret), a directory made absolute.
 pub fn stored_location(location: &str) -> Result<String> {
     if is_url(location) {
         return normalize_url(location);
+    }
+    if is_s3(location) {
+        return s3::normalize(location);
     }
     Ok(absolute(Path::new(location))?
         .to_string_lossy()
@@ -149,6 +216,9 @@ pub fn open(location: &str, create: bool) -> Result<Box<dyn Backend>> {
     if is_url(location) {
         return http::open(location);
     }
+    if is_s3(location) {
+        return s3::open(location, create);
+    }
     Ok(Box::new(open_dir(location, create)?))
 }
 
@@ -158,6 +228,9 @@ pub fn open(location: &str, create: bool) -> Result<Box<dyn Backend>> {
 pub fn open_for_upkeep(location: &str) -> Result<Box<dyn Backend>> {
     if is_url(location) {
         return http::open_admin(location);
+    }
+    if is_s3(location) {
+        return s3::open_upkeep(location);
     }
     Ok(Box::new(open_dir(location, false)?))
 }
@@ -239,6 +312,9 @@ pub fn resolve_source(store: &Path, src: &str) -> Result<String> {
     if is_url(src) {
         return normalize_url(src);
     }
+    if is_s3(src) {
+        return s3::normalize(src);
+    }
     let p = Path::new(src);
     if p.exists() {
         return Ok(absolute(p)?.to_string_lossy().into_owned());
@@ -263,7 +339,7 @@ pub const PACKS_BEFORE_HINT: usize = 16;
 /// [`PACKS_BEFORE_HINT`] and a `repack` there would merge them; `None` otherwise, and for
 /// an HTTP remote or a directory that cannot be read.
 pub fn packs_to_merge(location: &str) -> Option<usize> {
-    if is_url(location) {
+    if is_url(location) || is_s3(location) {
         return None;
     }
     let packs = FsStore::open(Path::new(location))
@@ -396,6 +472,11 @@ mod without_http {
         };
         no_http(open("http://127.0.0.1:9", false).err().unwrap());
         no_http(add(&store, "web", Path::new("http://127.0.0.1:9")).unwrap_err());
+        assert!(Remotes::load(&store).unwrap().all().is_empty());
+        // So are object-storage remotes in a build without the `s3` feature.
+        let e = add(&store, "bucket", Path::new("s3://bucket/p")).unwrap_err();
+        assert!(e.to_string().contains("no object-storage support"), "{e}");
+        assert!(open("s3://bucket/p", true).is_err());
         assert!(Remotes::load(&store).unwrap().all().is_empty());
         // Directory remotes work as ever.
         let other = dir.path().join("other");

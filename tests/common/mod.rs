@@ -30,6 +30,10 @@ pub fn bin() -> Command {
         .env_remove("REMOTELOG_ADMIN_TOKEN")
         .env_remove("REMOTELOG_ADMIN_TOKEN_FILE")
         .env("RUST_BACKTRACE", "0");
+    // Once this binary's SeaweedFS runs, every command can reach it (s3:// remotes).
+    if let Some(server) = SEAWEED.get() {
+        c.envs(server.env());
+    }
     c
 }
 
@@ -390,5 +394,132 @@ pub fn cbor_head(major: u8, n: u64, out: &mut Vec<u8>) {
     } else {
         out.push(m | 27);
         out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Object storage: one SeaweedFS per test binary
+
+static SEAWEED: std::sync::OnceLock<S3Server> = std::sync::OnceLock::new();
+
+/// A SeaweedFS S3 server started by `scripts/seaweedfs.sh` for this test binary, and what
+/// reaches it (the variables the script prints).
+pub struct S3Server {
+    /// `AWS_ENDPOINT_URL` and the other variables, as the script printed them.
+    pub vars: Vec<(String, String)>,
+    /// The bucket it serves.
+    pub bucket: String,
+}
+
+/// The server of this test binary, started on first use with the test process as its owner
+/// (it stops when the process exits). If it cannot be started the test fails, with the
+/// script's message: object-storage tests never skip.
+pub fn seaweed() -> &'static S3Server {
+    SEAWEED.get_or_init(|| {
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        // Data of servers whose test binary is gone.
+        if let Ok(rd) = std::fs::read_dir(base) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix("seaweedfs-").and_then(|p| p.parse().ok()) {
+                    if !remotelog::store::lock::process_alive(pid) {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
+        let dir = base.join(format!("seaweedfs-{}", std::process::id()));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/seaweedfs.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(&dir)
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run scripts/seaweedfs.sh");
+        assert!(
+            out.status.success(),
+            "SeaweedFS could not be started for the object-storage tests: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        let vars: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let bucket = vars
+            .iter()
+            .find(|(k, _)| k == "REMOTELOG_S3_BUCKET")
+            .map(|(_, v)| v.clone())
+            .expect("the script names the bucket");
+        S3Server { vars, bucket }
+    })
+}
+
+impl S3Server {
+    /// The value of one of the script's variables.
+    pub fn var(&self, name: &str) -> &str {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("the script did not print {name}"))
+    }
+
+    /// A new prefix in the bucket, never used before: `s3://BUCKET/t-TAG-PID-N-NANOS`.
+    pub fn fresh(&self, tag: &str) -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        format!(
+            "s3://{}/t-{tag}-{}-{n}-{nanos}",
+            self.bucket,
+            std::process::id()
+        )
+    }
+
+    /// The environment a `remotelog` command needs to reach the server.
+    pub fn env(&self) -> Vec<(&str, &str)> {
+        self.vars
+            .iter()
+            .filter(|(k, _)| k.starts_with("AWS_"))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    /// The client configuration of the server (without touching this process's
+    /// environment, which the tests' threads share).
+    pub fn config(&self) -> remotelog::s3::client::Config {
+        remotelog::s3::client::Config {
+            endpoint: self.var("AWS_ENDPOINT_URL").into(),
+            region: self.var("AWS_REGION").into(),
+            key_id: self.var("AWS_ACCESS_KEY_ID").into(),
+            secret: self.var("AWS_SECRET_ACCESS_KEY").into(),
+            session_token: None,
+        }
+    }
+
+    /// The store at `location` (`s3://…` from [`S3Server::fresh`]), created if need be,
+    /// its preconditions probed.
+    pub fn backend(&self, location: &str) -> remotelog::s3::S3Backend {
+        let loc = remotelog::s3::Location::parse(location).unwrap();
+        let client = remotelog::s3::client::Client::new(self.config(), &loc.bucket).unwrap();
+        remotelog::s3::probe_once(&client, &loc).unwrap();
+        remotelog::s3::S3Backend::open(client, loc, true).unwrap()
+    }
+
+    /// Runs `remotelog --store STORE ARGS...` with the server's environment.
+    pub fn run(&self, store: &Path, args: &[&str]) -> Output {
+        run_env(store, args, &self.env())
+    }
+
+    /// Like [`S3Server::run`], asserting success; returns stdout.
+    #[track_caller]
+    pub fn ok(&self, store: &Path, args: &[&str]) -> String {
+        ok_env(store, args, &self.env())
     }
 }

@@ -196,6 +196,8 @@ pub struct LogsArgs {
 
 #[derive(Args)]
 pub struct CheckArgs {
+    /// Check the remote of this name (a directory, URL or s3:// remote) instead of --store.
+    pub remote: Option<String>,
     /// Decompress and hash every object.
     #[arg(long)]
     pub read_data: bool,
@@ -342,6 +344,8 @@ pub struct ForgetArgs {
 
 #[derive(Args)]
 pub struct RepackArgs {
+    /// Repack the remote of this name (a directory or s3:// remote) instead of --store.
+    pub remote: Option<String>,
     /// Start a new pack once one reaches this many MiB.
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     pub target_size: u64,

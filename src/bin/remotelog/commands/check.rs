@@ -4,6 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use remotelog::store::Backend;
+use remotelog::transfer::remote::{self, Remotes};
 
 use crate::args::CheckArgs;
 use crate::ctx::Ctx;
@@ -12,8 +13,12 @@ use crate::ctx::Ctx;
 pub fn run(args: CheckArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let mut out = ctx.out();
     let (read_data, json) = (args.read_data, args.json);
-    let store = ctx.open_store()?;
-    let report = remotelog::upkeep::check::check(&store, read_data);
+    let local = ctx.open_store()?;
+    let store: Box<dyn Backend> = match &args.remote {
+        Some(name) => remote::open(&Remotes::load(&local)?.named(name)?.location, false)?,
+        None => Box::new(local),
+    };
+    let report = remotelog::upkeep::check::check(&*store, read_data);
     if json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {

@@ -4,6 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use remotelog::progress::Progress;
+use remotelog::store::Backend;
+use remotelog::transfer::remote::{self, Remotes};
 
 use crate::args::RepackArgs;
 use crate::ctx::Ctx;
@@ -11,10 +13,14 @@ use crate::ctx::Ctx;
 /// Repacks and prints the summary.
 pub fn run(args: RepackArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let mut out = ctx.out();
-    let store = ctx.open_store()?;
+    let local = ctx.open_store()?;
+    let store: Box<dyn Backend> = match &args.remote {
+        Some(name) => remote::open_for_upkeep(&Remotes::load(&local)?.named(name)?.location)?,
+        None => Box::new(local),
+    };
     let bar = ctx.progress("repack");
     let r = remotelog::upkeep::repack::repack(
-        &store,
+        &*store,
         args.target_size.clamp(1, u64::MAX >> 20) << 20,
         &bar,
     )
