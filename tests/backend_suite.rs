@@ -1,4 +1,4 @@
-//! The storage contract (`src/backend.rs`), as one set of tests run on every
+//! The storage contract (`src/store/contract.rs`), as one set of tests run on every
 //! implementation: the memory model, the store directory, an HTTP remote (a served
 //! directory), the mock remote with its zero-delay profile and an object store (a prefix
 //! in a bucket of SeaweedFS, started once for this binary). A new backend is added by

@@ -40,7 +40,7 @@ fn siblings(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(remotelog::transfer::clone::TMP_PREFIX))
+        .filter(|n| n.starts_with(remotelog::store::clone_setup::TMP_PREFIX))
         .collect()
 }
 
@@ -400,7 +400,7 @@ fn stale_clone_siblings_are_cleared_and_live_ones_kept() {
         child.wait().unwrap();
         pid
     };
-    let prefix = remotelog::transfer::clone::TMP_PREFIX;
+    let prefix = remotelog::store::clone_setup::TMP_PREFIX;
     let stale: PathBuf = t.path().join(format!("{prefix}{host}-{dead}-1"));
     let live = t
         .path()

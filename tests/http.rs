@@ -965,7 +965,7 @@ fn writes_need_the_token_reads_do_not_unless_private() {
     let t = tempfile::tempdir().unwrap();
     let token_file = t.path().join("token");
     std::fs::write(&token_file, "  s3cret-token\n\n").unwrap();
-    let token = server::read_token_file(&token_file).unwrap();
+    let token = remotelog::net::wire::read_token_file(&token_file).unwrap();
     assert_eq!(token, "s3cret-token");
     let srv = serve(&t.path().join("srv"), |o| o.token = Some(token.clone()));
     let url = srv.url();

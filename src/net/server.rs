@@ -36,7 +36,7 @@ use crate::pack::{self, Pack};
 use crate::store::dir::{FsStore, LOOSE_MAX};
 use crate::store::{Backend, TimedLeases};
 // Kept at their old paths for the binary and the fuzz targets.
-pub use crate::net::wire::{read_token_file, MAX_PRESENT_IDS};
+use crate::net::wire::MAX_PRESENT_IDS;
 
 /// Default `--listen` address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8001";

@@ -35,8 +35,6 @@ pub const UPKEEP: &str = "upkeep";
 /// Prefix of the shared leases of writers, in [`LOCKS_DIR`].
 pub const WRITER_PREFIX: &str = "writer-";
 
-pub use crate::store::{UPKEEP_WAIT, WRITER_WAIT};
-
 /// A writer's shared lease; the file is removed when the last lease this process holds on
 /// the store is dropped.
 #[derive(Debug)]

@@ -18,7 +18,7 @@ use crate::store::Backend;
 use crate::transfer::remote::{self, ORIGIN};
 use crate::transfer::sync::{pull, LogTransfer};
 
-pub use crate::store::clone_setup::{Target, TMP_PREFIX};
+use crate::store::clone_setup::Target;
 
 /// What a clone did.
 #[derive(Debug)]

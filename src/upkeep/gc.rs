@@ -15,7 +15,7 @@ use crate::progress::Progress;
 use crate::store::{Backend, Removal, Upkeep};
 use crate::upkeep::repack::{self, Rewrite};
 
-pub use crate::store::Collected;
+use crate::store::Collected;
 
 /// Temporary files younger than this are never collected, whatever the grace period
 /// (store-v1 section 6): a server spools an upload to one before the request takes its

@@ -1,6 +1,6 @@
 //! Ref files and names: `store::parse_ref` (a ref file's content), `name::validate` and
 //! `RefName` (log and ref names), remote names and the refs built from them
-//! (`src/store.rs`, `src/name.rs`, `src/remote.rs`, `src/spec.rs`).
+//! (`src/store/dir.rs`, `src/model/name.rs`, `src/store/remotes.rs`, `src/transfer/import_spec.rs`).
 
 use std::path::{Component, Path};
 

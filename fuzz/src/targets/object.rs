@@ -1,4 +1,4 @@
-//! Object decoding (`src/object.rs`): messages and pages, strict canonical CBOR.
+//! Object decoding (`src/model/object.rs`): messages and pages, strict canonical CBOR.
 
 use remotelog::model::object::{self, Kind, Object};
 

@@ -1,4 +1,4 @@
-//! The pack parser (`src/pack.rs`) and what a reader does with a pack that opens: checksum,
+//! The pack parser (`src/pack/`) and what a reader does with a pack that opens: checksum,
 //! index validation, the walk by block, decompression, lookups (one, sorted, `locate`,
 //! `whole_blocks`) and reads, from memory and again through positioned reads of a file
 //! (the production path).

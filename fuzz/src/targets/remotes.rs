@@ -1,4 +1,4 @@
-//! The `remotes` file parser (`src/remote.rs`).
+//! The `remotes` file parser (`src/store/remotes.rs`).
 
 use std::path::Path;
 

@@ -1,4 +1,4 @@
-//! The server's request decoding (`src/server.rs`): ids and ref names from URLs,
+//! The server's request decoding (`src/net/server.rs`): ids and ref names from URLs,
 //! `If-Match` / `If-None-Match`, `Range`, and the `/cas/present` body.
 //!
 //! The first byte picks the decoder (its value modulo 5); the rest is its input:
@@ -8,7 +8,8 @@
 //! `/cas/present` body.
 
 use remotelog::model::name;
-use remotelog::net::server::{fuzz_entry, MAX_PRESENT_IDS};
+use remotelog::net::server::fuzz_entry;
+use remotelog::net::wire::MAX_PRESENT_IDS;
 
 pub fn run(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else {

@@ -1,4 +1,4 @@
-//! The Twirp request decoding (`src/twirp.rs`): the route, the `Content-Type`, and the
+//! The Twirp request decoding (`src/net/twirp.rs`): the route, the `Content-Type`, and the
 //! four request messages in protobuf and in proto3 JSON.
 //!
 //! The first byte picks the message (bits 0-1: `vac.cas.Content`, `vac.cas.Address`,

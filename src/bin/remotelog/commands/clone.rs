@@ -22,7 +22,7 @@ pub fn run(args: CloneArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     } = args;
     let location = remote::resolve_source(&ctx.store, &src)?;
     if remotelog::transfer::clone::target(&dest, &location)?
-        == remotelog::transfer::clone::Target::Resume
+        == remotelog::store::clone_setup::Target::Resume
     {
         eprintln!(
             "remotelog: resuming the clone into {} (it holds an earlier clone of {location})",

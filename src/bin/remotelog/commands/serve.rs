@@ -13,7 +13,7 @@ pub fn run(args: ServeArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let mut opts = remotelog::net::server::Options::new(store);
     opts.listen = args.listen;
     opts.token = match &args.token_file {
-        Some(f) => Some(remotelog::net::server::read_token_file(f)?),
+        Some(f) => Some(remotelog::net::wire::read_token_file(f)?),
         None => None,
     };
     opts.read_only = args.read_only;
@@ -23,7 +23,7 @@ pub fn run(args: ServeArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     opts.max_concurrency = args.max_concurrency;
     opts.max_memory = args.max_memory.saturating_mul(1 << 20);
     opts.admin_token = match &args.admin_token_file {
-        Some(f) => Some(remotelog::net::server::read_token_file(f)?),
+        Some(f) => Some(remotelog::net::wire::read_token_file(f)?),
         None => None,
     };
     let shown = remote::absolute(store)?;
