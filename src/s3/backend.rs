@@ -198,7 +198,7 @@ impl S3Backend {
         let mut next = head;
         while let Some(id) = next {
             if !seen.insert(id) {
-                return Err(self.bad_pack(&id, "the pack chain loops".into()));
+                return Err(self.bad_pack(&id, "the pack chain loops"));
             }
             let p = match known.remove(&id) {
                 Some(p) => p,
@@ -215,10 +215,10 @@ impl S3Backend {
         Ok(())
     }
 
-    fn bad_pack(&self, id: &Id, reason: String) -> Error {
+    fn bad_pack(&self, id: &Id, reason: impl ToString) -> Error {
         Error::BadPack {
             path: self.url(&layout::pack(id)).into(),
-            reason,
+            reason: reason.to_string(),
         }
     }
 
@@ -235,7 +235,7 @@ impl S3Backend {
         if size < (pack::HEADER_LEN + pack::TRAILER_LEN) as u64 {
             return Err(bad(format!("{size} bytes is too short for a pack")));
         }
-        let (offset, len) = pack::index_span(&trailer, size).map_err(bad)?;
+        let (offset, len) = pack::index_span(&trailer, size).map_err(|r| bad(r.to_string()))?;
         let header = self
             .client
             .get_range(&key, 0, pack::HEADER_LEN as u64 - 1)?
@@ -276,7 +276,7 @@ impl S3Backend {
         let reader = std::fs::File::open(path).at(path)?;
         let p = pack::Pack::parse(pack::map(path)?)
             .and_then(|p| p.read_frames_from(reader))
-            .map_err(bad)?;
+            .map_err(|r| bad(r.to_string()))?;
         if p.recorded_id() != *id {
             return Err(bad(format!("its trailer says it is {}", p.recorded_id())));
         }
@@ -326,7 +326,7 @@ impl S3Backend {
                     .client
                     .get_range(&key, start, stop - 1)?
                     .ok_or_else(|| {
-                        self.bad_pack(&rp.id, "is missing but the pack chain names it".into())
+                        self.bad_pack(&rp.id, "is missing but the pack chain names it")
                     })?;
                 std::os::unix::fs::FileExt::write_all_at(&rp.file, &bytes, start)
                     .at(self.dir.path())?;
@@ -368,7 +368,7 @@ impl S3Backend {
             .map_err(|reason| Error::ObjectCorrupt {
                 id: *id,
                 location: where_(),
-                reason,
+                reason: reason.to_string(),
             })?;
         verify_id(id, &bytes, where_)?;
         Ok(Some(bytes))
@@ -545,7 +545,7 @@ impl S3Backend {
         };
         let id = parse_ref(&a.body).map_err(|reason| Error::BadRef {
             path: self.url(&rel).into(),
-            reason,
+            reason: reason.to_string(),
         })?;
         Ok(Some((id, a.etag().unwrap_or_default())))
     }
@@ -893,7 +893,7 @@ impl Backend for S3Backend {
     fn read_pack(&self, id: &Id, offset: u64, len: u64) -> Result<Box<dyn std::io::Read + Send>> {
         self.reload_packs()?;
         let Some(rp) = self.chain_packs().into_iter().find(|p| p.id == *id) else {
-            return Err(self.bad_pack(id, "is not on this store's pack chain".into()));
+            return Err(self.bad_pack(id, "is not on this store's pack chain"));
         };
         if offset.checked_add(len).is_none_or(|end| end > rp.size) {
             return Err(self.bad_pack(

@@ -409,7 +409,7 @@ pub(crate) fn layout(b: &S3Backend) -> Result<Layout> {
             problems.push(
                 Error::BadPack {
                     path: b.pack_location(&p.id).into(),
-                    reason: r,
+                    reason: r.to_string(),
                 }
                 .to_string(),
             );
