@@ -252,6 +252,9 @@ pub enum RemoteFailure {
     NotThatServer,
     /// The location itself cannot be used (a scheme not built in, a malformed URL).
     BadLocation,
+    /// TLS failed: the server's certificate was refused (not trusted, not for its name,
+    /// out of date) or it speaks no TLS. Trying again does not help; a CA file may.
+    Untrusted,
     /// A value kept changing under concurrent updates beyond the retries.
     Busy,
 }

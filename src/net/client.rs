@@ -105,9 +105,14 @@ impl Patience {
         Ok(Patience { wait })
     }
 
-    /// An agent with these timeouts (HTTP errors are answers, not errors).
-    pub(crate) fn agent(&self) -> ureq::Agent {
+    /// An agent with these timeouts that trusts what `trust` says for https (HTTP errors
+    /// are answers, not errors).
+    pub(crate) fn agent(&self, trust: &Trust) -> ureq::Agent {
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(trust.roots.clone())
+            .build();
         let config = ureq::Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_recv_response(Some(self.wait))
@@ -159,7 +164,136 @@ impl Patience {
     }
 }
 
-/// Checks a remote URL and gives its canonical form (`http://HOST:PORT[/PREFIX]`, no
+/// Environment variable naming a PEM file of the CA certificates that https clients
+/// (remotes, S3 endpoints, `import-spec`) trust instead of the built-in roots.
+pub const CA_FILE_ENV: &str = "REMOTELOG_CA_FILE";
+/// The usual variable (OpenSSL, curl, git, Python) for the same, read after [`CA_FILE_ENV`].
+pub const SSL_CERT_FILE_ENV: &str = "SSL_CERT_FILE";
+/// The variables naming the CA file of an https remote, first set first.
+pub(crate) const HTTP_CA_VARS: &[&str] = &[CA_FILE_ENV, SSL_CERT_FILE_ENV];
+/// The largest CA file read: a whole public bundle is about 200 KiB.
+const CA_FILE_MAX: u64 = 16 << 20;
+
+/// The certificates an https client trusts: Mozilla's roots, built in (so a minimal
+/// container verifies AWS and public servers without a system bundle), or the CA
+/// certificates of the file the first set variable of a list names. As with OpenSSL, curl
+/// and the AWS CLI, such a file replaces the built-in roots rather than adding to them, so
+/// setting it never widens what is trusted behind the user's back. Verification is never
+/// off.
+#[derive(Debug, Clone)]
+pub(crate) struct Trust {
+    roots: ureq::tls::RootCerts,
+    /// The variable and the file the roots come from; `None`: the built-in roots.
+    file: Option<(&'static str, std::path::PathBuf)>,
+    /// The variables that could name a CA file, for the hint when a certificate is refused.
+    vars: &'static [&'static str],
+}
+
+impl Trust {
+    /// The trust of a client of `url`: for `https://`, the CA file named by the first set
+    /// (non-empty) variable of `vars`, read now, else the built-in roots; for `http://`,
+    /// the built-in roots without looking at the variables (a broken bundle must not break
+    /// a remote that never uses it).
+    pub(crate) fn for_url(url: &str, vars: &'static [&'static str]) -> Result<Trust> {
+        let builtin = Trust {
+            roots: ureq::tls::RootCerts::WebPki,
+            file: None,
+            vars,
+        };
+        if !url.starts_with("https://") {
+            return Ok(builtin);
+        }
+        for var in vars {
+            match std::env::var_os(var) {
+                Some(p) if !p.is_empty() => {
+                    let path = std::path::PathBuf::from(p);
+                    let certs = read_ca_file(var, &path)?;
+                    return Ok(Trust {
+                        roots: ureq::tls::RootCerts::new_with_certs(&certs),
+                        file: Some((var, path)),
+                        vars,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(builtin)
+    }
+
+    /// The error for a request to `base` that failed in TLS, or `None` when `e` is not a
+    /// TLS failure. One line naming the server, why, and what to do.
+    pub(crate) fn refusal(&self, base: &str, e: &ureq::Error) -> Option<Error> {
+        use rustls::CertificateError as C;
+        let r = match e {
+            ureq::Error::Rustls(r) => r,
+            ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>()?,
+            _ => return None,
+        };
+        let why = match r {
+            rustls::Error::InvalidCertificate(
+                C::NotValidForName | C::NotValidForNameContext { .. },
+            ) => "the server's TLS certificate is not issued for this host name ({r}); reach it by a name the certificate holds, or have the certificate reissued".to_string(),
+            rustls::Error::InvalidCertificate(
+                C::Expired
+                | C::ExpiredContext { .. }
+                | C::NotValidYet
+                | C::NotValidYetContext { .. },
+            ) => format!("the server's TLS certificate is out of date ({r}); renew it, or set this machine's clock right"),
+            rustls::Error::InvalidCertificate(_) => {
+                let by = match &self.file {
+                    Some((var, path)) => format!("the CAs in {} (from {var})", path.display()),
+                    None => "the built-in roots (Mozilla's)".to_string(),
+                };
+                format!(
+                    "the server's TLS certificate is not trusted ({r}): it is not signed by {by}; if the server uses a CA of its own, name the CA's PEM file in {}",
+                    match self.vars.split_last() {
+                        Some((last, [])) => last.to_string(),
+                        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                        None => "SSL_CERT_FILE".to_string(),
+                    }
+                )
+            }
+            _ => format!("the TLS handshake failed ({r}); check that the server speaks https there (a plain-http server is reached with http://)"),
+        };
+        Some(Error::remote(
+            RemoteFailure::Untrusted,
+            format!("{base}: {why}"),
+        ))
+    }
+}
+
+/// The certificates of the PEM file `path` (named by `var`): one line naming both when it
+/// cannot be read, is too big, or holds no certificate.
+fn read_ca_file(var: &str, path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
+    use std::io::Read;
+    let bad = |why: String| {
+        Error::Invalid(format!(
+            "{var}={}: {why}; name a PEM file of CA certificates (-----BEGIN CERTIFICATE-----), or unset {var}",
+            path.display()
+        ))
+    };
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(CA_FILE_MAX + 1).read_to_end(&mut pem))
+        .map_err(|e| bad(format!("cannot read it ({e})")))?;
+    if pem.len() as u64 > CA_FILE_MAX {
+        return Err(bad(format!("it is larger than {CA_FILE_MAX} bytes")));
+    }
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(bad(format!("it is not valid PEM ({e})"))),
+        }
+    }
+    if certs.is_empty() {
+        return Err(bad("it holds no certificate".to_string()));
+    }
+    Ok(certs)
+}
+
+/// Checks a remote URL and gives its canonical form (`http[s]://HOST[:PORT][/PREFIX]`, no
 /// trailing slash).
 pub fn normalize_url(url: &str) -> Result<String> {
     let bad = |why: &str| {
@@ -168,13 +302,11 @@ pub fn normalize_url(url: &str) -> Result<String> {
             format!("{url:?} is not a usable remote URL: {why}"),
         )
     };
-    if url.to_ascii_lowercase().starts_with("https://") {
-        return Err(bad(
-            "https is not built in yet; serve on a trusted network, or put a TLS-terminating proxy in front and reach it through a local tunnel",
-        ));
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(bad("it must start with http://"));
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return Err(bad("it must start with http:// or https://"));
     };
     if rest.is_empty() || rest.starts_with('/') {
         return Err(bad("it has no host"));
@@ -184,7 +316,7 @@ pub fn normalize_url(url: &str) -> Result<String> {
         .any(|c| c.is_whitespace() || c == '?' || c == '#' || c == '@')
     {
         return Err(bad(
-            "give only http://HOST:PORT (no spaces, query, fragment or credentials; the token comes from REMOTELOG_TOKEN)",
+            "give only http[s]://HOST[:PORT][/PREFIX] (no spaces, query, fragment or credentials; the token comes from REMOTELOG_TOKEN)",
         ));
     }
     let trimmed = url.trim_end_matches('/');
@@ -309,6 +441,8 @@ pub(crate) struct Transport {
     pub(crate) base: String,
     agent: ureq::Agent,
     patience: Patience,
+    /// Which certificates an https server's must chain to.
+    trust: Trust,
     token: Option<String>,
     /// The server lease this client holds, sent with every request.
     pub(crate) lease: std::sync::Arc<Mutex<Option<String>>>,
@@ -428,10 +562,12 @@ impl Transport {
     ) -> Result<Transport> {
         let base = normalize_url(url)?;
         let patience = Patience::from_env()?;
+        let trust = Trust::for_url(&base, HTTP_CA_VARS)?;
         Ok(Transport {
+            agent: patience.agent(&trust),
             base,
-            agent: patience.agent(),
             patience,
+            trust,
             token,
             lease: Default::default(),
             what,
@@ -534,6 +670,11 @@ impl Transport {
                     attempt += 1;
                 }
                 Err(e) => {
+                    // A certificate refused now is refused again (is_connection_error
+                    // says no): said at once, never retried.
+                    if let Some(refused) = self.trust.refusal(&self.base, &e) {
+                        return Err(refused);
+                    }
                     return Err(Error::remote(
                         RemoteFailure::Unreachable,
                         format!(
@@ -547,7 +688,7 @@ impl Transport {
                             },
                             self.hint
                         ),
-                    ))
+                    ));
                 }
             }
         }

@@ -13,8 +13,11 @@ use ureq::http::{self, HeaderMap};
 
 use super::sigv4::{self, Signer};
 use crate::error::{Error, RemoteFailure, Result};
-use crate::net::client::{is_connection_error, BodyError, Patience};
+use crate::net::client::{is_connection_error, BodyError, Patience, Trust, CA_FILE_ENV};
 
+/// The variables naming the CA file of an https endpoint, first set first: ours, the AWS
+/// SDKs', then OpenSSL's.
+const CA_VARS: &[&str] = &[CA_FILE_ENV, "AWS_CA_BUNDLE", "SSL_CERT_FILE"];
 /// Attempts of a request whose connection fails or that gets a 5xx answer.
 const ATTEMPTS: u32 = 5;
 /// The largest answer read whole (a listing page, a range): larger ones are refused.
@@ -25,7 +28,7 @@ const LIST_PAGE: usize = 1000;
 /// Where the store is and who we are there. Its `Debug` form never shows the secret.
 #[derive(Clone)]
 pub struct Config {
-    /// The endpoint, `http://HOST[:PORT]`, no trailing slash.
+    /// The endpoint, `http[s]://HOST[:PORT]`, no trailing slash.
     pub endpoint: String,
     /// The region requests are signed for.
     pub region: String,
@@ -56,13 +59,13 @@ pub fn normalize_endpoint(url: &str) -> Result<(String, String)> {
             "{url:?} is not a usable S3 endpoint: {why} (set AWS_ENDPOINT_URL, or endpoint= in the remote's location)"
         ))
     };
-    if url.to_ascii_lowercase().starts_with("https://") {
-        return Err(bad(
-            "https is not built into this remotelog yet; reach the store over http on a trusted network, or through a local TLS tunnel",
-        ));
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(bad("it must start with http://"));
+    let (scheme, default_port) = if url.starts_with("https://") {
+        ("https", ":443")
+    } else {
+        ("http", ":80")
+    };
+    let Some(rest) = url.strip_prefix(&format!("{scheme}://")) else {
+        return Err(bad("it must start with https:// or http://"));
     };
     let authority = rest.trim_end_matches('/');
     if authority.is_empty()
@@ -71,14 +74,15 @@ pub fn normalize_endpoint(url: &str) -> Result<(String, String)> {
             .any(|c| c.is_whitespace() || c.is_control() || "/?#@\\".contains(c))
     {
         return Err(bad(
-            "give only http://HOST[:PORT] (no path, query or credentials)",
+            "give only https://HOST[:PORT] or http://HOST[:PORT] (no path, query or credentials)",
         ));
     }
     authority
         .parse::<http::uri::Authority>()
         .map_err(|e| bad(&e.to_string()))?;
-    let host = authority.strip_suffix(":80").unwrap_or(authority);
-    Ok((format!("http://{authority}"), host.to_string()))
+    // The Host header leaves out the scheme's own port (as ureq sends it), and SigV4 signs it.
+    let host = authority.strip_suffix(default_port).unwrap_or(authority);
+    Ok((format!("{scheme}://{authority}"), host.to_string()))
 }
 
 /// A request body.
@@ -176,6 +180,8 @@ pub struct Client {
     bucket: String,
     agent: ureq::Agent,
     patience: Patience,
+    /// Which certificates an https endpoint's must chain to.
+    trust: Trust,
 }
 
 impl std::fmt::Debug for Client {
@@ -255,16 +261,20 @@ fn now_secs() -> u64 {
 
 impl Client {
     /// A client for `bucket` at the store `config` names; the timeouts come from
-    /// [`Patience::from_env`].
+    /// [`Patience::from_env`]; an https endpoint's certificate must chain to Mozilla's
+    /// roots, or to the CAs of the file `REMOTELOG_CA_FILE`, `AWS_CA_BUNDLE` or
+    /// `SSL_CERT_FILE` names (the first set).
     pub fn new(config: Config, bucket: &str) -> Result<Client> {
         let (endpoint, host) = normalize_endpoint(&config.endpoint)?;
         let patience = Patience::from_env()?;
+        let trust = Trust::for_url(&endpoint, CA_VARS)?;
         Ok(Client {
             config: Config { endpoint, ..config },
             host,
             bucket: bucket.to_string(),
-            agent: patience.agent(),
+            agent: patience.agent(&trust),
             patience,
+            trust,
         })
     }
 
@@ -404,7 +414,8 @@ impl Client {
             }
             return match result {
                 Ok(a) => Ok(a),
-                Err(e) => Err(Error::remote(RemoteFailure::Unreachable, format!(
+                // A refused certificate was not retried (is_connection_error says no).
+                Err(e) => Err(self.trust.refusal(&self.config.endpoint, &e).unwrap_or_else(|| Error::remote(RemoteFailure::Unreachable, format!(
                     "cannot reach the object store at {} ({what}: {e}{}); check AWS_ENDPOINT_URL and that the store is running",
                     self.config.endpoint,
                     if attempt > 1 {
@@ -412,7 +423,7 @@ impl Client {
                     } else {
                         String::new()
                     }
-                ))),
+                )))),
             };
         }
     }
@@ -433,6 +444,12 @@ impl Client {
                 self.bucket, self.config.endpoint
             ),
             (_, "RequestTimeTooSkewed") => "; this machine's clock is off: set it right".into(),
+            // AWS answers so when the bucket lives in another region than the one signed
+            // for or the endpoint's.
+            (301, _) | (_, "PermanentRedirect") | (_, "AuthorizationHeaderMalformed") => format!(
+                "; the bucket is in another region than {}: set AWS_REGION (or region= in the location) to its region and the endpoint to https://s3.REGION.amazonaws.com",
+                self.config.region
+            ),
             (403, _) | (_, "InvalidAccessKeyId") | (_, "SignatureDoesNotMatch") => {
                 "; check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the credentials file) and the bucket's permissions".into()
             }
@@ -780,7 +797,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints_are_http_host_and_port_only() {
+    fn endpoints_are_a_scheme_host_and_port_only() {
         assert_eq!(
             normalize_endpoint("http://127.0.0.1:8333/").unwrap(),
             ("http://127.0.0.1:8333".into(), "127.0.0.1:8333".into())
@@ -789,9 +806,22 @@ mod tests {
             normalize_endpoint("http://s3.local:80").unwrap().1,
             "s3.local"
         );
+        assert_eq!(
+            normalize_endpoint("https://s3.eu-west-1.amazonaws.com:443/").unwrap(),
+            (
+                "https://s3.eu-west-1.amazonaws.com:443".into(),
+                "s3.eu-west-1.amazonaws.com".into()
+            )
+        );
+        assert_eq!(
+            normalize_endpoint("https://127.0.0.1:8443").unwrap().1,
+            "127.0.0.1:8443"
+        );
         for bad in [
-            "https://s3.amazonaws.com",
+            "HTTPS://s3.amazonaws.com",
             "ftp://x",
+            "https://",
+            "https://h:80/path",
             "http://",
             "http://a b",
             "http://h/path",
@@ -800,6 +830,29 @@ mod tests {
             let e = normalize_endpoint(bad).unwrap_err().to_string();
             assert!(e.contains("AWS_ENDPOINT_URL"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_bucket_in_another_region_is_named_as_such() {
+        let c = Config {
+            endpoint: "https://s3.us-east-1.amazonaws.com".into(),
+            region: "us-east-1".into(),
+            key_id: "AKID".into(),
+            secret: "s".into(),
+            session_token: None,
+        };
+        let client = Client::new(c, "bucket").unwrap();
+        let a = Answer {
+            status: 301,
+            headers: HeaderMap::new(),
+            body: b"<Error><Code>PermanentRedirect</Code><Message>use the right endpoint</Message></Error>".to_vec(),
+            retried: false,
+        };
+        let e = client.refused("GET s3://bucket/config", &a).to_string();
+        assert!(
+            e.contains("another region than us-east-1") && e.contains("AWS_REGION"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -249,7 +249,7 @@ mod tests {
             "s3://bkt/a b",
             "s3://bkt/x?secret=1",
             "s3://bkt/x?color=red",
-            "s3://bkt/x?endpoint=https://h",
+            "s3://bkt/x?endpoint=ftp://h",
             "s3://bkt/x?region=",
             "http://bkt/x",
         ] {

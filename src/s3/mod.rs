@@ -83,7 +83,7 @@ pub fn config_for(loc: &Location) -> Result<client::Config> {
         .or_else(|| env(ENDPOINT_ENV))
         .ok_or_else(|| {
             Error::remote(crate::error::RemoteFailure::BadLocation, format!(
-                "{}: no endpoint for the object store; set {ENDPOINT_ENV}=http://HOST:PORT, or add ?endpoint=http://HOST:PORT to the remote's location",
+                "{}: no endpoint for the object store; set {ENDPOINT_ENV} (https://s3.REGION.amazonaws.com for AWS, http://HOST:PORT for a store of your own), or add ?endpoint=URL to the remote's location",
                 loc.display()
             ))
         })?;

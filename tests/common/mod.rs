@@ -21,7 +21,7 @@ use remotelog::{upkeep::check, FsStore, Id, Message};
 // ---------------------------------------------------------------------------------------
 // The binary
 
-/// A `remotelog` command untouched by the caller's store and token variables, without backtraces.
+/// A `remotelog` command untouched by the caller's store, token and CA variables, without backtraces.
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_remotelog"));
     c.env_remove("REMOTELOG_STORE")
@@ -29,6 +29,9 @@ pub fn bin() -> Command {
         .env_remove("REMOTELOG_TOKEN_FILE")
         .env_remove("REMOTELOG_ADMIN_TOKEN")
         .env_remove("REMOTELOG_ADMIN_TOKEN_FILE")
+        .env_remove("REMOTELOG_CA_FILE")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("AWS_CA_BUNDLE")
         .env("RUST_BACKTRACE", "0");
     // Once this binary's SeaweedFS runs, every command can reach it (s3:// remotes).
     if let Some(server) = SEAWEED.get() {
