@@ -570,28 +570,39 @@ pub fn push(
         ))
     })?;
     let theirs = remote_store.read_ref(&refname)?;
-    if force == Force::WithLease {
-        let seen = local.read_ref(&crate::transfer::remote::tracking_ref(remote, log)?)?;
-        if seen != theirs {
-            return Err(Error::Invalid(format!(
-                "push of log {log} to {remote} refused: the remote log is no longer what we last saw there (expected {}, found {}); pull first",
-                seen.map_or("no log".into(), |i| i.to_hex()),
+    // The lease: what this store last saw there (recorded by push, pull and fetch).
+    let seen = local.read_ref(&crate::transfer::remote::tracking_ref(remote, log)?)?;
+    // Each refusal names the step that gets past it, never the command that led here: a
+    // lease that does not hold is renewed by `fetch`, which force-with-lease then accepts.
+    let replace = if seen == theirs {
+        format!("`remotelog push --force-with-lease {remote} --log {log}`")
+    } else {
+        format!("`remotelog fetch {remote} --log {log}` (it records what {remote} holds), then `remotelog push --force-with-lease {remote} --log {log}`")
+    };
+    if force == Force::WithLease && seen != theirs {
+        return Err(Error::Invalid(match seen {
+            None => format!(
+                "push of log {log} to {remote} refused: --force-with-lease needs to know what {remote} holds, and this store never pushed, pulled or fetched log {log} there; `remotelog fetch {remote} --log {log}` records it, then run this push again"
+            ),
+            Some(seen) => format!(
+                "push of log {log} to {remote} refused: the remote log is no longer what we last saw there (expected {seen}, found {}): another writer pushed; `remotelog fetch {remote} --log {log}` records it and tells how the logs relate, then run this push again to replace it",
                 theirs.map_or("no log".into(), |i| i.to_hex())
-            )));
-        }
+            ),
+        }));
     }
     let relation = relate(local, Some(ours), remote_store, theirs)?;
     let (outcome, entries) = match relation {
         Relation::Equal => ("up-to-date", 0),
         Relation::Ahead(n) if theirs.is_none() => ("created", n),
         Relation::Ahead(n) => ("fast-forward", n),
-        Relation::Behind(_) | Relation::Diverged if force == Force::No => {
+        Relation::Behind(n) if force == Force::No => {
             return Err(Error::Invalid(format!(
-                "push of log {log} to {remote} refused: the remote has entries this log lacks ({}); pull first, or push --force-with-lease (or --force) to overwrite them",
-                match relation {
-                    Relation::Behind(n) => format!("it is {n} entries ahead"),
-                    _ => "the logs have diverged".to_string(),
-                }
+                "push of log {log} to {remote} refused: {remote} has {n} entries this log lacks; `remotelog pull {remote} --log {log}` takes them, or, to drop them there (after `forget`), {replace}"
+            )))
+        }
+        Relation::Diverged if force == Force::No => {
+            return Err(Error::Invalid(format!(
+                "push of log {log} to {remote} refused: the logs have diverged (each has entries the other lacks, as after `forget`), which no pull can merge; to replace the log on {remote} with this one, {replace}"
             )))
         }
         Relation::Behind(n) => ("forced", n),
@@ -648,7 +659,7 @@ pub fn pull(
         }
         Relation::Diverged => {
             return Err(Error::Invalid(format!(
-                "pull of log {log} from {remote} refused: the local log and the remote's have diverged (each has entries the other lacks); the local log was left as it is"
+                "pull of log {log} from {remote} refused: the local log and the remote's have diverged (each has entries the other lacks, as after `forget`); the local log was left as it is. To replace the remote's with the local one: `remotelog fetch {remote} --log {log}`, then `remotelog push --force-with-lease {remote} --log {log}`"
             )))
         }
     };
@@ -661,6 +672,81 @@ pub fn pull(
         elapsed: 0.0,
     };
     finish_transfer(local, done, theirs, start, progress)
+}
+
+/// Fetches log `log` from `remote_store`: copies its chain into `local` (verified, as a
+/// pull does) and records its head in the tracking ref, the lease that `push
+/// --force-with-lease` checks, without touching the local log. A remote without the log
+/// clears the tracking ref. The outcome is `fetched`, `up-to-date` (nothing new there) or
+/// `absent`; [`next_step`] says what the logs' relation calls for.
+pub fn fetch(
+    local: &dyn Backend,
+    remote: &str,
+    remote_store: &dyn Backend,
+    log: &str,
+    progress: &dyn Progress,
+) -> Result<LogTransfer> {
+    let start = Instant::now();
+    let refname = RefName::log(log)?;
+    let tracking = crate::transfer::remote::tracking_ref(remote, log)?;
+    let _lease = local.write_lease()?;
+    let mut done = LogTransfer {
+        log: log.into(),
+        remote: remote.into(),
+        outcome: "up-to-date",
+        entries: 0,
+        copied: Copied::default(),
+        elapsed: 0.0,
+    };
+    let seen = local.read_ref(&tracking)?;
+    match remote_store.read_ref(&refname)? {
+        None => {
+            if seen.is_some() {
+                local.update_ref(&tracking, crate::store::Expected::Any, None)?;
+            }
+            done.outcome = "absent";
+            progress.finish();
+        }
+        Some(theirs) => {
+            if seen != Some(theirs) {
+                done.copied = copy_log(remote_store, local, theirs, progress)?;
+                done.outcome = "fetched";
+            }
+            done.entries = count_of(local, Some(theirs))?;
+            set_tracking(local, remote, log, theirs)?;
+            progress.finish();
+        }
+    }
+    done.elapsed = start.elapsed().as_secs_f64();
+    Ok(done)
+}
+
+/// How the local log `log` relates to what `remote` held at the last exchange (its
+/// tracking ref), and the command that acts on it: one line for people.
+pub fn next_step(local: &dyn Backend, remote: &str, log: &str) -> Result<String> {
+    let ours = local.read_ref(&RefName::log(log)?)?;
+    let theirs = local.read_ref(&crate::transfer::remote::tracking_ref(remote, log)?)?;
+    Ok(match (ours, theirs) {
+        (None, None) => format!("log {log}: neither here nor on {remote}"),
+        (None, Some(_)) => format!(
+            "log {log}: only on {remote}; `remotelog pull {remote} --log {log}` takes it"
+        ),
+        (Some(_), None) => format!(
+            "log {log}: not on {remote}; `remotelog push {remote} --log {log}` sends it"
+        ),
+        (Some(_), Some(_)) => match relate(local, ours, local, theirs)? {
+            Relation::Equal => format!("log {log}: the same here and on {remote}"),
+            Relation::Ahead(n) => format!(
+                "log {log}: {n} entries ahead of {remote}; `remotelog push {remote} --log {log}` sends them"
+            ),
+            Relation::Behind(n) => format!(
+                "log {log}: {remote} has {n} entries more; `remotelog pull {remote} --log {log}` takes them, or `remotelog push --force-with-lease {remote} --log {log}` drops them there"
+            ),
+            Relation::Diverged => format!(
+                "log {log}: diverged from {remote} (each has entries the other lacks, as after `forget`); `remotelog push --force-with-lease {remote} --log {log}` replaces the log there with this one"
+            ),
+        },
+    })
 }
 
 /// Records what the remote now holds in the tracking ref and closes the progress report.

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use remotelog::progress::Progress;
+use remotelog::transfer::remote::{self, Remotes};
 
 use crate::args::RepackArgs;
 use crate::ctx::Ctx;
@@ -13,11 +14,15 @@ pub fn run(args: RepackArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let mut out = ctx.out();
     let store = ctx.open_store()?;
     let bar = ctx.progress("repack");
-    let r = remotelog::upkeep::repack::repack(
-        &store,
-        args.target_size.clamp(1, u64::MAX >> 20) << 20,
-        &bar,
-    )
+    let target = args.target_size.clamp(1, u64::MAX >> 20) << 20;
+    let r = match &args.remote {
+        None => remotelog::upkeep::repack::repack(&store, target, &bar),
+        Some(name) => {
+            let r = Remotes::load(&store)?.named(name)?.clone();
+            let b = remote::open_for_upkeep(&r.location)?;
+            remotelog::upkeep::repack::repack(&*b, target, &bar)
+        }
+    }
     .inspect_err(|_| bar.finish())?;
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&r)?)?;
