@@ -376,6 +376,12 @@ fn fetch_records_the_remote_without_touching_the_local_log() {
         t.path(),
         &["clone", r.to_str().unwrap(), b.to_str().unwrap()],
     );
+    let show: serde_json::Value =
+        serde_json::from_str(&ok(&b, &["remote", "show", "origin", "--json"])).unwrap();
+    assert!(
+        show["last_pull"].as_u64().is_some(),
+        "a clone is a pull: {show}"
+    );
     append(&b, "two", &[]);
     ok(&b, &["push"]);
     let before = entries(&a);
@@ -484,8 +490,13 @@ fn gc_auto_is_skipped_while_another_upkeep_runs_and_can_be_turned_off() {
     let t = tempfile::tempdir().unwrap();
     let a = init(t.path(), "a");
     configure(&a, "gc-auto = 1\ngc-auto-prune = now\n");
-    append(&a, "one", &[]);
-    // Two appends pass gc-auto = 1: housekeeping ran and said so on stderr.
+    // The first write records the store as it is, and collects nothing: a store's first
+    // large write is not followed by a gc that has nothing to find.
+    let o = assert_ok(run_stdin(&a, &["append", "--group", "g"], b"one"));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+    assert!(a.join("gc-auto-state").is_file());
+    assert_eq!(file_count(&a.join("objects"), None), 2);
+    // The next append passes gc-auto = 1: housekeeping ran and said so on stderr.
     let o = assert_ok(run_stdin(&a, &["append", "--group", "g"], b"two"));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("housekeeping of the store ("), "{err}");

@@ -535,21 +535,22 @@ impl FsStore {
     }
 
     /// The [`Usage`] recorded after the last automatic housekeeping (the file
-    /// `gc-auto-state`, store-v1 section 2.1); none yet, or unreadable, is all zero.
-    pub fn last_auto_gc(&self) -> Usage {
+    /// `gc-auto-state`, store-v1 section 2.1); `None` when there is none yet, or it
+    /// cannot be read.
+    pub fn last_auto_gc(&self) -> Option<Usage> {
         let Ok(Some(bytes)) = fsutil::read_below(
             &self.root,
             Path::new(AUTO_GC_STATE),
             "a gc-auto-state file",
             CONFIG_MAX,
         ) else {
-            return Usage::default();
+            return None;
         };
         let mut u = Usage::default();
         let text = String::from_utf8_lossy(&bytes);
         let mut lines = text.lines();
         if lines.next() != Some(AUTO_GC_STATE_MAGIC) {
-            return u;
+            return None;
         }
         for line in lines {
             let Some((k, v)) = line.split_once(" = ") else {
@@ -565,7 +566,7 @@ impl FsStore {
                 _ => {}
             }
         }
-        u
+        Some(u)
     }
 
     /// Records `u` as the store's usage after an automatic housekeeping.

@@ -678,7 +678,14 @@ mod tests {
         assert_eq!(url("http://[::1]:8080"), "http://[::1]:8080");
         let dir = |t: &str| parse_location(t).unwrap() == Location::Dir(PathBuf::from(t));
         assert!(dir("/abs/s3://x") && dir("rel/dir") && dir("./a:b") && dir("1:x"));
-        for bad in ["", "s3://b", "s3:b", "file:///tmp/x", "https://h", "http://"] {
+        for bad in [
+            "",
+            "s3://b",
+            "s3:b",
+            "file:///tmp/x",
+            "https://h",
+            "http://",
+        ] {
             let e = parse_location(bad).unwrap_err().to_string();
             assert!(e.starts_with(&format!("remote location {bad:?}: ")), "{e}");
         }
