@@ -61,7 +61,12 @@ fn kinds_there_are() -> String {
 /// `ftp://x` or `s3:bucket`, is refused naming the schemes there are, never taken for a
 /// directory (`./name:x` is the directory whose name has a colon).
 pub fn parse_location(text: &str) -> Result<Location> {
-    let refuse = |why: String| Error::Invalid(format!("remote location {text:?}: {why}"));
+    let refuse = |why: String| {
+        Error::remote(
+            crate::error::RemoteFailure::BadLocation,
+            format!("remote location {text:?}: {why}"),
+        )
+    };
     if text.is_empty() {
         return Err(refuse(kinds_there_are()));
     }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Rejection, Result};
 use crate::id::Id;
 use crate::log::{pages, read_message, read_page, Pages};
 use crate::model::name::RefName;
@@ -318,7 +318,7 @@ fn walk_and_copy(
                     format!("it is a {}, expected a page", other.kind().name()),
                 ))
             }
-            Err(reason) => return Err(corrupt(src, &id, reason)),
+            Err(e) => return Err(corrupt(src, &id, e.to_string())),
         };
         if expect_count.is_some_and(|c| c != page.count) {
             return Err(corrupt(src, &id, "page count does not chain".into()));
@@ -498,12 +498,12 @@ fn verify_blocks(
 
 /// Checks that `bytes` (already checked against `id`) are a message whose H1 is `h1`.
 fn check_h1(id: &Id, bytes: &[u8], h1: Id, location: impl Fn() -> String) -> Result<()> {
-    let bad = |reason| Error::ObjectCorrupt {
+    let bad = |reason: String| Error::ObjectCorrupt {
         id: *id,
         location: location(),
         reason,
     };
-    let m = crate::model::object::decode_message(bytes).map_err(bad)?;
+    let m = crate::model::object::decode_message(bytes).map_err(|e| bad(e.to_string()))?;
     if m.h1() != h1 {
         return Err(bad(format!("its H1 is {}, its page says {h1}", m.h1())));
     }
@@ -574,21 +574,28 @@ pub fn push(
     let seen = local.read_ref(&crate::transfer::remote::tracking_ref(remote, log)?)?;
     // Each refusal names the step that gets past it, never the command that led here: a
     // lease that does not hold is renewed by `fetch`, which force-with-lease then accepts.
+    let fetch = format!("`remotelog fetch {remote} --log {log}`");
+    let lease_push = format!("`remotelog push --force-with-lease {remote} --log {log}`");
     let replace = if seen == theirs {
-        format!("`remotelog push --force-with-lease {remote} --log {log}`")
+        lease_push.clone()
     } else {
-        format!("`remotelog fetch {remote} --log {log}` (it records what {remote} holds), then `remotelog push --force-with-lease {remote} --log {log}`")
+        format!("{fetch} (it records what {remote} holds), then {lease_push}")
     };
+    let action = format!("push of log {log} to {remote}");
     if force == Force::WithLease && seen != theirs {
-        return Err(Error::Invalid(match seen {
-            None => format!(
-                "push of log {log} to {remote} refused: --force-with-lease needs to know what {remote} holds, and this store never pushed, pulled or fetched log {log} there; `remotelog fetch {remote} --log {log}` records it, then run this push again"
-            ),
-            Some(seen) => format!(
-                "push of log {log} to {remote} refused: the remote log is no longer what we last saw there (expected {seen}, found {}): another writer pushed; `remotelog fetch {remote} --log {log}` records it and tells how the logs relate, then run this push again to replace it",
-                theirs.map_or("no log".into(), |i| i.to_hex())
-            ),
-        }));
+        return Err(Error::Rejected {
+            action,
+            reason: Rejection::LeaseBroken {
+                expected: seen,
+                found: theirs,
+            },
+            next: match seen {
+                None => format!("{fetch} records it, then run this push again"),
+                Some(_) => format!(
+                    "{fetch} records what it holds now and tells how the logs relate; then run this push again to replace it"
+                ),
+            },
+        });
     }
     let relation = relate(local, Some(ours), remote_store, theirs)?;
     let (outcome, entries) = match relation {
@@ -596,26 +603,37 @@ pub fn push(
         Relation::Ahead(n) if theirs.is_none() => ("created", n),
         Relation::Ahead(n) => ("fast-forward", n),
         Relation::Behind(n) if force == Force::No => {
-            return Err(Error::Invalid(format!(
-                "push of log {log} to {remote} refused: {remote} has {n} entries this log lacks; `remotelog pull {remote} --log {log}` takes them, or, to drop them there (after `forget`), {replace}"
-            )))
+            return Err(Error::Rejected {
+                action,
+                reason: Rejection::NotFastForward { ahead_by: Some(n) },
+                next: format!(
+                    "`remotelog pull {remote} --log {log}` takes them, or, to drop them there (after `forget`), {replace}"
+                ),
+            })
         }
         Relation::Diverged if force == Force::No => {
-            return Err(Error::Invalid(format!(
-                "push of log {log} to {remote} refused: the logs have diverged (each has entries the other lacks, as after `forget`), which no pull can merge; to replace the log on {remote} with this one, {replace}"
-            )))
+            return Err(Error::Rejected {
+                action,
+                reason: Rejection::NotFastForward { ahead_by: None },
+                next: format!("to replace the log on {remote} with this one, {replace}"),
+            })
         }
         Relation::Behind(n) => ("forced", n),
         Relation::Diverged => ("forced", 0),
     };
     let mut copied = Copied::default();
     if relation != Relation::Equal {
-        copied = copy_and_move(local, remote_store, &refname, theirs, ours, progress).map_err(|e| match e {
-            Error::RefConflict { .. } => Error::Invalid(format!(
-                "push of log {log} to {remote} refused: another writer moved the remote log while we pushed; nothing was lost; pull, then push again"
-            )),
-            other => other,
-        })?;
+        copied =
+            copy_and_move(local, remote_store, &refname, theirs, ours, progress).map_err(|e| {
+                match e {
+                    Error::RefConflict { .. } => Error::Rejected {
+                        action,
+                        reason: Rejection::Raced,
+                        next: format!("`remotelog pull {remote} --log {log}` takes what it pushed, then push again; after `forget`, {fetch} then {lease_push} instead"),
+                    },
+                    other => other,
+                }
+            })?;
     }
     let done = LogTransfer {
         log: log.into(),
@@ -650,7 +668,14 @@ pub fn pull(
         Relation::Equal => ("up-to-date", 0),
         Relation::Behind(n) => {
             copied = copy_and_move(remote_store, local, &refname, ours, theirs, progress)?;
-            (if ours.is_none() { "created" } else { "fast-forward" }, n)
+            (
+                if ours.is_none() {
+                    "created"
+                } else {
+                    "fast-forward"
+                },
+                n,
+            )
         }
         Relation::Ahead(_) => {
             // Nothing to take; remember what the remote holds.
@@ -658,9 +683,13 @@ pub fn pull(
             ("ahead", 0)
         }
         Relation::Diverged => {
-            return Err(Error::Invalid(format!(
-                "pull of log {log} from {remote} refused: the local log and the remote's have diverged (each has entries the other lacks, as after `forget`); the local log was left as it is. To replace the remote's with the local one: `remotelog fetch {remote} --log {log}`, then `remotelog push --force-with-lease {remote} --log {log}`"
-            )))
+            return Err(Error::Rejected {
+                action: format!("pull of log {log} from {remote}"),
+                reason: Rejection::Diverged,
+                next: format!(
+                    "to replace the remote's with the local one: `remotelog fetch {remote} --log {log}`, then `remotelog push --force-with-lease {remote} --log {log}`"
+                ),
+            })
         }
     };
     let done = LogTransfer {
