@@ -143,12 +143,14 @@ pub enum Error {
     },
     /// A push or pull refused because of what the other side holds; nothing was changed.
     /// The kind says what the user can do about it.
-    #[error("{action} refused: {reason}")]
+    #[error("{action} refused: {reason}; {next}")]
     Rejected {
         /// What was refused: `push of log main to origin`.
         action: String,
         /// Why.
         reason: Rejection,
+        /// What gets past it: the commands to run, never the one that led here.
+        next: String,
     },
     /// A remote (a server, an object store) could not be reached, refused the request, or
     /// answered with something that is not its protocol.
@@ -204,7 +206,7 @@ impl Error {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     /// A push that is not a fast-forward: the remote has entries the local log lacks.
-    #[error("the remote has entries this log lacks ({}); pull first, or push --force-with-lease (or --force) to overwrite them", ahead_by.map_or_else(|| "the logs have diverged".to_string(), |n| format!("it is {n} entries ahead")))]
+    #[error("{}", ahead_by.map_or_else(|| "the logs have diverged (each has entries the other lacks, as after `forget`), which no pull can merge".to_string(), |n| format!("the remote has {n} entries this log lacks")))]
     NotFastForward {
         /// How many entries the remote is ahead by when it is simply ahead; `None` when
         /// the two logs have diverged.
@@ -213,9 +215,11 @@ pub enum Rejection {
     /// `--force-with-lease`: the remote no longer holds what the tracking ref says we last
     /// saw there.
     #[error(
-        "the remote log is no longer what we last saw there (expected {}, found {}); pull first",
-        show_log(expected),
-        show_log(found)
+        "{}",
+        match expected {
+            None => format!("--force-with-lease needs to know what the remote holds, and this store never pushed, pulled or fetched this log there (it holds {})", show_log(found)),
+            Some(_) => format!("the remote log is no longer what we last saw there (expected {}, found {}): another writer pushed", show_log(expected), show_log(found)),
+        }
     )]
     LeaseBroken {
         /// What the tracking ref recorded.
@@ -224,10 +228,10 @@ pub enum Rejection {
         found: Option<Id>,
     },
     /// Another writer moved the remote log while we pushed (the compare-and-swap lost).
-    #[error("another writer moved the remote log while we pushed; nothing was lost; pull, then push again")]
+    #[error("another writer moved the remote log while we pushed; nothing was lost")]
     Raced,
     /// A pull whose local and remote logs each have entries the other lacks.
-    #[error("the local log and the remote's have diverged (each has entries the other lacks); the local log was left as it is")]
+    #[error("the local log and the remote's have diverged (each has entries the other lacks, as after `forget`); the local log was left as it is")]
     Diverged,
 }
 

@@ -71,6 +71,9 @@ impl Config {
                         .filter(|l| (1..=22).contains(l))
                         .ok_or_else(|| fail(format!("zstd-level {value:?} is not 1..22")))?
                 }
+                k if k.starts_with(AutoGc::PREFIX) => {
+                    AutoGc::default().set(k, value).map_err(fail)?;
+                }
                 other => return Err(fail(format!("unknown setting {other:?}"))),
             }
         }
@@ -87,6 +90,84 @@ impl Config {
             format_version: version,
             zstd_level: level,
         })
+    }
+}
+
+/// When a store's writers run gc and repack on it by themselves (`gc --auto`), from the
+/// optional `gc-auto*` keys of its `config` (format/store-v1.md section 2.1). `init` writes
+/// none of them: a store without them has these defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoGc {
+    /// `gc-auto`: loose objects added since the last housekeeping that make it due; 0
+    /// turns automatic housekeeping off altogether.
+    pub loose: u64,
+    /// `gc-auto-packs`: packs added since then that make it due (0: never by this count).
+    pub packs: u64,
+    /// `gc-auto-bytes`: the store makes it due once it has grown by more than this many
+    /// bytes and by more than its size after the last housekeeping (0: never by size).
+    pub bytes: u64,
+    /// `gc-auto-prune`: the grace period of the automatic gc (a duration like `1h`, or
+    /// `now`).
+    pub prune: std::time::Duration,
+}
+
+impl Default for AutoGc {
+    fn default() -> Self {
+        AutoGc {
+            loose: 1000,
+            packs: 32,
+            bytes: 4 << 20,
+            prune: std::time::Duration::from_secs(3600),
+        }
+    }
+}
+
+impl AutoGc {
+    /// What every key of these settings begins with.
+    pub const PREFIX: &'static str = "gc-auto";
+
+    /// The settings in the text of a `config` file: the defaults, changed by its
+    /// `gc-auto*` lines (which [`Config::parse`] has checked).
+    pub fn from_config_text(text: &str) -> AutoGc {
+        let mut auto = AutoGc::default();
+        for line in text.lines().skip(1) {
+            if let Some((k, v)) = line.split_once('=') {
+                let (k, v) = (k.trim(), v.trim());
+                if k.starts_with(Self::PREFIX) {
+                    // Checked when the store was opened.
+                    let _ = auto.set(k, v);
+                }
+            }
+        }
+        auto
+    }
+
+    /// Sets `key` to `value`, or says what is wrong with them.
+    pub fn set(&mut self, key: &str, value: &str) -> std::result::Result<(), String> {
+        let count = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{key} {v:?} is not a whole number (0 turns it off)"))
+        };
+        match key {
+            "gc-auto" => self.loose = count(value)?,
+            "gc-auto-packs" => self.packs = count(value)?,
+            "gc-auto-bytes" => self.bytes = count(value)?,
+            "gc-auto-prune" => {
+                self.prune = if value == "now" {
+                    std::time::Duration::ZERO
+                } else {
+                    humantime::parse_duration(value).map_err(|e| {
+                        format!("{key} {value:?} is not a duration like 1h, 2d or now ({e})")
+                    })?
+                }
+            }
+            other => {
+                return Err(format!(
+                    "unknown setting {other:?} (the gc-auto settings are gc-auto, gc-auto-packs, gc-auto-bytes, gc-auto-prune)"
+                ))
+            }
+        }
+        Ok(())
     }
 }
 
@@ -112,5 +193,27 @@ mod tests {
         .is_err());
         let v1 = Config::parse(&format!("{MAGIC}\nformat-version = 1\n"), p).unwrap();
         assert_eq!(v1.format_version, 1, "version-1 stores stay readable");
+    }
+
+    #[test]
+    fn gc_auto_settings_are_optional_checked_and_read() {
+        let p = Path::new("config");
+        let plain = Config::default().render();
+        assert_eq!(AutoGc::from_config_text(&plain), AutoGc::default());
+        let set = format!(
+            "{plain}gc-auto = 0\ngc-auto-packs = 5\ngc-auto-bytes = 100\ngc-auto-prune = 1w\n"
+        );
+        assert_eq!(Config::parse(&set, p).unwrap(), Config::default());
+        let auto = AutoGc::from_config_text(&set);
+        assert_eq!(
+            (auto.loose, auto.packs, auto.bytes, auto.prune.as_secs()),
+            (0, 5, 100, 7 * 86400)
+        );
+        for bad in ["gc-auto = -1", "gc-auto-prune = soon", "gc-auto-often = 1"] {
+            let e = Config::parse(&format!("{plain}{bad}\n"), p)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(bad.split(' ').next().unwrap()), "{bad}: {e}");
+        }
     }
 }

@@ -25,6 +25,21 @@ pub const MAX_OBJECT_SIZE: u64 = 256 << 20;
 
 /// Largest `config` file a reader accepts (it is a few lines).
 const CONFIG_MAX: u64 = 64 << 10;
+/// The file where `gc --auto` records the store's usage after it ran (store-v1 2.1).
+const AUTO_GC_STATE: &str = "gc-auto-state";
+/// Its first line.
+const AUTO_GC_STATE_MAGIC: &str = "remotelog-gc-auto-state";
+
+/// What a store holds on disk, as `gc --auto` weighs it ([`FsStore::usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    /// Loose object files.
+    pub loose: u64,
+    /// Packs on the chain.
+    pub packs: u64,
+    /// Bytes of both on disk.
+    pub bytes: u64,
+}
 
 /// Largest ref file read: a ref is 65 bytes (format/store-v1.md, section 4); a little more
 /// is read so that a damaged one is reported as such by its content.
@@ -473,6 +488,94 @@ impl FsStore {
             }
         }
         Ok(out)
+    }
+
+    /// The `gc --auto` settings of the store's `config` (read afresh: a user may have
+    /// edited them since the store was opened).
+    pub fn auto_gc(&self) -> Result<crate::store::config::AutoGc> {
+        let bytes =
+            fsutil::read_below(&self.root, Path::new("config"), "a config file", CONFIG_MAX)?
+                .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        // A key that does not parse made open fail; the defaults stand in otherwise.
+        Ok(crate::store::config::AutoGc::from_config_text(&text))
+    }
+
+    /// How many loose objects and chain packs the store holds and their bytes on disk:
+    /// what `gc --auto` weighs, read without opening any object.
+    pub fn usage(&self) -> Result<Usage> {
+        let mut u = Usage::default();
+        let objects = self.root.join("objects");
+        no_link(&objects)?;
+        for shard in fs::read_dir(&objects).at(&objects)? {
+            let shard = shard.at(&objects)?;
+            let sname = shard.file_name().to_string_lossy().into_owned();
+            let is_dir = shard.file_type().is_ok_and(|t| t.is_dir());
+            if sname.len() != 2 || !is_lower_hex(&sname) || !is_dir {
+                continue;
+            }
+            let spath = shard.path();
+            for obj in fs::read_dir(&spath).at(&spath)? {
+                let obj = obj.at(&spath)?;
+                if is_tmp_name(&obj.file_name().to_string_lossy()) {
+                    continue;
+                }
+                u.loose += 1;
+                u.bytes += obj.metadata().map_or(0, |m| m.len());
+            }
+        }
+        for (_, path, _) in self.packs()? {
+            u.packs += 1;
+            u.bytes += fs::metadata(&path).map_or(0, |m| m.len());
+        }
+        Ok(u)
+    }
+
+    /// The [`Usage`] recorded after the last automatic housekeeping (the file
+    /// `gc-auto-state`, store-v1 section 2.1); `None` when there is none yet, or it
+    /// cannot be read.
+    pub fn last_auto_gc(&self) -> Option<Usage> {
+        let Ok(Some(bytes)) = fsutil::read_below(
+            &self.root,
+            Path::new(AUTO_GC_STATE),
+            "a gc-auto-state file",
+            CONFIG_MAX,
+        ) else {
+            return None;
+        };
+        let mut u = Usage::default();
+        let text = String::from_utf8_lossy(&bytes);
+        let mut lines = text.lines();
+        if lines.next() != Some(AUTO_GC_STATE_MAGIC) {
+            return None;
+        }
+        for line in lines {
+            let Some((k, v)) = line.split_once(" = ") else {
+                continue;
+            };
+            let Ok(n) = v.trim().parse::<u64>() else {
+                continue;
+            };
+            match k.trim() {
+                "loose" => u.loose = n,
+                "packs" => u.packs = n,
+                "bytes" => u.bytes = n,
+                _ => {}
+            }
+        }
+        Some(u)
+    }
+
+    /// Records `u` as the store's usage after an automatic housekeeping.
+    pub fn record_auto_gc(&self, u: &Usage) -> Result<()> {
+        fsutil::write_atomic(
+            &self.root.join(AUTO_GC_STATE),
+            format!(
+                "{AUTO_GC_STATE_MAGIC}\nloose = {}\npacks = {}\nbytes = {}\n",
+                u.loose, u.packs, u.bytes
+            )
+            .as_bytes(),
+        )
     }
 
     /// The ids of the loose objects (not those in packs).

@@ -218,3 +218,167 @@ pub fn remove_in(root: &Path, name: &str) -> Result<bool> {
     remotes.save(root)?;
     Ok(true)
 }
+
+/// Renames remote `old` to `new` in the `remotes` file of directory `root`, keeping its
+/// place in the list.
+pub fn rename_in(root: &Path, old: &str, new: &str) -> Result<Remote> {
+    validate_name(new)?;
+    let mut remotes = Remotes::load_in(root)?;
+    if let Some(existing) = remotes.get(new) {
+        return Err(Error::Invalid(format!(
+            "remote {new} already exists ({}); pick another name, or remove it first with `remotelog remote remove {new}`",
+            existing.location
+        )));
+    }
+    remotes.named(old)?;
+    let r = remotes
+        .list
+        .iter_mut()
+        .find(|r| r.name == old)
+        .ok_or_else(|| Error::Invalid(format!("no remote named {old:?}")))?;
+    r.name = new.to_string();
+    let renamed = r.clone();
+    remotes.save(root)?;
+    Ok(renamed)
+}
+
+/// Gives remote `name` of the `remotes` file of directory `root` the new `location` (in
+/// its stored form, as [`add_in`] takes it).
+pub fn set_location_in(root: &Path, name: &str, location: &str) -> Result<Remote> {
+    if let Some(c) = location.chars().find(|c| c.is_control()) {
+        return Err(Error::Invalid(format!(
+            "location {location:?} has the control character {c:?}, which the remotes file cannot hold; rename the directory"
+        )));
+    }
+    let mut remotes = Remotes::load_in(root)?;
+    remotes.named(name)?;
+    let r = remotes
+        .list
+        .iter_mut()
+        .find(|r| r.name == name)
+        .ok_or_else(|| Error::Invalid(format!("no remote named {name:?}")))?;
+    r.location = location.to_string();
+    let changed = r.clone();
+    remotes.save(root)?;
+    Ok(changed)
+}
+
+/// First line of the `remote-exchanges` file.
+pub const EXCHANGES_MAGIC: &str = "remotelog-remote-exchanges";
+
+/// A kind of exchange with a remote, as the `remote-exchanges` file records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchange {
+    /// A push to it.
+    Push,
+    /// A pull or fetch from it.
+    Pull,
+}
+
+impl Exchange {
+    fn key(self) -> &'static str {
+        match self {
+            Exchange::Push => "push",
+            Exchange::Pull => "pull",
+        }
+    }
+}
+
+/// When the store last exchanged logs with each remote (format/store-v1.md section 8):
+/// the optional file `remote-exchanges`, lines `NAME push|pull = UNIX-SECONDS`. It is
+/// information for people (`remote show`), never a reason to refuse anything, so a file
+/// that cannot be read counts as empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exchanges {
+    // (remote, kind key, seconds), in file order.
+    lines: Vec<(String, String, u64)>,
+}
+
+impl Exchanges {
+    const FILE: &'static str = "remote-exchanges";
+
+    /// Reads the file of directory `root`; missing or unreadable means none recorded.
+    pub fn load_in(root: &Path) -> Exchanges {
+        let Ok(Some(bytes)) = fsutil::read_below(
+            root,
+            Path::new(Self::FILE),
+            "a remote-exchanges file",
+            1 << 20,
+        ) else {
+            return Exchanges::default();
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let mut lines = text.lines();
+        if lines.next() != Some(EXCHANGES_MAGIC) {
+            return Exchanges::default();
+        }
+        let lines = lines
+            .filter_map(|l| {
+                let (left, secs) = l.split_once(" = ")?;
+                let (name, kind) = left.split_once(' ')?;
+                Some((
+                    name.to_string(),
+                    kind.to_string(),
+                    secs.trim().parse().ok()?,
+                ))
+            })
+            .collect();
+        Exchanges { lines }
+    }
+
+    /// When the last exchange of `kind` with `remote` was, in unix seconds.
+    pub fn last(&self, remote: &str, kind: Exchange) -> Option<u64> {
+        self.lines
+            .iter()
+            .find(|(n, k, _)| n == remote && k == kind.key())
+            .map(|(_, _, s)| *s)
+    }
+
+    fn render(&self) -> String {
+        let mut text = format!("{EXCHANGES_MAGIC}\n");
+        for (n, k, s) in &self.lines {
+            text.push_str(&format!("{n} {k} = {s}\n"));
+        }
+        text
+    }
+
+    /// Rewrites the file of `root` after `change`.
+    fn update(root: &Path, change: impl FnOnce(&mut Vec<(String, String, u64)>)) -> Result<()> {
+        let mut x = Exchanges::load_in(root);
+        let before = x.clone();
+        change(&mut x.lines);
+        if x == before {
+            return Ok(());
+        }
+        fsutil::write_atomic(&root.join(Self::FILE), x.render().as_bytes())
+    }
+
+    /// Records in directory `root` an exchange of `kind` with `remote` at `secs`.
+    pub fn record_in(root: &Path, remote: &str, kind: Exchange, secs: u64) -> Result<()> {
+        validate_name(remote)?;
+        Self::update(root, |lines| {
+            match lines
+                .iter_mut()
+                .find(|(n, k, _)| n == remote && k == kind.key())
+            {
+                Some(line) => line.2 = secs,
+                None => lines.push((remote.to_string(), kind.key().to_string(), secs)),
+            }
+        })
+    }
+
+    /// Moves the records of `old` to `new` (`remote rename`).
+    pub fn rename_in(root: &Path, old: &str, new: &str) -> Result<()> {
+        Self::update(root, |lines| {
+            lines.retain(|(n, _, _)| n != new);
+            for line in lines.iter_mut().filter(|(n, _, _)| n == old) {
+                line.0 = new.to_string();
+            }
+        })
+    }
+
+    /// Drops the records of `remote` (`remote remove`).
+    pub fn forget_in(root: &Path, remote: &str) -> Result<()> {
+        Self::update(root, |lines| lines.retain(|(n, _, _)| n != remote))
+    }
+}

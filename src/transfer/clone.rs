@@ -115,6 +115,10 @@ pub fn clone_logs(
     let stored = remote::stored_location(src_location)?;
     let prepared = crate::store::clone_setup::prepare(dest, &stored, target, keep_partial)?;
     let (done, failed) = pull_each(&prepared.store, src, logs, progress);
+    if !done.is_empty() {
+        // For `remote show`: a clone is the first pull from origin.
+        remote::record_exchange(&prepared.store, ORIGIN, remote::Exchange::Pull)?;
+    }
     let mut report = Report {
         dest: dest.to_path_buf(),
         resumed: target == Target::Resume,

@@ -8,19 +8,122 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, IoContext, Result};
 use crate::model::name::REMOTES;
 use crate::store::config::Config;
-pub use crate::store::remotes::{tracking_ref, validate_name, Remote, Remotes, MAGIC, ORIGIN};
+pub use crate::store::remotes::{
+    tracking_ref, validate_name, Exchange, Exchanges, Remote, Remotes, MAGIC, ORIGIN,
+};
 use crate::store::Backend;
 use crate::store::FsStore;
 
-/// True when `location` is a URL rather than a directory.
+/// What a remote location names, parsed ([`parse_location`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A store directory (absolute once `remote add` has recorded it).
+    Dir(PathBuf),
+    /// A `remotelog serve`: its URL in canonical form (`http[s]://HOST[:PORT][/PREFIX]`).
+    Http(String),
+    /// An object-storage remote: `s3://BUCKET/PREFIX` in canonical form (options kept,
+    /// never a secret).
+    S3(String),
+}
+
+/// The kind of remote behind a URL scheme.
+enum Scheme {
+    /// `http://`, `https://`: a `remotelog serve` (behind a TLS proxy for https).
+    Http,
+    /// `s3://`: a bucket of an object store.
+    S3,
+}
+
+/// The URL schemes of remote locations, said once: [`parse_location`] and every message
+/// that names the schemes there are read this table. A new kind of remote adds its line.
+const SCHEMES: &[(&str, Scheme)] = &[
+    ("http", Scheme::Http),
+    ("https", Scheme::Http),
+    ("s3", Scheme::S3),
+];
+
+/// What a remote location may be, for messages.
+fn kinds_there_are() -> String {
+    let urls: Vec<String> = SCHEMES
+        .iter()
+        .map(|(name, _)| format!("{name}://"))
+        .collect();
+    format!(
+        "a remote is a store directory (a path; a relative one is made absolute) or a URL of scheme {}",
+        urls.join(", ")
+    )
+}
+
+/// Parses a remote location: a URL of a known scheme (checked, in canonical form), or a
+/// directory path (as given). Anything with a URL scheme remotelog does not know, such as
+/// `ftp://x` or `s3:bucket`, is refused naming the schemes there are, never taken for a
+/// directory (`./name:x` is the directory whose name has a colon).
+pub fn parse_location(text: &str) -> Result<Location> {
+    let refuse = |why: String| {
+        Error::remote(
+            crate::error::RemoteFailure::BadLocation,
+            format!("remote location {text:?}: {why}"),
+        )
+    };
+    if text.is_empty() {
+        return Err(refuse(kinds_there_are()));
+    }
+    if text.starts_with('/') {
+        return Ok(Location::Dir(PathBuf::from(text)));
+    }
+    let url = match url::Url::parse(text) {
+        Ok(url) => url,
+        // No scheme: a relative path.
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            return Ok(Location::Dir(PathBuf::from(text)))
+        }
+        Err(e) => {
+            return Err(refuse(format!(
+                "not a usable URL ({e}); {}",
+                kinds_there_are()
+            )))
+        }
+    };
+    let scheme = url.scheme();
+    match SCHEMES.iter().find(|(name, _)| *name == scheme) {
+        Some((_, Scheme::Http)) => http_location(&url).map_err(refuse),
+        // The object-storage parser names the location in its own errors.
+        Some((_, Scheme::S3)) => s3::normalize(text).map(Location::S3),
+        None => Err(refuse(format!(
+            "remotelog has no {scheme}: remotes; {} (for a directory whose name has a colon, write ./{text})",
+            kinds_there_are()
+        ))),
+    }
+}
+
+/// The canonical form of an `http://` URL, or what is wrong with it.
+fn http_location(url: &url::Url) -> std::result::Result<Location, String> {
+    if url.host().is_none() {
+        return Err("the URL has no host; give http://HOST:PORT".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("give no credentials in the URL; the token comes from REMOTELOG_TOKEN or REMOTELOG_TOKEN_FILE".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("give only http://HOST:PORT[/PREFIX], with no query or fragment".into());
+    }
+    let canonical = url.as_str().trim_end_matches('/').to_string();
+    // The client's own check (or, without the `http` feature, its refusal).
+    http::normalize_url(&canonical)
+        .map(Location::Http)
+        .map_err(|e| e.to_string())
+}
+
+/// True when `location` is a URL rather than a directory (of a known scheme or not).
 pub fn is_url(location: &str) -> bool {
-    let l = location.to_ascii_lowercase();
-    l.starts_with("http://") || l.starts_with("https://")
+    !matches!(parse_location(location), Ok(Location::Dir(_)))
 }
 
 /// True when `location` names an object-storage remote (`s3://BUCKET/PREFIX`).
 pub fn is_s3(location: &str) -> bool {
-    location.to_ascii_lowercase().starts_with("s3://")
+    location
+        .get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case("s3://"))
 }
 
 /// Object-storage remotes as remotes use them.
@@ -80,7 +183,13 @@ mod s3 {
 /// Checks a remote URL and gives its canonical form (`http://HOST:PORT[/PREFIX]`); a build
 /// without the `http` feature refuses every URL.
 pub fn normalize_url(url: &str) -> Result<String> {
-    http::normalize_url(url)
+    match parse_location(url)? {
+        Location::Http(u) => Ok(u),
+        Location::Dir(_) | Location::S3(_) => Err(Error::Invalid(format!(
+            "{url:?} is not a URL; {}",
+            kinds_there_are()
+        ))),
+    }
 }
 
 /// The HTTP client as remotes use it.
@@ -131,9 +240,9 @@ mod http {
     }
 }
 
-/// Registers remote `name` at `location`: an `http://` URL (kept as given, normalized), an
-/// `s3://` location (whose store must honour conditional writes: probed first) or a
-/// directory (made absolute).
+/// Registers remote `name` at `location`: a URL of a known scheme (normalized; an `s3://`
+/// store must honour conditional writes: probed first) or a directory (made absolute);
+/// anything else is refused ([`parse_location`]).
 pub fn add(store: &FsStore, name: &str, location: &Path) -> Result<Remote> {
     if let Some(l) = location.to_str().filter(|l| is_s3(l)) {
         validate_name(name)?;
@@ -145,7 +254,7 @@ pub fn add(store: &FsStore, name: &str, location: &Path) -> Result<Remote> {
 /// [`add`] in directory `root`, which need not be a store yet (see [`Remotes::load_in`]).
 pub fn add_in(root: &Path, name: &str, location: &Path) -> Result<Remote> {
     let stored = stored_location(&location.to_string_lossy())?;
-    if !is_url(&stored) && !is_s3(&stored) && Path::new(&stored) == absolute(root)? {
+    if Path::new(&stored) == absolute(root)? {
         return Err(Error::Invalid(format!(
             "{stored} is this store itself; a remote must be another directory"
         )));
@@ -156,15 +265,10 @@ pub fn add_in(root: &Path, name: &str, location: &Path) -> Result<Remote> {
 /// The form in which `remote add` records `location` in the `remotes` file: a URL or an
 /// `s3://` location normalized (never a secret), a directory made absolute.
 pub fn stored_location(location: &str) -> Result<String> {
-    if is_url(location) {
-        return normalize_url(location);
+    match parse_location(location)? {
+        Location::Http(url) | Location::S3(url) => Ok(url),
+        Location::Dir(dir) => Ok(absolute(&dir)?.to_string_lossy().into_owned()),
     }
-    if is_s3(location) {
-        return s3::normalize(location);
-    }
-    Ok(absolute(Path::new(location))?
-        .to_string_lossy()
-        .into_owned())
 }
 
 /// Unregisters remote `name` and deletes its tracking refs.
@@ -178,7 +282,64 @@ pub fn remove(store: &FsStore, name: &str) -> Result<()> {
         store.update_ref(&r, crate::store::Expected::Any, None)?;
     }
     crate::store::remotes::remove_in(store.root(), name)?;
+    Exchanges::forget_in(store.root(), name)?;
     Ok(())
+}
+
+/// Renames remote `old` to `new`; its tracking refs and exchange records move along.
+///
+/// The new tracking refs are written first, then the `remotes` file (the step that
+/// renames), then the old refs go: cut anywhere, the remote keeps what it knew under one
+/// name or the other, and a leftover old ref only keeps its objects from gc.
+pub fn rename(store: &FsStore, old: &str, new: &str) -> Result<Remote> {
+    let remotes = Remotes::load(store)?;
+    remotes.named(old)?;
+    validate_name(new)?;
+    if let Some(existing) = remotes.get(new) {
+        return Err(Error::Invalid(format!(
+            "remote {new} already exists ({}); pick another name, or remove it first with `remotelog remote remove {new}`",
+            existing.location
+        )));
+    }
+    let old_prefix = format!("{REMOTES}/{old}/");
+    let moved: Vec<_> = store.list_refs(&format!("{REMOTES}/{old}"))?;
+    for r in &moved {
+        let Some(head) = store.read_ref(r)? else {
+            continue;
+        };
+        let log = r.as_str().strip_prefix(&old_prefix).unwrap_or(r.as_str());
+        store.update_ref(
+            &tracking_ref(new, log)?,
+            crate::store::Expected::Any,
+            Some(head),
+        )?;
+    }
+    let renamed = crate::store::remotes::rename_in(store.root(), old, new)?;
+    for r in &moved {
+        store.update_ref(r, crate::store::Expected::Any, None)?;
+    }
+    Exchanges::rename_in(store.root(), old, new)?;
+    Ok(renamed)
+}
+
+/// Points remote `name` at `location` (parsed and stored as [`add`] does). Its tracking
+/// refs stay: if the new location holds other logs, a push finds out and says what to do.
+pub fn set_url(store: &FsStore, name: &str, location: &str) -> Result<Remote> {
+    let stored = stored_location(location)?;
+    if Path::new(&stored) == absolute(store.root())? {
+        return Err(Error::Invalid(format!(
+            "{stored} is this store itself; a remote must be another directory"
+        )));
+    }
+    crate::store::remotes::set_location_in(store.root(), name, &stored)
+}
+
+/// Records that the store exchanged logs with `remote` now (shown by `remote show`).
+pub fn record_exchange(store: &FsStore, remote: &str, kind: Exchange) -> Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Exchanges::record_in(store.root(), remote, kind, now)
 }
 
 /// The directory path as an absolute path (it need not exist).
@@ -209,30 +370,27 @@ fn is_empty_or_unfinished_init(dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// Opens the remote at `location`: an `HttpBackend` for an `http://` URL (with the token
-/// from `REMOTELOG_TOKEN` or `REMOTELOG_TOKEN_FILE`; refused by a build without the `http`
-/// feature), else the store directory as [`open_dir`] does.
+/// Opens the remote at `location`: an `HttpBackend` for an `http[s]://` URL (with the token
+/// from `REMOTELOG_TOKEN` or `REMOTELOG_TOKEN_FILE`), the bucket of an `s3://` location
+/// (a build without the `http` or `s3` feature refuses them), else the store directory as
+/// [`open_dir`] does.
 pub fn open(location: &str, create: bool) -> Result<Box<dyn Backend>> {
-    if is_url(location) {
-        return http::open(location);
+    match parse_location(location)? {
+        Location::Http(url) => http::open(&url),
+        Location::S3(loc) => s3::open(&loc, create),
+        Location::Dir(_) => Ok(Box::new(open_dir(location, create)?)),
     }
-    if is_s3(location) {
-        return s3::open(location, create);
-    }
-    Ok(Box::new(open_dir(location, create)?))
 }
 
 /// Opens the remote at `location` for upkeep (`gc REMOTE`): like [`open`], but an HTTP
 /// remote gets the admin token (`REMOTELOG_ADMIN_TOKEN` or `REMOTELOG_ADMIN_TOKEN_FILE`),
 /// since gc deletes and a server wants its admin token for that, never a writer's.
 pub fn open_for_upkeep(location: &str) -> Result<Box<dyn Backend>> {
-    if is_url(location) {
-        return http::open_admin(location);
+    match parse_location(location)? {
+        Location::Http(url) => http::open_admin(&url),
+        Location::S3(loc) => s3::open_upkeep(&loc),
+        Location::Dir(_) => Ok(Box::new(open_dir(location, false)?)),
     }
-    if is_s3(location) {
-        return s3::open_upkeep(location);
-    }
-    Ok(Box::new(open_dir(location, false)?))
 }
 
 /// Opens the store at a remote directory; `create` makes an empty store there if there is
@@ -306,14 +464,155 @@ pub fn list(store: &FsStore) -> Result<Vec<RemoteInfo>> {
     Ok(out)
 }
 
+/// [`crate::transfer::sync::push`] of `log` to the registered remote `remote`, recording
+/// the exchange for `remote show` when it succeeds.
+pub fn push(
+    store: &FsStore,
+    remote: &Remote,
+    remote_store: &dyn Backend,
+    log: &str,
+    force: crate::transfer::sync::Force,
+    progress: &dyn crate::progress::Progress,
+) -> Result<crate::transfer::sync::LogTransfer> {
+    let done =
+        crate::transfer::sync::push(store, &remote.name, remote_store, log, force, progress)?;
+    record_exchange(store, &remote.name, Exchange::Push)?;
+    Ok(done)
+}
+
+/// [`crate::transfer::sync::pull`] of `log` from the registered remote `remote`, recording
+/// the exchange for `remote show` when it succeeds.
+pub fn pull(
+    store: &FsStore,
+    remote: &Remote,
+    remote_store: &dyn Backend,
+    log: &str,
+    progress: &dyn crate::progress::Progress,
+) -> Result<crate::transfer::sync::LogTransfer> {
+    let done = crate::transfer::sync::pull(store, &remote.name, remote_store, log, progress)?;
+    record_exchange(store, &remote.name, Exchange::Pull)?;
+    Ok(done)
+}
+
+/// [`crate::transfer::sync::fetch`] of `log` from the registered remote `remote`,
+/// recording the exchange for `remote show` when it succeeds.
+pub fn fetch(
+    store: &FsStore,
+    remote: &Remote,
+    remote_store: &dyn Backend,
+    log: &str,
+    progress: &dyn crate::progress::Progress,
+) -> Result<crate::transfer::sync::LogTransfer> {
+    let done = crate::transfer::sync::fetch(store, &remote.name, remote_store, log, progress)?;
+    record_exchange(store, &remote.name, Exchange::Pull)?;
+    Ok(done)
+}
+
+/// Automatic housekeeping (`gc --auto`) of the remote at `location` after a push, when it
+/// is a directory store that this user owns (a store someone else keeps is theirs to keep;
+/// an HTTP remote keeps itself). Its own `config` says when it is due.
+pub fn housekeep(
+    location: &str,
+    progress: &dyn crate::progress::Progress,
+) -> Result<crate::upkeep::auto::Outcome> {
+    use std::os::unix::fs::MetadataExt;
+    let not_ours = Ok(crate::upkeep::auto::Outcome::NotDue);
+    if !matches!(parse_location(location), Ok(Location::Dir(_))) {
+        return not_ours;
+    }
+    let owner = fs::metadata(location).at(Path::new(location))?.uid();
+    if owner != rustix::process::geteuid().as_raw() {
+        return not_ours;
+    }
+    crate::upkeep::auto::gc_auto(&open_dir(location, false)?, progress)
+}
+
+/// One log in `remote show`: what the remote holds now and what it held at the last
+/// exchange.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ShownLog {
+    /// The log.
+    pub log: String,
+    /// Its head page on the remote now (hex); `None` when the remote has no such log or
+    /// could not be read.
+    pub head: Option<String>,
+    /// Its entries on the remote now.
+    pub entries: Option<u64>,
+    /// Its head at the last push, pull or fetch (the tracking ref), if any.
+    pub tracked_head: Option<String>,
+    /// Its entries then.
+    pub tracked_entries: Option<u64>,
+}
+
+/// What `remote show NAME` tells about one remote.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RemoteShow {
+    /// Its name.
+    pub name: String,
+    /// Where it is.
+    pub location: String,
+    /// When this store last pushed to it (unix seconds), if it ever did.
+    pub last_push: Option<u64>,
+    /// When this store last pulled or fetched from it (unix seconds).
+    pub last_pull: Option<u64>,
+    /// Every log it holds now or held at the last exchange, by name.
+    pub logs: Vec<ShownLog>,
+    /// Why the remote could not be read, when it could not (the logs are then those of
+    /// the tracking refs only).
+    pub unreachable: Option<String>,
+}
+
+/// Tells about remote `name`: its location, the last push and pull, and each log it holds
+/// (read from the remote: an unreachable remote is reported as such, not as a failure).
+pub fn show(store: &FsStore, name: &str) -> Result<RemoteShow> {
+    let r = Remotes::load(store)?.named(name)?.clone();
+    let exchanges = Exchanges::load_in(store.root());
+    let mut logs: std::collections::BTreeMap<String, ShownLog> = Default::default();
+    let blank = |log: &str| ShownLog {
+        log: log.to_string(),
+        head: None,
+        entries: None,
+        tracked_head: None,
+        tracked_entries: None,
+    };
+    let tracked = list(store)?
+        .into_iter()
+        .find(|i| i.name == name)
+        .map_or_else(Vec::new, |i| i.logs);
+    for t in tracked {
+        let entry = logs.entry(t.log.clone()).or_insert_with(|| blank(&t.log));
+        entry.tracked_head = Some(t.head);
+        entry.tracked_entries = Some(t.entries);
+    }
+    let mut unreachable = None;
+    match open(&r.location, false).and_then(|b| crate::log::list(&*b)) {
+        Ok(there) => {
+            for info in there {
+                let entry = logs
+                    .entry(info.name.clone())
+                    .or_insert_with(|| blank(&info.name));
+                entry.head = Some(info.head.to_hex());
+                entry.entries = Some(info.count);
+            }
+        }
+        Err(e) => unreachable = Some(e.to_string()),
+    }
+    Ok(RemoteShow {
+        last_push: exchanges.last(name, Exchange::Push),
+        last_pull: exchanges.last(name, Exchange::Pull),
+        name: r.name,
+        location: r.location,
+        logs: logs.into_values().collect(),
+        unreachable,
+    })
+}
+
 /// Where `clone SRC` copies from: a URL (normalized), or a directory that exists (made
 /// absolute), is used as it is; otherwise SRC must name a remote of the store at `store`.
 pub fn resolve_source(store: &Path, src: &str) -> Result<String> {
-    if is_url(src) {
-        return normalize_url(src);
-    }
-    if is_s3(src) {
-        return s3::normalize(src);
+    // A URL of a known scheme, or a refusal of one remotelog does not know.
+    if let Location::Http(url) | Location::S3(url) = parse_location(src)? {
+        return Ok(url);
     }
     let p = Path::new(src);
     if p.exists() {
@@ -339,7 +638,7 @@ pub const PACKS_BEFORE_HINT: usize = 16;
 /// [`PACKS_BEFORE_HINT`] and a `repack` there would merge them; `None` otherwise, and for
 /// an HTTP remote or a directory that cannot be read.
 pub fn packs_to_merge(location: &str) -> Option<usize> {
-    if is_url(location) || is_s3(location) {
+    if !matches!(parse_location(location), Ok(Location::Dir(_))) {
         return None;
     }
     let packs = FsStore::open(Path::new(location))
@@ -438,6 +737,33 @@ mod tests {
                 root.display()
             )
         );
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn locations_parse_to_a_canonical_url_or_a_directory() {
+        let url = |t: &str| match parse_location(t).unwrap() {
+            Location::Http(u) => u,
+            other => panic!("{t}: {other:?}"),
+        };
+        assert_eq!(url("http://H:1/"), "http://h:1");
+        assert_eq!(url("http://h:80/p/"), "http://h/p");
+        assert_eq!(url("http://[::1]:8080"), "http://[::1]:8080");
+        let dir = |t: &str| parse_location(t).unwrap() == Location::Dir(PathBuf::from(t));
+        assert!(dir("/abs/s3://x") && dir("rel/dir") && dir("./a:b") && dir("1:x"));
+        assert_eq!(url("https://H:443/p/"), "https://h/p");
+        #[cfg(feature = "s3")]
+        assert!(matches!(
+            parse_location("S3://bucket/node").unwrap(),
+            Location::S3(_)
+        ));
+        // The object-storage parser names the location in its own words.
+        assert!(parse_location("s3:b").is_err());
+        for bad in ["", "file:///tmp/x", "ftp://x", "http://"] {
+            let e = parse_location(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("remote location {bad:?}: ")), "{e}");
+        }
+        assert!(is_url("s3://b") && is_url("http://h") && !is_url("/x"));
     }
 
     /// The count past the limit is tested through the binary (tests/cli.rs, a push per

@@ -570,32 +570,52 @@ pub fn push(
         ))
     })?;
     let theirs = remote_store.read_ref(&refname)?;
-    if force == Force::WithLease {
-        let seen = local.read_ref(&crate::transfer::remote::tracking_ref(remote, log)?)?;
-        if seen != theirs {
-            return Err(Error::Rejected {
-                action: format!("push of log {log} to {remote}"),
-                reason: Rejection::LeaseBroken {
-                    expected: seen,
-                    found: theirs,
-                },
-            });
-        }
+    // The lease: what this store last saw there (recorded by push, pull and fetch).
+    let seen = local.read_ref(&crate::transfer::remote::tracking_ref(remote, log)?)?;
+    // Each refusal names the step that gets past it, never the command that led here: a
+    // lease that does not hold is renewed by `fetch`, which force-with-lease then accepts.
+    let fetch = format!("`remotelog fetch {remote} --log {log}`");
+    let lease_push = format!("`remotelog push --force-with-lease {remote} --log {log}`");
+    let replace = if seen == theirs {
+        lease_push.clone()
+    } else {
+        format!("{fetch} (it records what {remote} holds), then {lease_push}")
+    };
+    let action = format!("push of log {log} to {remote}");
+    if force == Force::WithLease && seen != theirs {
+        return Err(Error::Rejected {
+            action,
+            reason: Rejection::LeaseBroken {
+                expected: seen,
+                found: theirs,
+            },
+            next: match seen {
+                None => format!("{fetch} records it, then run this push again"),
+                Some(_) => format!(
+                    "{fetch} records what it holds now and tells how the logs relate; then run this push again to replace it"
+                ),
+            },
+        });
     }
     let relation = relate(local, Some(ours), remote_store, theirs)?;
     let (outcome, entries) = match relation {
         Relation::Equal => ("up-to-date", 0),
         Relation::Ahead(n) if theirs.is_none() => ("created", n),
         Relation::Ahead(n) => ("fast-forward", n),
-        Relation::Behind(_) | Relation::Diverged if force == Force::No => {
+        Relation::Behind(n) if force == Force::No => {
             return Err(Error::Rejected {
-                action: format!("push of log {log} to {remote}"),
-                reason: Rejection::NotFastForward {
-                    ahead_by: match relation {
-                        Relation::Behind(n) => Some(n),
-                        _ => None,
-                    },
-                },
+                action,
+                reason: Rejection::NotFastForward { ahead_by: Some(n) },
+                next: format!(
+                    "`remotelog pull {remote} --log {log}` takes them, or, to drop them there (after `forget`), {replace}"
+                ),
+            })
+        }
+        Relation::Diverged if force == Force::No => {
+            return Err(Error::Rejected {
+                action,
+                reason: Rejection::NotFastForward { ahead_by: None },
+                next: format!("to replace the log on {remote} with this one, {replace}"),
             })
         }
         Relation::Behind(n) => ("forced", n),
@@ -607,8 +627,9 @@ pub fn push(
             copy_and_move(local, remote_store, &refname, theirs, ours, progress).map_err(|e| {
                 match e {
                     Error::RefConflict { .. } => Error::Rejected {
-                        action: format!("push of log {log} to {remote}"),
+                        action,
                         reason: Rejection::Raced,
+                        next: format!("`remotelog pull {remote} --log {log}` takes what it pushed, then push again; after `forget`, {fetch} then {lease_push} instead"),
                     },
                     other => other,
                 }
@@ -665,6 +686,9 @@ pub fn pull(
             return Err(Error::Rejected {
                 action: format!("pull of log {log} from {remote}"),
                 reason: Rejection::Diverged,
+                next: format!(
+                    "to replace the remote's with the local one: `remotelog fetch {remote} --log {log}`, then `remotelog push --force-with-lease {remote} --log {log}`"
+                ),
             })
         }
     };
@@ -677,6 +701,81 @@ pub fn pull(
         elapsed: 0.0,
     };
     finish_transfer(local, done, theirs, start, progress)
+}
+
+/// Fetches log `log` from `remote_store`: copies its chain into `local` (verified, as a
+/// pull does) and records its head in the tracking ref, the lease that `push
+/// --force-with-lease` checks, without touching the local log. A remote without the log
+/// clears the tracking ref. The outcome is `fetched`, `up-to-date` (nothing new there) or
+/// `absent`; [`next_step`] says what the logs' relation calls for.
+pub fn fetch(
+    local: &dyn Backend,
+    remote: &str,
+    remote_store: &dyn Backend,
+    log: &str,
+    progress: &dyn Progress,
+) -> Result<LogTransfer> {
+    let start = Instant::now();
+    let refname = RefName::log(log)?;
+    let tracking = crate::transfer::remote::tracking_ref(remote, log)?;
+    let _lease = local.write_lease()?;
+    let mut done = LogTransfer {
+        log: log.into(),
+        remote: remote.into(),
+        outcome: "up-to-date",
+        entries: 0,
+        copied: Copied::default(),
+        elapsed: 0.0,
+    };
+    let seen = local.read_ref(&tracking)?;
+    match remote_store.read_ref(&refname)? {
+        None => {
+            if seen.is_some() {
+                local.update_ref(&tracking, crate::store::Expected::Any, None)?;
+            }
+            done.outcome = "absent";
+            progress.finish();
+        }
+        Some(theirs) => {
+            if seen != Some(theirs) {
+                done.copied = copy_log(remote_store, local, theirs, progress)?;
+                done.outcome = "fetched";
+            }
+            done.entries = count_of(local, Some(theirs))?;
+            set_tracking(local, remote, log, theirs)?;
+            progress.finish();
+        }
+    }
+    done.elapsed = start.elapsed().as_secs_f64();
+    Ok(done)
+}
+
+/// How the local log `log` relates to what `remote` held at the last exchange (its
+/// tracking ref), and the command that acts on it: one line for people.
+pub fn next_step(local: &dyn Backend, remote: &str, log: &str) -> Result<String> {
+    let ours = local.read_ref(&RefName::log(log)?)?;
+    let theirs = local.read_ref(&crate::transfer::remote::tracking_ref(remote, log)?)?;
+    Ok(match (ours, theirs) {
+        (None, None) => format!("log {log}: neither here nor on {remote}"),
+        (None, Some(_)) => format!(
+            "log {log}: only on {remote}; `remotelog pull {remote} --log {log}` takes it"
+        ),
+        (Some(_), None) => format!(
+            "log {log}: not on {remote}; `remotelog push {remote} --log {log}` sends it"
+        ),
+        (Some(_), Some(_)) => match relate(local, ours, local, theirs)? {
+            Relation::Equal => format!("log {log}: the same here and on {remote}"),
+            Relation::Ahead(n) => format!(
+                "log {log}: {n} entries ahead of {remote}; `remotelog push {remote} --log {log}` sends them"
+            ),
+            Relation::Behind(n) => format!(
+                "log {log}: {remote} has {n} entries more; `remotelog pull {remote} --log {log}` takes them, or `remotelog push --force-with-lease {remote} --log {log}` drops them there"
+            ),
+            Relation::Diverged => format!(
+                "log {log}: diverged from {remote} (each has entries the other lacks, as after `forget`); `remotelog push --force-with-lease {remote} --log {log}` replaces the log there with this one"
+            ),
+        },
+    })
 }
 
 /// Records what the remote now holds in the tracking ref and closes the progress report.

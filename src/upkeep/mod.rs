@@ -2,6 +2,7 @@
 //! object, naming each problem), `gc` (delete what no ref
 //! reaches, beside working writers) and `repack` (merge loose objects and packs).
 
+pub mod auto;
 pub mod check;
 pub mod gc;
 pub mod repack;

@@ -54,11 +54,22 @@ pub struct Rewrite<'a> {
 
 /// Rewrites every object of `store` into packs of about `target` bytes.
 pub fn repack(store: &dyn Backend, target: u64, progress: &dyn Progress) -> Result<Repacked> {
+    repack_waiting(store, target, crate::store::WRITER_WAIT, progress)
+}
+
+/// [`repack`], waiting up to `wait` for a running gc before it fails with
+/// [`crate::error::Error::Locked`].
+pub fn repack_waiting(
+    store: &dyn Backend,
+    target: u64,
+    wait: std::time::Duration,
+    progress: &dyn Progress,
+) -> Result<Repacked> {
     let u = crate::upkeep::gc::upkeep_of(store)?;
     // Repack keeps every object, but writes packs for a long time: as a writer, it holds
     // a lease, so that gc neither runs meanwhile nor takes its unfinished packs for
     // leftovers.
-    let _lease = store.write_lease()?;
+    let _lease = store.write_lease_waiting(wait)?;
     let inventory = u.inventory()?;
     let (packs, loose) = (inventory.packs.len(), inventory.loose.len());
     if !u.keeps_packs() || (loose == 0 && packs <= 1) {

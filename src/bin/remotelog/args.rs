@@ -78,6 +78,13 @@ pub enum Command {
     /// Never rewinds a local log that has entries the remote lacks. With no --log, pulls
     /// every log the remote has.
     Pull(PullArgs),
+    /// Record what a remote holds, without changing any local log.
+    ///
+    /// Copies each log's entries from the remote (verified, as pull does) and records the
+    /// remote's head as what this store last saw there, the lease that `push
+    /// --force-with-lease` checks; then says how each local log relates to it. With no
+    /// --log, fetches every log the remote has.
+    Fetch(PullArgs),
     /// Create a new store from a remote directory or URL (or a remote's name), verifying every object.
     ///
     /// SRC becomes remote `origin` of the new store. DEST must be new or an empty directory;
@@ -223,6 +230,28 @@ pub enum RemoteCommand {
         /// The remote's name.
         name: String,
     },
+    /// Rename a remote; what it held at the last exchange moves along.
+    Rename {
+        /// Its name now.
+        old: String,
+        /// Its new name.
+        new: String,
+    },
+    /// Point a remote at another location (a directory, or http://HOST:PORT).
+    SetUrl {
+        /// The remote's name.
+        name: String,
+        /// The new location.
+        location: PathBuf,
+    },
+    /// Show a remote: location, last push and pull, and the logs it holds (read from it).
+    Show {
+        /// The remote's name.
+        name: String,
+        /// Print it as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -314,8 +343,8 @@ pub struct StatusArgs {
 pub struct GcArgs {
     /// Collect in this remote's directory instead of --store.
     pub remote: Option<String>,
-    /// Keep unreferenced objects younger than this: `now`, or a number with s, m, h or d.
-    #[arg(long, default_value = "1h", value_name = "AGE")]
+    /// Keep unreferenced objects younger than this: `now`, or an age like 30m, 1h, 2d, 1w.
+    #[arg(long, default_value = "1h", value_name = "AGE", value_parser = check_age)]
     pub prune: String,
     /// Only list what would be deleted and the bytes it would free.
     #[arg(long)]
@@ -332,8 +361,15 @@ pub struct GcArgs {
 #[derive(Args)]
 pub struct ForgetArgs {
     /// H1 or H2 of each message to remove.
-    #[arg(required = true)]
+    #[arg(required_unless_present_any = ["older_than", "keep_last"], conflicts_with_all = ["older_than", "keep_last"])]
     pub ids: Vec<String>,
+    /// Retention: remove the messages whose timestamp is older than AGE (30d, 12w, 1y),
+    /// except those --keep-last keeps.
+    #[arg(long, value_name = "AGE", value_parser = check_age)]
+    pub older_than: Option<String>,
+    /// Retention: keep only the newest N entries (with --older-than: also keep these).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_last: Option<u64>,
     /// The log.
     #[arg(long, default_value = DEFAULT_LOG)]
     pub log: String,
@@ -344,7 +380,8 @@ pub struct ForgetArgs {
 
 #[derive(Args)]
 pub struct RepackArgs {
-    /// Repack the remote of this name (a directory or s3:// remote) instead of --store.
+    /// Repack this remote's store (a directory or s3:// remote) instead of --store, as
+    /// `gc REMOTE` collects there.
     pub remote: Option<String>,
     /// Start a new pack once one reaches this many MiB.
     #[arg(long, default_value_t = 64, value_name = "MIB")]
@@ -463,27 +500,31 @@ pub struct SimArgs {
     pub no_plots: bool,
 }
 
-/// Parses a grace period: `now`, or a number with an optional unit s, m, h, d. (Checked by
-/// `gc` itself rather than by clap, so a bad value exits 1 with this message, as it
-/// always has.)
+/// Parses an age (`gc --prune`, `forget --older-than`): `now`, a number of seconds, or
+/// what humantime reads (`30m`, `1h 30m`, `2d`, `1w`, `3months`). An age beyond what a
+/// `Duration` of u64 seconds holds is the largest one: it keeps everything.
 pub fn parse_age(text: &str) -> anyhow::Result<std::time::Duration> {
+    use std::time::Duration;
+    let text = text.trim();
     if text == "now" {
-        return Ok(std::time::Duration::ZERO);
+        return Ok(Duration::ZERO);
     }
-    let (num, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--prune {text:?}: give `now` or an age like 30m, 1h, 2d"))?;
-    // An age beyond what u64 seconds hold keeps everything, as any huge age does.
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        "d" => n.saturating_mul(86400),
-        _ => anyhow::bail!("--prune {text:?}: the unit must be s, m, h or d"),
-    };
-    Ok(std::time::Duration::from_secs(secs))
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(Duration::from_secs(text.parse().unwrap_or(u64::MAX)));
+    }
+    match humantime::parse_duration(text) {
+        Ok(d) => Ok(d),
+        Err(humantime::DurationError::NumberOverflow) => Ok(Duration::from_secs(u64::MAX)),
+        Err(e) => {
+            anyhow::bail!("{text:?} is not an age ({e}); give `now` or an age like 30m, 1h, 2d, 1w")
+        }
+    }
+}
+
+/// [`parse_age`] as clap's check of an age option: a bad value is a malformed command line
+/// (exit status 2); the option keeps its text, which messages repeat.
+fn check_age(text: &str) -> Result<String, String> {
+    parse_age(text)
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
 }

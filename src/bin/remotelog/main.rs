@@ -5,6 +5,7 @@
 mod args;
 mod commands;
 mod ctx;
+mod housekeeping;
 mod output;
 
 use std::process::ExitCode;
@@ -38,6 +39,7 @@ fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Command::Remote(a) => remote::run(a, ctx),
         Command::Push(a) => push::run(a, ctx),
         Command::Pull(a) => pull::run(a, ctx),
+        Command::Fetch(a) => fetch::run(a, ctx),
         Command::Clone(a) => clone::run(a, ctx),
         Command::ImportSpec(a) => import_spec::run(a, ctx),
         Command::Status(a) => status::run(a, ctx),

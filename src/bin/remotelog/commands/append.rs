@@ -39,6 +39,9 @@ pub fn run(args: AppendArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         line[129] = b'\n';
         out.write_all(&line)?;
     }
+    crate::housekeeping::after_write(ctx, "the store", |bar| {
+        remotelog::upkeep::auto::gc_auto(&store, bar)
+    });
     Ok(ExitCode::SUCCESS)
 }
 

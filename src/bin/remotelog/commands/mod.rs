@@ -6,6 +6,7 @@ pub mod cat;
 pub mod check;
 pub mod clone;
 pub mod demo;
+pub mod fetch;
 pub mod forget;
 pub mod gc;
 pub mod import_spec;

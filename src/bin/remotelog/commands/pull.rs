@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use remotelog::log;
 use remotelog::transfer::remote::{self, Remotes};
-use remotelog::transfer::sync;
 
 use crate::args::PullArgs;
 use crate::ctx::Ctx;
@@ -31,7 +30,7 @@ pub fn run(args: PullArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     for name in &logs {
         let bar = ctx.progress(format!("pull {name} ← {}", target.name));
         transfer(&mut out, &mut failures, bar, args.json, "from", |bar| {
-            sync::pull(&store, &target.name, &*src, name, bar)
+            remote::pull(&store, &target, &*src, name, bar)
         })?;
     }
     out.flush()?;

@@ -38,11 +38,17 @@ pub fn run(args: PushArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         for name in &logs {
             let bar = ctx.progress(format!("push {name} → {}", target.name));
             transfer(&mut out, &mut failures, bar, args.json, "to", |bar| {
-                sync::push(&store, &target.name, &*dst, name, force, bar)
+                remote::push(&store, target, &*dst, name, force, bar)
             })?;
         }
+        crate::housekeeping::after_write(ctx, &format!("remote {}", target.name), |bar| {
+            remote::housekeep(&target.location, bar)
+        });
         repack_hint(&target.name, &target.location);
     }
+    crate::housekeeping::after_write(ctx, "the store", |bar| {
+        remotelog::upkeep::auto::gc_auto(&store, bar)
+    });
     out.flush()?;
     Ok(failures.status())
 }
@@ -51,7 +57,7 @@ pub fn run(args: PushArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
 fn repack_hint(name: &str, location: &str) {
     if let Some(packs) = remote::packs_to_merge(location) {
         eprintln!(
-            "remotelog: remote {name} now holds {packs} packs (one per push); `remotelog repack --store {location}` merges them into a few large ones"
+            "remotelog: remote {name} now holds {packs} packs (one per push); `remotelog repack {name}` merges them into a few large ones"
         );
     }
 }

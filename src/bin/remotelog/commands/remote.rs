@@ -1,4 +1,4 @@
-//! `remotelog remote add|list|remove`: the store's remotes.
+//! `remotelog remote add|list|remove|rename|set-url|show`: the store's remotes.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use remotelog::transfer::remote;
 use crate::args::RemoteCommand;
 use crate::ctx::Ctx;
 
-/// Adds, lists or removes a remote.
+/// Adds, lists, removes, renames, moves or shows a remote.
 pub fn run(cmd: RemoteCommand, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let mut out = ctx.out();
     let store = ctx.open_store()?;
@@ -21,6 +21,15 @@ pub fn run(cmd: RemoteCommand, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             remote::remove(&store, &name)?;
             writeln!(out, "removed remote {name}")?;
         }
+        RemoteCommand::Rename { old, new } => {
+            remote::rename(&store, &old, &new)?;
+            writeln!(out, "renamed remote {old} to {new}")?;
+        }
+        RemoteCommand::SetUrl { name, location } => {
+            let r = remote::set_url(&store, &name, &location.to_string_lossy())?;
+            writeln!(out, "remote {} is now at {}", r.name, r.location)?;
+        }
+        RemoteCommand::Show { name, json } => show(&mut out, &remote::show(&store, &name)?, json)?,
         RemoteCommand::List => {
             for r in remote::list(&store)? {
                 writeln!(out, "{}\t{}", r.name, r.location)?;
@@ -37,4 +46,50 @@ pub fn run(cmd: RemoteCommand, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints `remote show`: as JSON, or a few lines for people.
+fn show(out: &mut impl Write, s: &remote::RemoteShow, json: bool) -> anyhow::Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string(s)?)?;
+        return Ok(());
+    }
+    let when = |t: Option<u64>| match t {
+        Some(secs) => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+        )
+        .to_string(),
+        None => "never".to_string(),
+    };
+    writeln!(out, "remote {}", s.name)?;
+    writeln!(out, "  location:  {}", s.location)?;
+    writeln!(out, "  last push: {}", when(s.last_push))?;
+    writeln!(out, "  last pull: {}", when(s.last_pull))?;
+    if let Some(why) = &s.unreachable {
+        writeln!(out, "  not reachable now: {why}")?;
+    }
+    if s.logs.is_empty() {
+        writeln!(out, "  no logs")?;
+    }
+    for l in &s.logs {
+        let short = |h: &Option<String>| {
+            h.as_deref()
+                .map_or("-", |h| &h[..h.len().min(12)])
+                .to_string()
+        };
+        let there = match l.entries {
+            Some(n) => format!("{n} entries, head {}", short(&l.head)),
+            None if s.unreachable.is_some() => "unknown now".to_string(),
+            None => "not there".to_string(),
+        };
+        let then = match l.tracked_entries {
+            Some(n) => format!(
+                "{n} entries at the last exchange (head {})",
+                short(&l.tracked_head)
+            ),
+            None => "never exchanged".to_string(),
+        };
+        writeln!(out, "  log {}: {there}; {then}", l.log)?;
+    }
+    Ok(())
 }

@@ -1,0 +1,46 @@
+//! `remotelog fetch`: record what a remote holds without merging it.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use remotelog::log;
+use remotelog::transfer::remote::{self, Remotes};
+use remotelog::transfer::sync;
+
+use crate::args::PullArgs;
+use crate::ctx::Ctx;
+use crate::output::{transfer, Failures};
+
+/// Fetches each log, then says per log how the local one relates and what to do; one that
+/// fails is reported and the others still go.
+pub fn run(args: PullArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let mut out = ctx.out();
+    let store = ctx.open_store()?;
+    let registered = Remotes::load(&store)?;
+    let target = match &args.remote {
+        Some(n) => registered.named(n)?.clone(),
+        None => registered.default_remote()?.clone(),
+    };
+    // The remote's name as context keeps the error's type for the exit status.
+    let src = remote::open(&target.location, false)
+        .map_err(|e| anyhow::Error::new(e).context(format!("remote {}", target.name)))?;
+    let logs: Vec<String> = match args.log {
+        Some(l) => vec![l],
+        None => log::list(&*src)?.into_iter().map(|i| i.name).collect(),
+    };
+    let mut failures = Failures::default();
+    for name in &logs {
+        let bar = ctx.progress(format!("fetch {name} ← {}", target.name));
+        let mut fetched = false;
+        transfer(&mut out, &mut failures, bar, args.json, "from", |bar| {
+            let r = remote::fetch(&store, &target, &*src, name, bar);
+            fetched = r.is_ok();
+            r
+        })?;
+        if fetched && !args.json {
+            writeln!(out, "{}", sync::next_step(&store, &target.name, name)?)?;
+        }
+    }
+    out.flush()?;
+    Ok(failures.status())
+}
