@@ -42,7 +42,9 @@ pub fn run(args: PushArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 sync::push(&store, &target.name, &*dst, name, force, bar)
             })?;
         }
-        repack_hint(&target.name, &target.location);
+        if !ctx.quiet {
+            repack_hint(&target.name, &target.location);
+        }
     }
     out.flush()?;
     if failed > 0 {
