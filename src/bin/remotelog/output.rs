@@ -91,13 +91,15 @@ impl Bar {
     }
 }
 
-/// The bar's look: with a total, a bar and the time left; without, a spinner and the time
-/// spent. Either way the bytes moved and their rate once there are any.
+/// The bar's look: with a total, a bar, the units done and the time left; without, a
+/// spinner and the time spent. Either way the bytes moved and their rate once there are
+/// any.
 fn style(total: bool, bytes: &Arc<AtomicU64>) -> indicatif::ProgressStyle {
     let template = if total {
         "{prefix} {msg} [{bar:25}] {pos}/{len}{data} · ETA {eta}"
     } else {
-        "{prefix} {msg} {spinner} {pos}{data} · {elapsed}"
+        // Units without a total mean little: the bytes and the time spent say more.
+        "{prefix} {msg} {spinner}{data} · {elapsed}"
     };
     let bytes = Arc::clone(bytes);
     indicatif::ProgressStyle::with_template(template)
