@@ -98,8 +98,7 @@ fn readme_blocks_run_as_written() {
     let err = String::from_utf8_lossy(&c.stderr);
     let last = err
         .lines()
-        .filter(|l| l.starts_with("### "))
-        .last()
+        .rfind(|l| l.starts_with("### "))
         .unwrap_or("before the first block");
     assert!(
         c.status.success(),
