@@ -24,10 +24,11 @@ pub fn run(args: CloneArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     if remotelog::transfer::clone::target(&dest, &location)?
         == remotelog::transfer::clone::Target::Resume
     {
-        ctx.note(format_args!(
-            "resuming the clone into {} (it holds an earlier clone of {location})",
+        // Said even with --quiet: the command does something else than a new clone.
+        eprintln!(
+            "remotelog: resuming the clone into {} (it holds an earlier clone of {location})",
             dest.display()
-        ));
+        );
     }
     let src_store = remote::open(&location, false)?;
     let bar = ctx.progress(format!("clone {src}"));
