@@ -4,8 +4,8 @@
 //! format is specified in `format/store-v1.md`. The modules are layers, each using only
 //! those below it (`tests/layers.rs` holds them to it; `ARCHITECTURE.md` draws them):
 //!
-//! - [`error`], [`id`], [`progress`], [`model`] (names, objects), [`fsutil`] (the one
-//!   durable-write path): the base;
+//! - [`error`], [`id`], [`progress`], [`human`] (sizes for people), [`model`] (names,
+//!   objects), [`fsutil`] (the one durable-write path): the base;
 //! - [`pack`]: the pack format, its reader and writer;
 //! - [`store`]: the storage contract every backend keeps, a store directory, the memory
 //!   model;
@@ -31,6 +31,7 @@
 pub mod demo;
 pub mod error;
 pub mod fsutil;
+pub mod human;
 pub mod id;
 pub mod log;
 pub mod mock;

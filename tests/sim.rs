@@ -8,7 +8,7 @@ use remotelog::sim::matrix::{Matrix, EMBED_ALL};
 use remotelog::sim::{output, run, Push, Scenario};
 
 mod common;
-use common::{bin, fails_with, run_cmd};
+use common::{bin, run_cmd};
 
 /// `n` messages, one a second, pushed in one go when the writer first comes online after
 /// them, read by one reader that comes online once, later still, and polls once.
@@ -218,7 +218,12 @@ fn remotelog_sim_refuses_bad_options_in_one_line() {
     ] {
         let mut c = bin();
         c.current_dir(dir.path()).args(args);
-        fails_with(&run_cmd(c, None), &[needle]);
+        // A bad value on the command line: exit 2, one line naming it.
+        let o = run_cmd(c, None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
     }
     let mut c = bin();
     c.current_dir(dir.path()).args(["sim", "--seeds", "many"]);

@@ -7,16 +7,16 @@
 # Prints the normal client's latencies, what became of each attack and the server's peak
 # RSS.
 #
-# Environment: REMOTELOG (the server binary to attack; default: this tree's release
-# build), ATTACKS (comma-separated subset of slow-bodies,slow-heads,idle,floods,bomb;
-# default all), DURATION (seconds the normal client runs, default 20), SERVE_ARGS (extra
-# options for serve), CARGO_TARGET_DIR.
+# Environment: REMOTELOG (the server binary to attack; default: this tree's build in
+# the profiling profile: release with line tables), ATTACKS (comma-separated subset of
+# slow-bodies,slow-heads,idle,floods,bomb; default all), DURATION (seconds the normal
+# client runs, default 20), SERVE_ARGS (extra options for serve), CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build --release --quiet --bin remotelog --example http_attack
-R=${REMOTELOG:-$CARGO_TARGET_DIR/release/remotelog}
-ATTACK=$CARGO_TARGET_DIR/release/examples/http_attack
+cargo build --profile profiling --quiet --bin remotelog --example http_attack
+R=${REMOTELOG:-$CARGO_TARGET_DIR/profiling/remotelog}
+ATTACK=$CARGO_TARGET_DIR/profiling/examples/http_attack
 ATTACKS=${ATTACKS:-slow-bodies,slow-heads,idle,floods,bomb}
 DURATION=${DURATION:-20}
 W=$(mktemp -d)

@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build --release --quiet --bin remotelog --example http_load
-R=$CARGO_TARGET_DIR/release/remotelog
-LOAD=$CARGO_TARGET_DIR/release/examples/http_load
+cargo build --profile profiling --quiet --bin remotelog --example http_load
+R=$CARGO_TARGET_DIR/profiling/remotelog
+LOAD=$CARGO_TARGET_DIR/profiling/examples/http_load
 CONNS=${CONNS:-50}
 N=${N:-400}
 MESSAGES=${MESSAGES:-100000}

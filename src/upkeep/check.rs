@@ -12,6 +12,7 @@ use crate::id::Id;
 use crate::log::{pages, read_message};
 use crate::model::name::LOGS;
 use crate::model::object::Object;
+use crate::progress::{Progress, Silent};
 use crate::store::Backend;
 
 /// What `check` found.
@@ -48,6 +49,18 @@ impl Report {
 
 /// Checks every log of `b`; with `read_data`, also reads and hashes every stored object.
 pub fn check(b: &dyn Backend, read_data: bool) -> Report {
+    check_with_progress(b, read_data, &Silent)
+}
+
+/// [`check`], telling `progress` of its phases: the walk of the logs (in entries), then
+/// with `read_data` the reading of the objects (in objects, with their bytes).
+pub fn check_with_progress(b: &dyn Backend, read_data: bool, progress: &dyn Progress) -> Report {
+    let r = check_phases(b, read_data, progress);
+    progress.finish();
+    r
+}
+
+fn check_phases(b: &dyn Backend, read_data: bool, progress: &dyn Progress) -> Report {
     let mut r = Report::default();
     let mut seen_pages: HashSet<Id> = HashSet::new();
     // Every referenced message with the H1 its page gives it and where: (H2, H1, page
@@ -80,6 +93,15 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
             Vec::new()
         }
     };
+    // The entries to walk, from each head page's count (logs sharing history walk it
+    // once, so the walk may end short of this).
+    let total: u64 = refs
+        .iter()
+        .filter_map(|name| b.read_ref(name).ok().flatten())
+        .filter_map(|head| crate::log::read_page(b, &head).ok())
+        .map(|page| page.count)
+        .fold(0, u64::saturating_add);
+    progress.phase("walking the logs", Some(total));
     for refname in refs {
         let log = refname.log_name().unwrap_or(refname.as_str()).to_string();
         let head = match b.read_ref(&refname) {
@@ -146,6 +168,7 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
                 }
                 claims.push((entry.h2, entry.h1, page_no, i as u32));
             }
+            progress.advance(page.entries.len() as u64);
         }
     }
     // Names written through the Twirp NS point at opaque content, which must exist.
@@ -207,8 +230,12 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
     claims.shrink_to_fit();
     r.messages = claims.len();
     if read_data {
+        // What the logs reference; unreferenced objects come on top.
+        let expected = (claims.len() + seen_pages.len() + named.len()) as u64;
+        progress.phase("reading objects", Some(expected));
         let mut opaque = 0usize;
         let mut scan = |id: Id, got: crate::Result<Vec<u8>>| {
+            progress.advance(1);
             let bytes = match got {
                 Ok(b) => b,
                 Err(e) => {
@@ -216,6 +243,7 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
                     return;
                 }
             };
+            progress.bytes(bytes.len() as u64);
             r.objects_read += 1;
             r.bytes_read += bytes.len() as u64;
             let decoded = Object::decode(&bytes);
@@ -263,8 +291,9 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
         }
         if r.unreferenced > 0 {
             r.notes.push(format!(
-                "{} stored object(s), {} bytes, are not referenced by any log (pages replaced by later appends, forgotten messages, or objects of an interrupted write); `remotelog gc` deletes them",
-                r.unreferenced, r.unreferenced_bytes
+                "{} stored object(s), {}, are not referenced by any log (pages replaced by later appends, forgotten messages, or objects of an interrupted write); `remotelog gc` deletes them",
+                r.unreferenced,
+                crate::human::size(r.unreferenced_bytes)
             ));
         }
     }
@@ -273,4 +302,51 @@ pub fn check(b: &dyn Backend, read_data: bool) -> Report {
     let mut named_once = HashSet::new();
     r.problems.retain(|p| named_once.insert(p.clone()));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::log::{append, SettingsChange};
+    use crate::progress::Recording;
+    use crate::store::config::Config;
+    use crate::{FsStore, Message};
+
+    /// `check --read-data` reports its walk in entries and its reading in objects and bytes.
+    #[test]
+    fn check_reports_entries_walked_and_bytes_read() {
+        let t = tempfile::tempdir().unwrap();
+        let store = FsStore::init(&t.path().join("s"), Config::default()).unwrap();
+        let messages: Vec<Message> = (0..500)
+            .map(|i| Message {
+                group_id: b"g".to_vec(),
+                timestamp: i,
+                body: vec![b'x'; 100 + i as usize],
+            })
+            .collect();
+        append(&store, "a", &messages[..300], SettingsChange::default()).unwrap();
+        append(&store, "b", &messages[300..], SettingsChange::default()).unwrap();
+        let rec = Recording::default();
+        let report = check_with_progress(&store, true, &rec);
+        assert!(report.is_sound(), "{:?}", report.problems);
+        assert_eq!(
+            rec.phases.lock().unwrap().as_slice(),
+            &[
+                ("walking the logs".to_string(), Some(500)),
+                (
+                    "reading objects".to_string(),
+                    Some((report.messages + report.pages) as u64)
+                ),
+            ]
+        );
+        assert_eq!(
+            rec.units.load(Ordering::Relaxed),
+            500 + report.objects_read as u64
+        );
+        assert!(report.bytes_read > 500 * 100);
+        assert_eq!(rec.bytes.load(Ordering::Relaxed), report.bytes_read);
+        assert!(rec.finished.load(Ordering::Relaxed));
+    }
 }

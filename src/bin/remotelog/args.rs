@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use remotelog::log::DEFAULT_LOG;
 
 const ABOUT: &str = "Keep a node's message log safe on remotes.
@@ -18,13 +18,13 @@ const AFTER: &str = "Quick start:
   echo hello | remotelog append --group chat
   remotelog append --group chat --dir ./inbox
   remotelog log
-  remotelog remote add origin /mnt/backup/node   # or http://HOST:PORT (remotelog serve)
+  remotelog remote add origin ~/backup/node   # or http://HOST:PORT (remotelog serve)
   remotelog push                          # back the log up
-  remotelog clone /mnt/backup/node restored      # get it back anywhere
+  remotelog clone ~/backup/node restored  # get it back anywhere
   remotelog check --read-data
 
-Exit status: 0 on success, 1 on failure (one line on stderr), 2 for a malformed command line.
-The formats are documented in format/ of the source tree.";
+`remotelog COMMAND --help` shows each command's options and examples.
+Exit status: 0 on success, 1 on failure (one line on stderr), 2 for a malformed command line.";
 
 #[derive(Parser)]
 #[command(name = "remotelog", version, about = ABOUT, after_help = AFTER)]
@@ -37,9 +37,13 @@ pub struct Cli {
         default_value = ".remotelog"
     )]
     pub store: PathBuf,
-    /// No progress bars.
-    #[arg(long, short, global = true)]
+    /// No progress bars, summaries or hints: only what was asked for, and errors.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// More detail on stderr: each phase of a long operation, each file `append --dir`
+    /// skips.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,8 +55,10 @@ pub enum Command {
     /// Append messages to a log; prints `H1 H2` per message.
     ///
     /// Each FILE is the body of one message. With --dir, every regular file below DIR is
-    /// one message, in sorted path order. With neither, one message is read from stdin.
-    /// All messages of one call become visible together, or not at all.
+    /// one message, in sorted path order; hidden files and folders (names starting with
+    /// `.`, `.git/` among them) and symbolic links are skipped and counted on stderr. With
+    /// neither, one message is read from stdin. All messages of one call become visible
+    /// together, or not at all.
     Append(AppendArgs),
     /// Show a log's entries, newest first.
     Log(LogArgs),
@@ -101,7 +107,7 @@ pub enum Command {
     ///
     /// Checks every CAS address (BLAKE3-256) and every payload's H1 against localHash,
     /// appends all new entries in one atomic append, and records the source head in
-    /// refs/imports/LOCAL so a later run imports only what is new (format/spec-view.md).
+    /// refs/imports/LOCAL so a later run imports only what is new.
     ImportSpec(ImportSpecArgs),
     /// Per log and remote: how far the local log is ahead or behind, as of the last push/pull.
     Status(StatusArgs),
@@ -125,7 +131,7 @@ pub enum Command {
     /// Run a short end-to-end demonstration in a throwaway directory.
     Demo(DemoArgs),
     /// Serve the store over HTTP: a REST API (CAS, NS, packs) and the 3/REMOTE-LOG Twirp
-    /// services, so `http://HOST:PORT` works as a remote (format/http-api.md).
+    /// services, so `http://HOST:PORT` works as a remote.
     ///
     /// Logs one line per request on stderr; stops on SIGTERM/SIGINT after finishing the
     /// requests in flight.
@@ -134,8 +140,12 @@ pub enum Command {
     /// IPFS, IPNS, Swarm, ENS, S3, Waku, a lossy peer) on a virtual clock, over a matrix of
     /// page sizes and embed settings; writes results.csv, results.md and SVG plots.
     ///
-    /// See docs/remote-log-mocking.md. The same seed gives byte-identical results.
+    /// The same seed gives byte-identical results.
     Sim(Box<SimArgs>),
+    /// Print a shell completion script for SHELL on stdout.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) on stdout: remotelog(1), or remotelog-COMMAND(1).
+    Man(ManArgs),
 }
 
 #[derive(Args)]
@@ -148,34 +158,53 @@ pub struct InitArgs {
 }
 
 #[derive(Args)]
+#[command(group(ArgGroup::new("group_id").required(true).args(["group", "group_hex"])))]
 pub struct AppendArgs {
+    /// The messages' group id, as text (required: this or --group-hex).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// The messages' group id, as hex bytes.
+    #[arg(long, value_name = "HEX", value_parser = parse_hex)]
+    pub group_hex: Option<HexBytes>,
     /// The log to append to.
     #[arg(long, default_value = DEFAULT_LOG)]
     pub log: String,
-    /// The messages' group id, as text.
-    #[arg(
-        long,
-        conflicts_with = "group_hex",
-        required_unless_present = "group_hex"
-    )]
-    pub group: Option<String>,
-    /// The messages' group id, as hex bytes.
-    #[arg(long)]
-    pub group_hex: Option<String>,
-    /// The messages' timestamp (default: now, in unix seconds).
+    /// The messages' timestamp in Unix seconds (default: now).
     #[arg(long, allow_negative_numbers = true)]
     pub timestamp: Option<i64>,
-    /// Take every regular file below DIR, in sorted path order.
+    /// Take every regular file below DIR, in sorted path order, except hidden ones.
     #[arg(long, conflicts_with = "files")]
     pub dir: Option<PathBuf>,
+    /// With --dir: skip files and folders whose path below DIR matches GLOB (`*.tmp`,
+    /// `drafts/**`); may be given several times.
+    #[arg(long, value_name = "GLOB", requires = "dir", value_parser = parse_glob)]
+    pub exclude: Vec<globset::Glob>,
+    /// With --dir: take hidden files and folders too (`.git/` included).
+    #[arg(long, requires = "dir")]
+    pub include_hidden: bool,
     /// Page capacity for pages written from now on (1 = linked list, 0 = unbounded).
     #[arg(long)]
     pub page_size: Option<u64>,
     /// Embed the newest K messages in the pages written from now on.
     #[arg(long, value_name = "K")]
     pub embed: Option<u64>,
+    /// One JSON object per message: h1, h2, size, and the file it came from (null for
+    /// stdin).
+    #[arg(long)]
+    pub json: bool,
     /// Message bodies, one file each.
     pub files: Vec<PathBuf>,
+}
+
+/// How `log` prints entries.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Short H1, local date, size, group and the start of the body: for people.
+    Human,
+    /// `H1 H2 TIMESTAMP SIZE GROUP`, full ids and Unix seconds: for scripts, stable.
+    Plain,
+    /// One JSON object per line (as --json).
+    Json,
 }
 
 #[derive(Args)]
@@ -183,9 +212,48 @@ pub struct LogArgs {
     /// The log.
     #[arg(long, default_value = DEFAULT_LOG)]
     pub log: String,
+    /// Show only the newest N entries.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub max_count: Option<u64>,
+    /// human (the default on a terminal), plain (the default otherwise: `H1 H2 TIMESTAMP
+    /// SIZE GROUP` per line) or json.
+    #[arg(long, value_enum, conflicts_with = "json")]
+    pub format: Option<LogFormat>,
     /// One JSON object per line: h1, h2, group (hex), timestamp, size, embedded.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args)]
+pub struct ManArgs {
+    /// A command, for its own page (e.g. push).
+    pub command: Option<String>,
+}
+
+/// Bytes given in hex on the command line.
+#[derive(Clone, Debug)]
+pub struct HexBytes(pub Vec<u8>);
+
+/// Parses hex bytes, so that clap reports a bad value as a malformed command line.
+fn parse_hex(text: &str) -> Result<HexBytes, String> {
+    hex::decode(text)
+        .map(HexBytes)
+        .map_err(|e| format!("not hex bytes ({e}); give an even number of hex digits"))
+}
+
+/// Parses an `--exclude` glob.
+fn parse_glob(text: &str) -> Result<globset::Glob, String> {
+    globset::GlobBuilder::new(text)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| e.kind().to_string())
 }
 
 #[derive(Args)]
@@ -400,7 +468,7 @@ pub struct DemoArgs {
 #[derive(Args)]
 pub struct ServeArgs {
     /// Address and port to listen on (port 0 picks a free one).
-    #[arg(long, default_value = remotelog::net::server::DEFAULT_LISTEN)]
+    #[arg(long, default_value = remotelog::net::server::DEFAULT_LISTEN, value_parser = parse_listen)]
     pub listen: String,
     /// Require `Authorization: Bearer <token>` for writes; the file holds the token
     /// (surrounding whitespace is trimmed).
@@ -527,4 +595,14 @@ fn check_age(text: &str) -> Result<String, String> {
     parse_age(text)
         .map(|_| text.to_string())
         .map_err(|e| e.to_string())
+}
+
+/// Checks a listening address (`HOST:PORT`), so that a bad one is a malformed command line.
+fn parse_listen(text: &str) -> Result<String, String> {
+    use std::net::ToSocketAddrs;
+    match text.to_socket_addrs().map(|mut addrs| addrs.next()) {
+        Ok(Some(_)) => Ok(text.to_string()),
+        Ok(None) => Err("names no address".into()),
+        Err(e) => Err(format!("{e}; give HOST:PORT, e.g. 127.0.0.1:8001")),
+    }
 }

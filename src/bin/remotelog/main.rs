@@ -5,20 +5,28 @@
 mod args;
 mod commands;
 mod ctx;
+mod help;
 mod housekeeping;
 mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, RemoteCommand};
 use crate::commands::*;
 use crate::ctx::Ctx;
 
+/// The command line's definition, with each command's examples: what parses the
+/// arguments, and what completions and the man page are made from.
+pub fn cli_command() -> clap::Command {
+    help::with_examples(Cli::command())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let ctx = Ctx::new(cli.store, cli.quiet);
+    let cli = Cli::from_arg_matches(&cli_command().get_matches()).unwrap_or_else(|e| e.exit());
+    let summary = prints_summary(&cli.command);
+    let ctx = Ctx::new(cli.store, cli.quiet, cli.verbose, summary);
     let result = dispatch(cli.command, &ctx).and_then(|code| {
         ctx.flush()?;
         Ok(code)
@@ -49,5 +57,33 @@ fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => demo::run(a, ctx),
         Command::Serve(a) => serve::run(a, ctx),
         Command::Sim(a) => sim::run(*a, ctx),
+        Command::Completions(a) => completions::run(a, ctx),
+        Command::Man(a) => completions::man(a, ctx),
+    }
+}
+
+/// Whether what `command` prints on stdout is a summary of what it did, which --quiet
+/// silences, rather than what it was asked to show (a log, a body, a list, --json).
+fn prints_summary(command: &Command) -> bool {
+    match command {
+        Command::Init(_) | Command::ImportSpec(_) | Command::Sim(_) => true,
+        Command::Push(a) => !a.json,
+        Command::Pull(a) | Command::Fetch(a) => !a.json,
+        Command::Clone(a) => !a.json,
+        Command::Gc(a) => !a.json,
+        Command::Forget(a) => !a.json,
+        Command::Repack(a) => !a.json,
+        // List and Show print what was asked for.
+        Command::Remote(r) => !matches!(r, RemoteCommand::List | RemoteCommand::Show { .. }),
+        Command::Append(_)
+        | Command::Log(_)
+        | Command::Cat(_)
+        | Command::Logs(_)
+        | Command::Check(_)
+        | Command::Status(_)
+        | Command::Demo(_)
+        | Command::Serve(_)
+        | Command::Completions(_)
+        | Command::Man(_) => false,
     }
 }

@@ -3,64 +3,158 @@
 
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use remotelog::progress::Progress;
 use remotelog::transfer::sync::LogTransfer;
 
-/// A progress bar on stderr that appears only once an operation has run for a second, and
-/// only when stderr is a terminal and --quiet is not given.
+/// How long an operation runs before its bar appears: quick commands draw nothing.
+const BAR_DELAY: Duration = Duration::from_millis(200);
+
+/// A progress bar on stderr: units of the current phase against its total when known,
+/// the bytes moved, their rate and the time left. It appears once an operation has run for
+/// [`BAR_DELAY`], and only when stderr is a terminal and --quiet is not given. With
+/// --verbose each phase also ends with a line on stderr saying what it did.
 pub struct Bar {
     pb: indicatif::ProgressBar,
-    start: std::time::Instant,
+    label: String,
+    start: Instant,
     enabled: bool,
-    shown: std::sync::atomic::AtomicBool,
+    verbose: bool,
+    shown: AtomicBool,
+    /// Bytes of the current phase, shared with the bar's template.
+    bytes: Arc<AtomicU64>,
+    /// The current phase, its start and units, for the verbose line.
+    phase: Mutex<Option<(String, Instant)>>,
 }
 
 impl Bar {
-    /// A hidden bar labelled `label`; `quiet` keeps it hidden.
-    pub fn new(quiet: bool, label: String) -> Bar {
+    /// A hidden bar labelled `label`; `quiet` keeps it hidden, `verbose` adds a line per
+    /// phase.
+    pub fn new(quiet: bool, verbose: bool, label: String) -> Bar {
         use std::io::IsTerminal;
+        let bytes = Arc::new(AtomicU64::new(0));
         let pb = indicatif::ProgressBar::hidden();
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix} {msg} [{bar:30}] {pos}/{len} ({eta})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        pb.set_prefix(label);
+        pb.set_style(style(true, &bytes));
+        pb.set_prefix(label.clone());
         Bar {
             pb,
-            start: std::time::Instant::now(),
+            label,
+            start: Instant::now(),
             enabled: !quiet && io::stderr().is_terminal(),
-            shown: std::sync::atomic::AtomicBool::new(false),
+            verbose: verbose && !quiet,
+            shown: AtomicBool::new(false),
+            bytes,
+            phase: Mutex::new(None),
         }
     }
+
+    /// Draws the bar once the operation has run long enough.
+    fn show_when_due(&self) {
+        if self.enabled
+            && !self.shown.load(Ordering::Relaxed)
+            && self.start.elapsed() >= BAR_DELAY
+            && !self.shown.swap(true, Ordering::Relaxed)
+        {
+            self.pb
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            // Redrawn while the library works without reporting (a commit, an fsync), so
+            // rate and time left stay true.
+            self.pb.enable_steady_tick(Duration::from_millis(120));
+        }
+    }
+
+    /// With --verbose, says what the phase that ends did.
+    fn end_phase(&self) {
+        let ended = self.phase.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some((name, started)) = ended else {
+            return;
+        };
+        if !self.verbose {
+            return;
+        }
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        let line = format!(
+            "remotelog: {}: {name}: {}{} in {:.2} s",
+            self.label,
+            self.pb.position(),
+            if bytes > 0 {
+                format!(", {}", remotelog::human::size(bytes))
+            } else {
+                String::new()
+            },
+            started.elapsed().as_secs_f64()
+        );
+        self.pb.suspend(|| eprintln!("{line}"));
+    }
+}
+
+/// The bar's look: with a total, a bar, the units done and the time left; without, a
+/// spinner and the time spent. Either way the bytes moved and their rate once there are
+/// any.
+fn style(total: bool, bytes: &Arc<AtomicU64>) -> indicatif::ProgressStyle {
+    let template = if total {
+        "{prefix} {msg} [{bar:25}] {pos}/{len}{data} · ETA {eta}"
+    } else {
+        // Units without a total mean little: the bytes and the time spent say more.
+        "{prefix} {msg} {spinner}{data} · {elapsed}"
+    };
+    let bytes = Arc::clone(bytes);
+    indicatif::ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ")
+        .with_key(
+            "data",
+            move |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let n = bytes.load(Ordering::Relaxed);
+                if n > 0 {
+                    let secs = state.elapsed().as_secs_f64().max(0.001);
+                    let _ = write!(
+                        w,
+                        " · {} · {}/s",
+                        remotelog::human::size(n),
+                        remotelog::human::size((n as f64 / secs) as u64)
+                    );
+                }
+            },
+        )
 }
 
 impl Progress for Bar {
     fn phase(&self, name: &str, total: Option<u64>) {
+        self.end_phase();
+        *self.phase.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((name.to_string(), Instant::now()));
+        self.bytes.store(0, Ordering::Relaxed);
+        // reset() also restarts the clock that rate and time left are measured on.
+        self.pb.reset();
+        self.pb.set_style(style(total.is_some(), &self.bytes));
         self.pb.set_message(name.to_string());
-        self.pb.set_position(0);
-        if let Some(t) = total {
-            self.pb.set_length(t);
+        self.pb.set_length(total.unwrap_or(0));
+        if total.is_none() {
+            self.pb.unset_length();
         }
+        if self.shown.load(Ordering::Relaxed) {
+            // A bar finished for one log goes on for the next (clone, pull).
+            self.pb.enable_steady_tick(Duration::from_millis(120));
+        }
+        self.show_when_due();
     }
 
     fn advance(&self, n: u64) {
-        use std::sync::atomic::Ordering;
         self.pb.inc(n);
-        if self.enabled
-            && !self.shown.load(Ordering::Relaxed)
-            && self.start.elapsed() > std::time::Duration::from_secs(1)
-        {
-            self.shown.store(true, Ordering::Relaxed);
-            self.pb
-                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        }
+        self.show_when_due();
+    }
+
+    fn bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+        self.show_when_due();
     }
 
     fn finish(&self) {
+        self.end_phase();
         self.pb.finish_and_clear();
     }
 }
@@ -128,8 +222,14 @@ pub fn report_transfer(
     } else {
         writeln!(
             out,
-            "{} {dir} {}: {} ({} entries, {} objects, {} bytes copied, {:.2}s)",
-            t.log, t.remote, t.outcome, t.entries, t.copied.objects, t.copied.bytes, t.elapsed
+            "{} {dir} {}: {} ({} entries, {} objects, {} copied, {:.2}s)",
+            t.log,
+            t.remote,
+            t.outcome,
+            t.entries,
+            t.copied.objects,
+            remotelog::human::size(t.copied.bytes),
+            t.elapsed
         )?;
     }
     Ok(())
@@ -143,6 +243,20 @@ pub fn printable_group(g: &[u8]) -> String {
     }
 }
 
+/// A bad value on the command line that only the command could see (an option that is
+/// well-formed alone but not with the others, a simulator setting): exit status 2, like
+/// the malformed command lines clap reports.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
 /// The exit status of a command's result; a failure is printed on one line first. A
 /// closed output pipe (`remotelog log | head`) is not a failure.
 pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
@@ -151,6 +265,10 @@ pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
         Err(e) => {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
+            }
+            if let Some(usage) = e.downcast_ref::<Usage>() {
+                eprintln!("remotelog: error: {usage}");
+                return ExitCode::from(2);
             }
             eprintln!("remotelog: error: {}", one_line(&e));
             failure_status(&e)

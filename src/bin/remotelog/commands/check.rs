@@ -18,7 +18,8 @@ pub fn run(args: CheckArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Some(name) => remote::open(&Remotes::load(&local)?.named(name)?.location, false)?,
         None => Box::new(local),
     };
-    let report = remotelog::upkeep::check::check(&*store, read_data);
+    let bar = ctx.progress("check");
+    let report = remotelog::upkeep::check::check_with_progress(&*store, read_data, &bar);
     if json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {
@@ -26,10 +27,11 @@ pub fn run(args: CheckArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             writeln!(out, "problem: {p}")?;
         }
         for n in &report.notes {
-            writeln!(out, "note: {n}")?;
+            writeln!(ctx.summary(), "note: {n}")?;
         }
+        // The problems are what check is asked for; the closing line is a summary.
         writeln!(
-            out,
+            ctx.summary(),
             "{}: {} logs, {} entries, {} pages, {} messages{}",
             if report.is_sound() { "ok" } else { "FAILED" },
             report.logs,
@@ -37,7 +39,11 @@ pub fn run(args: CheckArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
             report.pages,
             report.messages,
             if read_data {
-                format!(", {} objects read and hashed", report.objects_read)
+                format!(
+                    ", {} objects read and hashed ({})",
+                    report.objects_read,
+                    remotelog::human::size(report.bytes_read)
+                )
             } else {
                 String::new()
             }

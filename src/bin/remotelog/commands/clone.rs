@@ -24,6 +24,7 @@ pub fn run(args: CloneArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     if remotelog::transfer::clone::target(&dest, &location)?
         == remotelog::store::clone_setup::Target::Resume
     {
+        // Said even with --quiet: the command does something else than a new clone.
         eprintln!(
             "remotelog: resuming the clone into {} (it holds an earlier clone of {location})",
             dest.display()

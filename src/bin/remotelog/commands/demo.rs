@@ -19,7 +19,8 @@ pub fn run(args: DemoArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     })?;
     writeln!(
         out,
-        "== try it yourself: remotelog --store {} status",
+        "== try it yourself: {} --store {} status",
+        invocation(),
         outcome.store.display()
     )?;
     if !outcome.ok {
@@ -93,4 +94,36 @@ fn print_step(out: &mut Out, step: Step) -> anyhow::Result<()> {
         )?,
     }
     Ok(())
+}
+
+/// How to run this binary again: `remotelog` when that is what PATH finds, else its path
+/// (after `cargo run`, before `cargo install`), so the hint works as printed.
+fn invocation() -> String {
+    let Ok(me) = std::env::current_exe().and_then(std::fs::canonicalize) else {
+        return "remotelog".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("remotelog"))
+            .find(|p| p.is_file())
+            .and_then(|p| std::fs::canonicalize(p).ok())
+            .is_some_and(|p| p == me)
+    });
+    if on_path {
+        return "remotelog".into();
+    }
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| me.strip_prefix(cwd).ok().map(std::path::Path::to_path_buf))
+        .unwrap_or_else(|| me.clone());
+    let text = shown.display().to_string();
+    // A path with spaces or other shell characters is quoted.
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
+    {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }

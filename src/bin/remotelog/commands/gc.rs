@@ -49,16 +49,20 @@ pub fn run(args: GcArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         }
         writeln!(
             out,
-            "{} {} unreferenced objects ({} bytes uncompressed); kept {} younger than {prune}; {} reachable{}",
+            "{} {} unreferenced objects ({} uncompressed); kept {} younger than {prune}; {} reachable{}",
             if dry_run { "would remove" } else { "removed" },
             c.objects,
-            c.bytes,
+            remotelog::human::size(c.bytes),
             c.kept_young,
             c.reachable,
             if dry_run {
                 String::new()
             } else {
-                format!("; disk {} -> {} bytes", c.disk_before, c.disk_after)
+                format!(
+                    "; disk {} -> {}",
+                    remotelog::human::size(c.disk_before),
+                    remotelog::human::size(c.disk_after)
+                )
             }
         )?;
     }

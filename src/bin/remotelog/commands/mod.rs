@@ -5,6 +5,7 @@ pub mod append;
 pub mod cat;
 pub mod check;
 pub mod clone;
+pub mod completions;
 pub mod demo;
 pub mod fetch;
 pub mod forget;

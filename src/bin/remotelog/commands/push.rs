@@ -44,7 +44,9 @@ pub fn run(args: PushArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         crate::housekeeping::after_write(ctx, &format!("remote {}", target.name), |bar| {
             remote::housekeep(&target.location, bar)
         });
-        repack_hint(&target.name, &target.location);
+        if !ctx.quiet {
+            repack_hint(&target.name, &target.location);
+        }
     }
     crate::housekeeping::after_write(ctx, "the store", |bar| {
         remotelog::upkeep::auto::gc_auto(&store, bar)

@@ -32,6 +32,10 @@ pub fn run(a: SimArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         retry: a.retry,
         out: a.out,
     };
+    // A setting that does not parse is a malformed command line (exit 2), found before
+    // anything runs.
+    opts.matrix()
+        .map_err(|e| crate::output::Usage(e.to_string()))?;
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
