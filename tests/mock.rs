@@ -383,6 +383,14 @@ fn the_documented_example_profile_loads() {
         "inherited sources: {:?}",
         p.sources
     );
+    // The quick IPNS of the `serve --mock` session keeps IPNS's record and semantics.
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/profiles/ipns-fast.toml");
+    let p = Profile::load(path.to_str().unwrap()).unwrap();
+    assert_eq!(p.name, "ipns-fast");
+    assert_eq!(p.ns.stale_ttl, 10.0);
+    assert_eq!(p.ns.max_record, Some(10240));
+    assert_eq!(p.ns.semantics, remotelog::mock::Semantics::HighestSeq);
 }
 
 #[test]
