@@ -843,4 +843,21 @@ mod serve_mock {
             );
         }
     }
+
+    #[test]
+    fn the_client_refuses_an_actor_name_the_header_cannot_carry() {
+        let t = tempfile::tempdir().unwrap();
+        let mut c = common::bin();
+        c.args(["clone", "http://127.0.0.1:9"])
+            .arg(t.path().join("dest"))
+            .env("REMOTELOG_ACTOR", "no spaces");
+        let out = common::run_cmd(c, None);
+        assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("REMOTELOG_ACTOR=\"no spaces\" is not an actor name"),
+            "{}",
+            common::text(&out)
+        );
+    }
 }
