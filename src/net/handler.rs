@@ -79,8 +79,9 @@ pub(crate) struct ApiError {
     etag: Option<Option<Id>>,
     /// The first object a refused ref update lacks, and what it is.
     missing: Option<(Id, String)>,
-    /// Seconds after which the client may retry (a mocked `503 Slow Down`).
-    pub(crate) retry_after: Option<u64>,
+    /// Seconds after which the client may retry (a mocked `503 Slow Down`); small, so that
+    /// the error stays small.
+    pub(crate) retry_after: Option<u16>,
 }
 
 impl ApiError {

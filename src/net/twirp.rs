@@ -122,7 +122,7 @@ pub struct TwirpError {
     /// What went wrong and what to do.
     pub msg: String,
     /// Seconds after which the client may retry (`Retry-After`), if the server says.
-    retry_after: Option<u64>,
+    retry_after: Option<u16>,
 }
 
 impl TwirpError {
