@@ -141,9 +141,171 @@ pub enum Error {
         /// The store or server.
         location: String,
     },
+    /// A push or pull refused because of what the other side holds; nothing was changed.
+    /// The kind says what the user can do about it.
+    #[error("{action} refused: {reason}")]
+    Rejected {
+        /// What was refused: `push of log main to origin`.
+        action: String,
+        /// Why.
+        reason: Rejection,
+    },
+    /// A remote (a server, an object store) could not be reached, refused the request, or
+    /// answered with something that is not its protocol.
+    #[error("{message}")]
+    Remote {
+        /// What kind of failure: decides whether trying again can help.
+        kind: RemoteFailure,
+        /// The whole message, naming the remote's URL and the request.
+        message: String,
+    },
+    /// Bytes that do not decode as the format their place calls for, outside a store (a
+    /// store's objects and packs have [`Error::ObjectCorrupt`] and [`Error::BadPack`]).
+    #[error("{what}: {source}")]
+    Decode {
+        /// The thing that was read: a file, a URL, a record.
+        what: String,
+        /// The format and what is wrong.
+        source: DecodeError,
+    },
     /// Bad arguments or input that is not about a file.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl Error {
+    /// An [`Error::Remote`] of `kind`.
+    pub fn remote(kind: RemoteFailure, message: impl Into<String>) -> Error {
+        Error::Remote {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Whether running the same command again later may succeed: a remote that is
+    /// unreachable, slow, overloaded or busy, a ref another writer moved (the command
+    /// reads it again). The binary's exit status (75,
+    /// "try again") is decided by this.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Remote { kind, .. } => kind.is_transient(),
+            Error::RefConflict { .. } => true,
+            // A lock may be held by a live process or left by a crashed one on another
+            // host, which only a person can clear: its message says how, so it is not
+            // reported as worth a blind retry.
+            // A push that lost a race needs a pull first: running it again unchanged
+            // would be refused as not a fast-forward.
+            _ => false,
+        }
+    }
+}
+
+/// Why a push or pull was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// A push that is not a fast-forward: the remote has entries the local log lacks.
+    #[error("the remote has entries this log lacks ({}); pull first, or push --force-with-lease (or --force) to overwrite them", ahead_by.map_or_else(|| "the logs have diverged".to_string(), |n| format!("it is {n} entries ahead")))]
+    NotFastForward {
+        /// How many entries the remote is ahead by when it is simply ahead; `None` when
+        /// the two logs have diverged.
+        ahead_by: Option<u64>,
+    },
+    /// `--force-with-lease`: the remote no longer holds what the tracking ref says we last
+    /// saw there.
+    #[error(
+        "the remote log is no longer what we last saw there (expected {}, found {}); pull first",
+        show_log(expected),
+        show_log(found)
+    )]
+    LeaseBroken {
+        /// What the tracking ref recorded.
+        expected: Option<Id>,
+        /// What the remote holds.
+        found: Option<Id>,
+    },
+    /// Another writer moved the remote log while we pushed (the compare-and-swap lost).
+    #[error("another writer moved the remote log while we pushed; nothing was lost; pull, then push again")]
+    Raced,
+    /// A pull whose local and remote logs each have entries the other lacks.
+    #[error("the local log and the remote's have diverged (each has entries the other lacks); the local log was left as it is")]
+    Diverged,
+}
+
+/// What kind of failure a remote gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteFailure {
+    /// No connection, or it broke (after the retries an idempotent request gets).
+    Unreachable,
+    /// The answer came too slowly.
+    TooSlow,
+    /// The answer was larger than any answer of the protocol.
+    TooBig,
+    /// The credentials were refused (HTTP 401).
+    Unauthorized,
+    /// The credentials are good but not allowed this (HTTP 403).
+    Forbidden,
+    /// Any other unexpected HTTP status.
+    Status(u16),
+    /// The answer does not follow the protocol (a bad id, a bad line, a bad JSON body).
+    BadAnswer,
+    /// The URL does not lead to a server of the expected kind.
+    NotThatServer,
+    /// The location itself cannot be used (a scheme not built in, a malformed URL).
+    BadLocation,
+    /// A value kept changing under concurrent updates beyond the retries.
+    Busy,
+}
+
+impl RemoteFailure {
+    /// Whether trying again later may help.
+    pub fn is_transient(self) -> bool {
+        match self {
+            RemoteFailure::Unreachable | RemoteFailure::TooSlow | RemoteFailure::Busy => true,
+            // Overloaded, or a gateway in front of a server that is down; a plain 500 is
+            // the server failing on what it holds, which waiting does not mend.
+            RemoteFailure::Status(s) => matches!(s, 408 | 429 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+}
+
+/// Bytes that do not decode as `format`, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct DecodeError {
+    /// The format they should be in.
+    pub format: Format,
+    /// What is wrong, in words.
+    pub reason: String,
+}
+
+impl DecodeError {
+    /// A decode error of `format`.
+    pub fn new(format: Format, reason: impl Into<String>) -> DecodeError {
+        DecodeError {
+            format,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The formats remotelog decodes (each specified in `format/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A message or page object (`format/store-v1.md`).
+    Object,
+    /// A ref file's content.
+    Ref,
+    /// A pack file (`format/pack-v1.md`).
+    Pack,
+    /// A 3/REMOTE-LOG payload or page (`format/spec-view.md`).
+    Spec,
+    /// A mock profile, distribution or schedule (TOML).
+    Profile,
+}
+
+fn show_log(id: &Option<Id>) -> String {
+    id.map_or("no log".into(), |i| i.to_hex())
 }
 
 fn show(id: &Option<Id>) -> String {

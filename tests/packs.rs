@@ -488,9 +488,9 @@ fn index_entries_are_checked_when_used_and_by_check() {
     let p = Pack::parse(&bad[..]).expect("opening does not read every entry");
     let loc = p.lookup(&victim).unwrap();
     let e = p.read(&victim, loc).unwrap_err();
-    assert!(e.contains("block 99"), "{e}");
+    assert!(e.reason.contains("block 99"), "{e}");
     let e = p.validate_index().unwrap_err();
-    assert!(e.contains(&victim.to_hex()), "{e}");
+    assert!(e.reason.contains(&victim.to_hex()), "{e}");
     assert!(p.objects_by_block().is_err());
 
     // Entries 3 and 4 swapped: out of order.
@@ -500,7 +500,7 @@ fn index_entries_are_checked_when_used_and_by_check() {
     }
     let p = Pack::parse(&bad[..]).unwrap();
     let e = p.validate_index().unwrap_err();
-    assert!(e.contains("out of order"), "{e}");
+    assert!(e.reason.contains("out of order"), "{e}");
 }
 
 /// Lookups search a table of 4-byte id prefixes and confirm in the index: ids that share
@@ -569,7 +569,7 @@ fn lookups_tell_apart_ids_sharing_a_prefix() {
         .read_frames_from(write_only)
         .err()
         .unwrap();
-    assert!(e.contains("index cannot be read"), "{e}");
+    assert!(e.reason.contains("index cannot be read"), "{e}");
     for p in [&from_bytes, &from_file] {
         p.verify_checksum().unwrap();
         p.validate_index().unwrap();

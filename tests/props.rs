@@ -208,7 +208,7 @@ proptest! {
                 prop_assert_ne!(&other, &obj);
                 prop_assert_eq!(other.encode(), flipped);
             }
-            Err(e) => prop_assert!(!e.is_empty()),
+            Err(e) => prop_assert!(!e.reason.is_empty()),
         }
         // Every strict prefix and any extension is refused.
         let n = cut.index(bytes.len());

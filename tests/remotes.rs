@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use remotelog::error::Rejection;
 use remotelog::log::{self, SettingsChange};
 use remotelog::model::name::RefName;
 use remotelog::net::client::HttpBackend;
@@ -549,4 +550,105 @@ fn library_errors_are_typed() {
         Err(Error::Invalid(m)) => assert!(m.contains("no log"), "{m}"),
         other => panic!("{other:?}"),
     }
+    // Refusals carry their kind, so callers decide by type, not by matching words.
+    let b = store(&t.path().join("b"));
+    append(&a, 3, "a");
+    sync::push(&a, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
+    sync::pull(&b, "origin", &remote, "main", &Silent).unwrap();
+    append(&a, 2, "a2");
+    sync::push(&a, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
+    let rejection = |r: remotelog::Result<sync::LogTransfer>| match r {
+        Err(e @ Error::Rejected { .. }) => {
+            assert!(!e.is_transient(), "{e}");
+            match e {
+                Error::Rejected { reason, .. } => reason,
+                _ => unreachable!(),
+            }
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    };
+    // b is 2 entries behind: a plain push is not a fast-forward.
+    append(&b, 1, "b");
+    assert_eq!(
+        rejection(sync::push(
+            &b,
+            "origin",
+            &remote,
+            "main",
+            sync::Force::No,
+            &Silent
+        )),
+        Rejection::NotFastForward { ahead_by: None }
+    );
+    // The tracking ref says what b last saw; the remote has moved since: the lease broke.
+    let seen = b
+        .read_ref(&remotelog::transfer::remote::tracking_ref("origin", "main").unwrap())
+        .unwrap();
+    let now = remote.read_ref(&RefName::log("main").unwrap()).unwrap();
+    assert_eq!(
+        rejection(sync::push(
+            &b,
+            "origin",
+            &remote,
+            "main",
+            sync::Force::WithLease,
+            &Silent
+        )),
+        Rejection::LeaseBroken {
+            expected: seen,
+            found: now
+        }
+    );
+    assert_eq!(
+        rejection(sync::pull(&b, "origin", &remote, "main", &Silent)),
+        Rejection::Diverged
+    );
+    // A log that is only behind: the remote is ahead by a count.
+    let c = store(&t.path().join("c"));
+    sync::pull(&c, "origin", &remote, "main", &Silent).unwrap();
+    append(&a, 4, "a3");
+    sync::push(&a, "origin", &remote, "main", sync::Force::No, &Silent).unwrap();
+    assert_eq!(
+        rejection(sync::push(
+            &c,
+            "origin",
+            &remote,
+            "main",
+            sync::Force::No,
+            &Silent
+        )),
+        Rejection::NotFastForward { ahead_by: Some(4) }
+    );
+}
+
+#[test]
+fn an_unreachable_remote_exits_75_so_scripts_can_retry() {
+    let t = tempfile::tempdir().unwrap();
+    let srv = serve(&t.path().join("srv"), |_| {});
+    let url = srv.url();
+    let a = t.path().join("a");
+    ok(&a, &["init"]);
+    let f = t.path().join("m");
+    std::fs::write(&f, "m").unwrap();
+    ok(&a, &["append", "--group", "g", f.to_str().unwrap()]);
+    ok(&a, &["remote", "add", "origin", &url]);
+    ok(&a, &["push"]);
+    srv.stop().unwrap();
+    let out = run(&a, &["push"]);
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach"), "{err}");
+    // A refusal the user must act on is not transient: 1.
+    let b = t.path().join("b");
+    ok(&b, &["init"]);
+    let r = t.path().join("r");
+    ok(&r, &["init"]);
+    for (s, tag) in [(&a, "a"), (&b, "b")] {
+        std::fs::write(&f, tag).unwrap();
+        ok(s, &["append", "--group", "g", f.to_str().unwrap()]);
+        ok(s, &["remote", "add", "dir", r.to_str().unwrap()]);
+    }
+    ok(&a, &["push", "dir"]);
+    let out = run(&b, &["push", "dir"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
 }

@@ -280,10 +280,10 @@ fn build_pages(
 /// Reads and decodes page `id`.
 pub fn read_page(b: &dyn Backend, id: &Id) -> Result<Page> {
     let bytes = b.get_object(id)?;
-    decode_page(&bytes).map_err(|reason| Error::ObjectCorrupt {
+    decode_page(&bytes).map_err(|e| Error::ObjectCorrupt {
         id: *id,
         location: b.object_location(id),
-        reason,
+        reason: e.to_string(),
     })
 }
 
@@ -304,7 +304,7 @@ pub fn read_message(b: &dyn Backend, entry: &Entry) -> Result<Message> {
         location: b.object_location(&entry.h2),
         reason,
     };
-    let m = decode_message(&bytes).map_err(corrupt)?;
+    let m = decode_message(&bytes).map_err(|e| corrupt(e.to_string()))?;
     if m.h1() != entry.h1 {
         return Err(corrupt(format!(
             "its H1 is {}, the page says {}",

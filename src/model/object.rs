@@ -7,6 +7,7 @@ use minicbor::data::Type;
 use minicbor::{Decoder, Encoder};
 use sha2::{Digest, Sha256};
 
+use crate::error::{DecodeError, Format};
 use crate::id::Id;
 
 /// The object format version written by this code.
@@ -137,22 +138,25 @@ impl Object {
     }
 
     /// Decodes `bytes`, rejecting anything that is not the one canonical encoding.
-    pub fn decode(bytes: &[u8]) -> Result<Object, String> {
-        let obj = decode_loose(bytes).map_err(|e| e.to_string())?;
+    pub fn decode(bytes: &[u8]) -> Result<Object, DecodeError> {
+        let obj =
+            decode_loose(bytes).map_err(|e| DecodeError::new(Format::Object, e.to_string()))?;
         if obj.encode() != bytes {
-            return Err("not in canonical encoding (or trailing bytes)".into());
+            return Err(DecodeError::new(
+                Format::Object,
+                "not in canonical encoding (or trailing bytes)",
+            ));
         }
         Ok(obj)
     }
 
     /// Decodes `bytes` and requires the given kind.
-    pub fn decode_as(bytes: &[u8], want: Kind) -> Result<Object, String> {
+    pub fn decode_as(bytes: &[u8], want: Kind) -> Result<Object, DecodeError> {
         let obj = Object::decode(bytes)?;
         if obj.kind() != want {
-            return Err(format!(
-                "it is a {}, expected a {}",
-                obj.kind().name(),
-                want.name()
+            return Err(DecodeError::new(
+                Format::Object,
+                format!("it is a {}, expected a {}", obj.kind().name(), want.name()),
             ));
         }
         Ok(obj)
@@ -185,7 +189,7 @@ pub fn peek_kind(bytes: &[u8]) -> Option<Kind> {
 }
 
 /// Decodes a message object.
-pub fn decode_message(bytes: &[u8]) -> Result<Message, String> {
+pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
     match Object::decode_as(bytes, Kind::Message)? {
         Object::Message(m) => Ok(m),
         Object::Page(_) => unreachable!("decode_as checked the kind"),
@@ -193,19 +197,19 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, String> {
 }
 
 /// Decodes a page object.
-pub fn decode_page(bytes: &[u8]) -> Result<Page, String> {
+pub fn decode_page(bytes: &[u8]) -> Result<Page, DecodeError> {
     match Object::decode_as(bytes, Kind::Page)? {
         Object::Page(p) => Ok(p),
         Object::Message(_) => unreachable!("decode_as checked the kind"),
     }
 }
 
-fn decode_loose(bytes: &[u8]) -> Result<Object, DecodeError> {
+fn decode_loose(bytes: &[u8]) -> Result<Object, CborError> {
     let mut d = Decoder::new(bytes);
     let len = definite(d.array()?)?;
     let version = d.u64()?;
     if version != OBJECT_VERSION {
-        return Err(DecodeError::Msg(format!(
+        return Err(CborError::Msg(format!(
             "object format version {version} is not supported (this remotelog reads version {OBJECT_VERSION}); upgrade remotelog"
         )));
     }
@@ -233,11 +237,11 @@ fn decode_loose(bytes: &[u8]) -> Result<Object, DecodeError> {
             let embed = d.u64()?;
             let n = definite(d.array()?)?;
             if n == 0 {
-                return Err(DecodeError::Msg("page has no entries".into()));
+                return Err(CborError::Msg("page has no entries".into()));
             }
             // Each entry takes at least 67 bytes; a bigger claim is a lie, not an allocation.
             if n > (bytes.len() as u64) / 67 + 1 {
-                return Err(DecodeError::Msg(format!(
+                return Err(CborError::Msg(format!(
                     "page claims {n} entries in {} bytes",
                     bytes.len()
                 )));
@@ -246,7 +250,7 @@ fn decode_loose(bytes: &[u8]) -> Result<Object, DecodeError> {
             for i in 0..n {
                 let m = definite(d.array()?)?;
                 if m != 2 && m != 3 {
-                    return Err(DecodeError::Msg(format!(
+                    return Err(CborError::Msg(format!(
                         "entry {i} has {m} items, expected 2 or 3"
                     )));
                 }
@@ -260,7 +264,7 @@ fn decode_loose(bytes: &[u8]) -> Result<Object, DecodeError> {
                 entries.push(Entry { h1, h2, embedded });
             }
             if count < entries.len() as u64 {
-                return Err(DecodeError::Msg(format!(
+                return Err(CborError::Msg(format!(
                     "page count {count} is smaller than its {} entries",
                     entries.len()
                 )));
@@ -273,13 +277,9 @@ fn decode_loose(bytes: &[u8]) -> Result<Object, DecodeError> {
                 entries,
             })
         }
-        (1 | 2, n) => {
-            return Err(DecodeError::Msg(format!(
-                "kind {kind} object has {n} fields"
-            )))
-        }
+        (1 | 2, n) => return Err(CborError::Msg(format!("kind {kind} object has {n} fields"))),
         (k, _) => {
-            return Err(DecodeError::Msg(format!(
+            return Err(CborError::Msg(format!(
                 "unknown object kind {k} (written by a newer remotelog?)"
             )))
         }
@@ -288,33 +288,33 @@ fn decode_loose(bytes: &[u8]) -> Result<Object, DecodeError> {
 }
 
 #[derive(Debug)]
-enum DecodeError {
+enum CborError {
     Cbor(minicbor::decode::Error),
     Msg(String),
 }
 
-impl std::fmt::Display for DecodeError {
+impl std::fmt::Display for CborError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DecodeError::Cbor(e) => write!(f, "bad CBOR: {e}"),
-            DecodeError::Msg(m) => f.write_str(m),
+            CborError::Cbor(e) => write!(f, "bad CBOR: {e}"),
+            CborError::Msg(m) => f.write_str(m),
         }
     }
 }
 
-impl From<minicbor::decode::Error> for DecodeError {
+impl From<minicbor::decode::Error> for CborError {
     fn from(e: minicbor::decode::Error) -> Self {
-        DecodeError::Cbor(e)
+        CborError::Cbor(e)
     }
 }
 
-fn definite(len: Option<u64>) -> Result<u64, DecodeError> {
-    len.ok_or_else(|| DecodeError::Msg("indefinite-length array".into()))
+fn definite(len: Option<u64>) -> Result<u64, CborError> {
+    len.ok_or_else(|| CborError::Msg("indefinite-length array".into()))
 }
 
-fn id32(b: &[u8], what: &str) -> Result<Id, DecodeError> {
+fn id32(b: &[u8], what: &str) -> Result<Id, CborError> {
     Id::from_slice(b)
-        .ok_or_else(|| DecodeError::Msg(format!("{what} is {} bytes, expected 32", b.len())))
+        .ok_or_else(|| CborError::Msg(format!("{what} is {} bytes, expected 32", b.len())))
 }
 
 #[cfg(test)]
@@ -357,9 +357,9 @@ mod tests {
     #[test]
     fn rejects_unknown_kind_and_version() {
         let e = Object::decode(&[0x83, 0x01, 0x09, 0x00]).unwrap_err();
-        assert!(e.contains("unknown object kind 9"), "{e}");
+        assert!(e.reason.contains("unknown object kind 9"), "{e}");
         let e = Object::decode(&[0x85, 0x02, 0x01, 0x41, 0xaa, 0x20, 0x40]).unwrap_err();
-        assert!(e.contains("version 2"), "{e}");
+        assert!(e.reason.contains("version 2"), "{e}");
     }
 
     #[test]
@@ -368,6 +368,9 @@ mod tests {
         let bytes = [
             0x87, 0x01, 0x02, 0xf6, 0x05, 0x00, 0x00, 0x9a, 0xff, 0xff, 0xff, 0xff,
         ];
-        assert!(Object::decode(&bytes).unwrap_err().contains("claims"));
+        assert!(Object::decode(&bytes)
+            .unwrap_err()
+            .reason
+            .contains("claims"));
     }
 }

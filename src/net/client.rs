@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use ureq::http::{self, Method};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, RemoteFailure, Result};
 use crate::id::{is_lower_hex, Id};
 use crate::model::name::RefName;
 use crate::pack::{self, PackWriter};
@@ -168,7 +168,7 @@ impl Patience {
 
     /// The error for a body that arrives too slowly from `url`.
     fn too_slow(&self, url: &str, bytes: usize, took: Duration) -> Error {
-        Error::Invalid(format!(
+        Error::remote(RemoteFailure::TooSlow, format!(
             "{url}: the answer arrives too slowly ({bytes} bytes in {} s; after the first {} s at least {MIN_BODY_RATE} bytes/s are needed); check the network and the server, then retry",
             took.as_secs(),
             self.wait.min(RATE_GRACE).as_secs()
@@ -179,7 +179,12 @@ impl Patience {
 /// Checks a remote URL and gives its canonical form (`http://HOST:PORT[/PREFIX]`, no
 /// trailing slash).
 pub fn normalize_url(url: &str) -> Result<String> {
-    let bad = |why: &str| Error::Invalid(format!("{url:?} is not a usable remote URL: {why}"));
+    let bad = |why: &str| {
+        Error::remote(
+            RemoteFailure::BadLocation,
+            format!("{url:?} is not a usable remote URL: {why}"),
+        )
+    };
     if url.to_ascii_lowercase().starts_with("https://") {
         return Err(bad(
             "https is not built in yet; serve on a trusted network, or put a TLS-terminating proxy in front and reach it through a local tunnel",
@@ -473,7 +478,7 @@ impl Transport {
             max: RESPONSE_MAX,
         };
         self.send(call, &|url| {
-            Error::Invalid(format!(
+            Error::remote(RemoteFailure::TooBig, format!(
                 "{url}: the answer is larger than {RESPONSE_MAX} bytes, more than any answer of a remotelog server; check the URL"
             ))
         })
@@ -508,8 +513,12 @@ impl Transport {
             for (k, v) in headers {
                 b = b.header(*k, v);
             }
-            let built =
-                |e: http::Error| Error::Invalid(format!("cannot build a request for {url}: {e}"));
+            let built = |e: http::Error| {
+                Error::remote(
+                    RemoteFailure::BadLocation,
+                    format!("cannot build a request for {url}: {e}"),
+                )
+            };
             let result = match payload {
                 Payload::Empty => self.agent.run(b.body(()).map_err(built)?),
                 Payload::Bytes(bytes) => self.agent.run(b.body(bytes).map_err(built)?),
@@ -549,17 +558,20 @@ impl Transport {
                     attempt += 1;
                 }
                 Err(e) => {
-                    return Err(Error::Invalid(format!(
-                        "cannot reach the {} at {} ({method} {path}: {e}{}); {}",
-                        self.what,
-                        self.base,
-                        if attempt > 1 {
-                            format!(", tried {attempt} times")
-                        } else {
-                            String::new()
-                        },
-                        self.hint
-                    )))
+                    return Err(Error::remote(
+                        RemoteFailure::Unreachable,
+                        format!(
+                            "cannot reach the {} at {} ({method} {path}: {e}{}); {}",
+                            self.what,
+                            self.base,
+                            if attempt > 1 {
+                                format!(", tried {attempt} times")
+                            } else {
+                                String::new()
+                            },
+                            self.hint
+                        ),
+                    ))
                 }
             }
         }
@@ -569,15 +581,21 @@ impl Transport {
     fn refused(&self, method: &Method, path: &str, r: &Reply) -> Error {
         let msg = r.text();
         match r.status {
-            401 => Error::Invalid(format!(
-                "{} refused the token ({method} {path}): {msg}",
-                self.base
-            )),
-            403 => Error::Invalid(format!("{} refused {method} {path}: {msg}", self.base)),
-            _ => Error::Invalid(format!(
-                "{} answered {} to {method} {path}: {msg}",
-                self.base, r.status
-            )),
+            401 => Error::remote(
+                RemoteFailure::Unauthorized,
+                format!("{} refused the token ({method} {path}): {msg}", self.base),
+            ),
+            403 => Error::remote(
+                RemoteFailure::Forbidden,
+                format!("{} refused {method} {path}: {msg}", self.base),
+            ),
+            _ => Error::remote(
+                RemoteFailure::Status(r.status),
+                format!(
+                    "{} answered {} to {method} {path}: {msg}",
+                    self.base, r.status
+                ),
+            ),
         }
     }
 }
@@ -604,7 +622,7 @@ impl HttpBackend {
             .and_then(|s| s.as_str())
             == Some("remotelog");
         if reply.status != 200 || !is_ours {
-            return Err(Error::Invalid(format!(
+            return Err(Error::remote(RemoteFailure::NotThatServer, format!(
                 "{} does not answer like a remotelog server (GET /healthz gave {}); check the URL, or start one there with `remotelog serve`",
                 backend.conn.base, reply.status
             )));
@@ -650,10 +668,13 @@ impl HttpBackend {
     fn lines(&self, path: &str) -> Result<Vec<String>> {
         let r = self.expect_ok(Method::GET, path, Payload::Empty, true)?;
         let text = String::from_utf8(r.body).map_err(|_| {
-            Error::Invalid(format!(
-                "{}{path} answered with text that is not UTF-8",
-                self.conn.base
-            ))
+            Error::remote(
+                RemoteFailure::BadAnswer,
+                format!(
+                    "{}{path} answered with text that is not UTF-8",
+                    self.conn.base
+                ),
+            )
         })?;
         Ok(text
             .lines()
@@ -663,9 +684,12 @@ impl HttpBackend {
     }
 
     fn parse_id_from(&self, what: &str, s: &str) -> Result<Id> {
-        s.trim()
-            .parse::<Id>()
-            .map_err(|e| Error::Invalid(format!("{} sent a bad id in {what}: {e}", self.conn.base)))
+        s.trim().parse::<Id>().map_err(|e| {
+            Error::remote(
+                RemoteFailure::BadAnswer,
+                format!("{} sent a bad id in {what}: {e}", self.conn.base),
+            )
+        })
     }
 
     /// Uploads a finished pack; returns how many of its objects were new to the server.
@@ -693,11 +717,14 @@ impl HttpBackend {
         }
         let outcome: crate::net::wire::PackOutcome =
             serde_json::from_slice(&r.body).map_err(|e| {
-                Error::Invalid(format!(
-                    "{} answered a pack upload with {e}: {}",
-                    self.conn.base,
-                    r.text()
-                ))
+                Error::remote(
+                    RemoteFailure::BadAnswer,
+                    format!(
+                        "{} answered a pack upload with {e}: {}",
+                        self.conn.base,
+                        r.text()
+                    ),
+                )
             })?;
         let pack = match outcome.pack.as_deref() {
             Some(hex) => Some(self.parse_id_from("POST /packs", hex)?),
@@ -722,12 +749,15 @@ impl HttpBackend {
             return Err(self.refused(&Method::GET, &path, &r));
         }
         if r.body.len() as u64 != last - first + 1 {
-            return Err(Error::Invalid(format!(
-                "{}{path}: asked for {} bytes, got {}",
-                self.conn.base,
-                last - first + 1,
-                r.body.len()
-            )));
+            return Err(Error::remote(
+                RemoteFailure::BadAnswer,
+                format!(
+                    "{}{path}: asked for {} bytes, got {}",
+                    self.conn.base,
+                    last - first + 1,
+                    r.body.len()
+                ),
+            ));
         }
         Ok(r.body)
     }
@@ -737,10 +767,16 @@ impl HttpBackend {
         let path = format!("/gc?prune={}&dry_run={dry_run}", grace.as_secs());
         let r = self.expect_ok(Method::POST, &path, Payload::Empty, false)?;
         let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| {
-            Error::Invalid(format!("{}{path}: not a gc summary: {e}", self.conn.base))
+            Error::remote(
+                RemoteFailure::BadAnswer,
+                format!("{}{path}: not a gc summary: {e}", self.conn.base),
+            )
         })?;
         let mut c: Collected = serde_json::from_value(v.clone()).map_err(|e| {
-            Error::Invalid(format!("{}{path}: not a gc summary: {e}", self.conn.base))
+            Error::remote(
+                RemoteFailure::BadAnswer,
+                format!("{}{path}: not a gc summary: {e}", self.conn.base),
+            )
         })?;
         if let Some(ids) = v["removed_ids"].as_array() {
             for id in ids.iter().filter_map(|i| i.as_str()) {
@@ -760,7 +796,10 @@ impl HttpBackend {
                 .next()
                 .and_then(|s| s.parse::<u64>().ok())
                 .ok_or_else(|| {
-                    Error::Invalid(format!("{}/packs: bad line {line:?}", self.conn.base))
+                    Error::remote(
+                        RemoteFailure::BadAnswer,
+                        format!("{}/packs: bad line {line:?}", self.conn.base),
+                    )
                 })?;
             out.push((id, size));
         }
@@ -785,7 +824,7 @@ impl HttpBackend {
             return Err(bad(format!("{size} bytes is too short for a pack")));
         }
         let trailer = self.get_range(id, size - pack::TRAILER_LEN as u64, size - 1)?;
-        let (offset, len) = pack::index_span(&trailer, size).map_err(bad)?;
+        let (offset, len) = pack::index_span(&trailer, size).map_err(|e| bad(e.to_string()))?;
         let header = self.get_range(id, 0, pack::HEADER_LEN as u64 - 1)?;
         let index = self.get_range(id, offset, offset + len - 1)?;
         if cache.dir.is_none() {
@@ -820,7 +859,7 @@ impl HttpBackend {
         let map = pack::map(&path)?;
         let p = pack::Pack::parse(map)
             .and_then(|p| p.read_frames_from(file))
-            .map_err(bad)?;
+            .map_err(|e| bad(e.to_string()))?;
         if p.recorded_id() != *id {
             return Err(bad(format!("its trailer says it is {}", p.recorded_id())));
         }
@@ -853,13 +892,16 @@ impl Backend for HttpBackend {
             match r.status {
                 201 => {
                     let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| {
-                        Error::Invalid(format!("{}/leases: not a lease: {e}", self.conn.base))
+                        Error::remote(
+                            RemoteFailure::BadAnswer,
+                            format!("{}/leases: not a lease: {e}", self.conn.base),
+                        )
                     })?;
                     let (Some(id), Some(ttl)) = (v["lease"].as_str(), v["ttl"].as_u64()) else {
-                        return Err(Error::Invalid(format!(
-                            "{}/leases: not a lease: {v}",
-                            self.conn.base
-                        )));
+                        return Err(Error::remote(
+                            RemoteFailure::BadAnswer,
+                            format!("{}/leases: not a lease: {v}", self.conn.base),
+                        ));
                     };
                     let lease = ClientLease::start(self.conn.clone(), id, Duration::from_secs(ttl));
                     return Ok(crate::store::WriteLease::new(lease));
@@ -895,10 +937,10 @@ impl Backend for HttpBackend {
             let id = self.parse_id_from("/packs", parts.next().unwrap_or(""))?;
             let mut num = || parts.next().and_then(|s| s.parse::<u64>().ok());
             let (Some(size), Some(objects)) = (num(), num()) else {
-                return Err(Error::Invalid(format!(
-                    "{}/packs: bad line {line:?}",
-                    self.conn.base
-                )));
+                return Err(Error::remote(
+                    RemoteFailure::BadAnswer,
+                    format!("{}/packs: bad line {line:?}", self.conn.base),
+                ));
             };
             out.push(PackInfo {
                 id,
@@ -1044,7 +1086,7 @@ impl Backend for HttpBackend {
             path: format!("{}/packs/{}", self.conn.base, listed[k].0).into(),
             reason: r,
         };
-        let blocks = pack::whole_blocks(&refs, ids).map_err(|(k, r)| bad(k, r))?;
+        let blocks = pack::whole_blocks(&refs, ids).map_err(|(k, r)| bad(k, r.to_string()))?;
         // Adjacent wanted blocks of a pack are fetched together: a clone reads each pack
         // in a few large ranges.
         let mut i = 0;
@@ -1137,10 +1179,13 @@ impl Backend for HttpBackend {
                         other => return other,
                     }
                 }
-                return Err(Error::Invalid(format!(
-                    "ref {name} at {} keeps changing under concurrent updates; try again",
-                    self.conn.base
-                )));
+                return Err(Error::remote(
+                    RemoteFailure::Busy,
+                    format!(
+                        "ref {name} at {} keeps changing under concurrent updates; try again",
+                        self.conn.base
+                    ),
+                ));
             }
             other => other.value(),
         };
@@ -1153,7 +1198,10 @@ impl Backend for HttpBackend {
         for line in self.lines(&format!("/ns?prefix={prefix}"))? {
             let name = line.split_whitespace().next().unwrap_or("");
             out.push(RefName::parse(name).map_err(|e| {
-                Error::Invalid(format!("{}/ns sent a bad ref name: {e}", self.conn.base))
+                Error::remote(
+                    RemoteFailure::BadAnswer,
+                    format!("{}/ns sent a bad ref name: {e}", self.conn.base),
+                )
             })?);
         }
         out.sort();

@@ -933,7 +933,7 @@ struct Upload {
     need: u64,
 }
 
-fn invalid_pack(r: String) -> ApiError {
+fn invalid_pack(r: impl std::fmt::Display) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         format!("the uploaded pack is invalid: {r}; nothing was stored"),
@@ -963,8 +963,7 @@ fn open_upload(up: Spooled) -> ApiResult<Upload> {
         let map = pack::map(&up.tmp).map_err(ApiError::from_store)?;
         Pack::parse(&map[..]).map_err(invalid_pack)?;
         return Err(invalid_pack(
-            "checksum mismatch: the file does not hash to its trailer (truncated or damaged)"
-                .into(),
+            "checksum mismatch: the file does not hash to its trailer (truncated or damaged)",
         ));
     }
     let map = pack::map(&up.tmp).map_err(ApiError::from_store)?;

@@ -5,6 +5,7 @@
 //! [`Pack::validate_index`] checks them all for `check` and for untrusted uploads. Every
 //! block frame is checked against its checksum before it is decompressed or copied.
 
+use crate::error::{DecodeError, Format};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Deref;
@@ -77,7 +78,7 @@ pub struct Pack<D> {
     /// `data`.
     file: Option<File>,
     /// The first 4 bytes of every id, in index order, read once on the first lookup.
-    prefixes: std::sync::OnceLock<std::result::Result<Vec<u32>, String>>,
+    prefixes: std::sync::OnceLock<std::result::Result<Vec<u32>, DecodeError>>,
 }
 
 fn u32_at(d: &[u8], at: usize) -> u32 {
@@ -94,20 +95,22 @@ fn u64_at(d: &[u8], at: usize) -> u64 {
 
 impl<D: Deref<Target = [u8]>> Pack<D> {
     /// Validates the structure of a pack (not its checksum; see [`Pack::verify_checksum`]).
-    pub fn parse(data: D) -> std::result::Result<Pack<D>, String> {
+    pub fn parse(data: D) -> std::result::Result<Pack<D>, DecodeError> {
         let d: &[u8] = &data;
         let len = d.len();
         if len < HEADER_LEN + TRAILER_LEN {
-            return Err(format!("{len} bytes is too short for a pack (truncated?)"));
+            return Err(bad(format!(
+                "{len} bytes is too short for a pack (truncated?)"
+            )));
         }
         if &d[..8] != MAGIC {
-            return Err("not a pack (bad magic)".into());
+            return Err(bad("not a pack (bad magic)"));
         }
         let version = u32_at(d, 8);
         if version != VERSION {
-            return Err(format!(
+            return Err(bad(format!(
                 "pack version {version} is not supported (this remotelog reads {VERSION}); upgrade remotelog"
-            ));
+            )));
         }
         let t = len - TRAILER_LEN;
         let (index_offset, index_len) = index_span(&d[t..], len as u64)?;
@@ -117,22 +120,22 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
             + 4
             + block_count
                 .checked_mul(BLOCK_ENTRY)
-                .ok_or("block count overflows")?;
+                .ok_or_else(|| bad("block count overflows"))?;
         if after_blocks + 8 > t {
-            return Err(format!(
+            return Err(bad(format!(
                 "index claims {block_count} blocks, more than it holds"
-            ));
+            )));
         }
         let object_count = u64_at(d, after_blocks) as usize;
         let objects_at = after_blocks + 8;
         let expect_len = object_count
             .checked_mul(OBJECT_ENTRY)
             .and_then(|n| n.checked_add(objects_at - index_offset))
-            .ok_or("object count overflows")?;
+            .ok_or_else(|| bad("object count overflows"))?;
         if expect_len != index_len {
-            return Err(format!(
+            return Err(bad(format!(
                 "index length {index_len} does not fit {block_count} blocks and {object_count} objects"
-            ));
+            )));
         }
         let pack = Pack {
             data,
@@ -148,10 +151,13 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
             let b = pack.block(i as u32);
             let end = b.offset.checked_add(u64::from(b.clen));
             if b.offset < HEADER_LEN as u64 || end.is_none_or(|e| e > index_offset as u64) {
-                return Err(format!("block {i} lies outside the block area"));
+                return Err(bad(format!("block {i} lies outside the block area")));
             }
             if b.ulen > MAX_BLOCK {
-                return Err(format!("block {i} claims {} bytes decompressed", b.ulen));
+                return Err(bad(format!(
+                    "block {i} claims {} bytes decompressed",
+                    b.ulen
+                )));
             }
         }
         Ok(pack)
@@ -160,12 +166,12 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
     /// Checks every index entry: ids strictly ascending, each inside its block. This is
     /// O(objects), so opening a pack does not run it (a lookup checks the one entry it
     /// uses); `check` and untrusted uploads do.
-    pub fn validate_index(&self) -> std::result::Result<(), String> {
+    pub fn validate_index(&self) -> std::result::Result<(), DecodeError> {
         let mut last: Option<Id> = None;
         for i in 0..self.object_count {
             let (id, loc) = self.entry(i);
             if last.is_some_and(|l| l >= id) {
-                return Err(format!("index entry {i} is out of order"));
+                return Err(bad(format!("index entry {i} is out of order")));
             }
             last = Some(id);
             self.check_location(&id, loc)?;
@@ -174,16 +180,16 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
     }
 
     /// Checks that `loc` (the index entry of `id`) lies inside the pack.
-    pub fn check_location(&self, id: &Id, loc: Location) -> std::result::Result<(), String> {
+    pub fn check_location(&self, id: &Id, loc: Location) -> std::result::Result<(), DecodeError> {
         if loc.block as usize >= self.block_count {
-            return Err(format!(
+            return Err(bad(format!(
                 "object {id} names block {} of {}",
                 loc.block, self.block_count
-            ));
+            )));
         }
         let ulen = u64::from(self.block(loc.block).ulen);
         if u64::from(loc.offset) + u64::from(loc.len) > ulen {
-            return Err(format!("object {id} lies outside its block"));
+            return Err(bad(format!("object {id} lies outside its block")));
         }
         Ok(())
     }
@@ -192,7 +198,7 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
     /// (the same pack) instead of through the mapping, so a long transfer does not leave
     /// the pack resident; reads the lookup table now, so that an unreadable index is an
     /// error at open rather than objects that seem missing.
-    pub fn read_frames_from(mut self, file: File) -> std::result::Result<Pack<D>, String> {
+    pub fn read_frames_from(mut self, file: File) -> std::result::Result<Pack<D>, DecodeError> {
         self.file = Some(file);
         self.prefixes()?;
         Ok(self)
@@ -211,14 +217,14 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
     }
 
     /// Recomputes the checksum over the whole file and compares it with the trailer.
-    pub fn verify_checksum(&self) -> std::result::Result<(), String> {
+    pub fn verify_checksum(&self) -> std::result::Result<(), DecodeError> {
         let t = self.data.len() - 32;
         let actual = Id(*blake3::hash(&self.data[..t]).as_bytes());
         if actual != self.recorded_id() {
-            return Err(format!(
+            return Err(bad(format!(
                 "checksum mismatch: the file hashes to {actual}, its trailer says {}",
                 self.recorded_id()
-            ));
+            )));
         }
         Ok(())
     }
@@ -254,13 +260,13 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
 
     /// The compressed frame of block `i` (must be < block_count), checked against its
     /// checksum.
-    pub fn frame(&self, i: u32) -> std::result::Result<std::borrow::Cow<'_, [u8]>, String> {
+    pub fn frame(&self, i: u32) -> std::result::Result<std::borrow::Cow<'_, [u8]>, DecodeError> {
         let b = self.block(i);
         let frame = match &self.file {
             Some(f) => {
                 let mut buf = vec![0u8; b.clen as usize];
                 std::os::unix::fs::FileExt::read_exact_at(f, &mut buf, b.offset)
-                    .map_err(|e| format!("block {i} cannot be read: {e}"))?;
+                    .map_err(|e| bad(format!("block {i} cannot be read: {e}")))?;
                 std::borrow::Cow::Owned(buf)
             }
             None => std::borrow::Cow::Borrowed(
@@ -268,7 +274,7 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
             ),
         };
         if frame_checksum(&frame) != b.checksum {
-            return Err(format!("block {i} fails its checksum"));
+            return Err(bad(format!("block {i} fails its checksum")));
         }
         Ok(frame)
     }
@@ -283,7 +289,7 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
     /// table in memory (4 bytes per object) and then read only the entries whose prefix
     /// matches, so a pack read through `file` never has its index paged in whole — the
     /// index of a million objects is 44 MB, its prefixes 4 MB.
-    fn prefixes(&self) -> std::result::Result<&[u32], String> {
+    fn prefixes(&self) -> std::result::Result<&[u32], DecodeError> {
         let table = self.prefixes.get_or_init(|| {
             let mut out = Vec::with_capacity(self.object_count);
             let mut buf = vec![0u8; OBJECT_ENTRY * 1024];
@@ -306,14 +312,14 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
         first: usize,
         n: usize,
         buf: &'a mut Vec<u8>,
-    ) -> std::result::Result<&'a [u8], String> {
+    ) -> std::result::Result<&'a [u8], DecodeError> {
         let at = self.objects_at + first * OBJECT_ENTRY;
         let len = n * OBJECT_ENTRY;
         match &self.file {
             Some(f) => {
                 buf.resize(len, 0);
                 std::os::unix::fs::FileExt::read_exact_at(f, &mut buf[..len], at as u64)
-                    .map_err(|e| format!("its index cannot be read: {e}"))?;
+                    .map_err(|e| bad(format!("its index cannot be read: {e}")))?;
                 Ok(&buf[..len])
             }
             None => Ok(&self.data[at..at + len]),
@@ -373,7 +379,7 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
 
     /// The objects of each block, blocks in file order and objects by offset: what a
     /// block-at-a-time reader (scan, copy, repack) walks.
-    pub fn objects_by_block(&self) -> std::result::Result<Vec<Vec<(Id, Location)>>, String> {
+    pub fn objects_by_block(&self) -> std::result::Result<Vec<Vec<(Id, Location)>>, DecodeError> {
         let mut by_block: Vec<Vec<(Id, Location)>> = vec![Vec::new(); self.block_count];
         for i in 0..self.object_count {
             let (id, loc) = self.entry(i);
@@ -392,7 +398,10 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
     }
 
     /// Decompresses block `i`, checking its length.
-    pub fn decompress_block(&self, i: u32) -> std::result::Result<std::sync::Arc<Vec<u8>>, String> {
+    pub fn decompress_block(
+        &self,
+        i: u32,
+    ) -> std::result::Result<std::sync::Arc<Vec<u8>>, DecodeError> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((n, bytes)) = cache.as_ref() {
             if *n == i {
@@ -400,17 +409,20 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
             }
         }
         if i as usize >= self.block_count {
-            return Err(format!("block {i} of {} does not exist", self.block_count));
+            return Err(bad(format!(
+                "block {i} of {} does not exist",
+                self.block_count
+            )));
         }
         let b = self.block(i);
         let out = zstd::bulk::decompress(&self.frame(i)?, b.ulen as usize)
-            .map_err(|e| format!("block {i} does not decompress: {e}"))?;
+            .map_err(|e| bad(format!("block {i} does not decompress: {e}")))?;
         if out.len() != b.ulen as usize {
-            return Err(format!(
+            return Err(bad(format!(
                 "block {i} decompresses to {} bytes, index says {}",
                 out.len(),
                 b.ulen
-            ));
+            )));
         }
         let out = std::sync::Arc::new(out);
         *cache = Some((i, out.clone()));
@@ -418,7 +430,7 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
     }
 
     /// The bytes of object `id` at `loc` (not checked against its id: callers do that).
-    pub fn read(&self, id: &Id, loc: Location) -> std::result::Result<Vec<u8>, String> {
+    pub fn read(&self, id: &Id, loc: Location) -> std::result::Result<Vec<u8>, DecodeError> {
         self.check_location(id, loc)?;
         let block = self.decompress_block(loc.block)?;
         let start = loc.offset as usize;
@@ -428,18 +440,20 @@ impl<D: Deref<Target = [u8]>> Pack<D> {
 
 /// Where the index of a pack of `file_len` bytes is, (offset, length), from its trailer:
 /// what a reader that fetches a pack by ranges reads first.
-pub fn index_span(trailer: &[u8], file_len: u64) -> std::result::Result<(u64, u64), String> {
+pub fn index_span(trailer: &[u8], file_len: u64) -> std::result::Result<(u64, u64), DecodeError> {
     if trailer.len() != TRAILER_LEN || &trailer[16..24] != END_MAGIC {
-        return Err("bad trailer magic (truncated or damaged)".into());
+        return Err(bad("bad trailer magic (truncated or damaged)"));
     }
     let offset = u64_at(trailer, 0);
     let len = u64_at(trailer, 8);
     let t = file_len.checked_sub(TRAILER_LEN as u64);
     if offset < HEADER_LEN as u64 || offset.checked_add(len) != t {
-        return Err("index position does not match the file length (truncated?)".into());
+        return Err(bad(
+            "index position does not match the file length (truncated?)",
+        ));
     }
     if len < 12 {
-        return Err("index too short".into());
+        return Err(bad("index too short"));
     }
     Ok((offset, len))
 }
@@ -499,7 +513,7 @@ pub type WholeBlock = (usize, u32, Vec<(Id, u32, u32)>);
 pub fn whole_blocks<D: Deref<Target = [u8]>>(
     packs: &[&Pack<D>],
     ids: &[Id],
-) -> std::result::Result<Vec<WholeBlock>, (usize, String)> {
+) -> std::result::Result<Vec<WholeBlock>, (usize, DecodeError)> {
     // (pack, block, offset, length, id) of each wanted object found.
     let mut found: Vec<(usize, u32, u32, u32, Id)> = Vec::with_capacity(ids.len());
     for (k, loc, id) in locate(packs, ids).0 {
@@ -950,9 +964,14 @@ impl Finished {
 }
 
 /// Turns a pack parse error into an error naming the file.
-pub fn bad_pack(path: &Path, reason: String) -> Error {
+pub fn bad_pack(path: &Path, reason: impl ToString) -> Error {
     Error::BadPack {
         path: path.to_path_buf(),
-        reason,
+        reason: reason.to_string(),
     }
+}
+
+/// A decode error of the pack format.
+fn bad(reason: impl Into<String>) -> DecodeError {
+    DecodeError::new(Format::Pack, reason)
 }

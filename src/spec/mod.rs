@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use prost::Message as _;
 
-use crate::error::{Error, Result};
+use crate::error::{DecodeError, Error, Format, Result};
 use crate::id::Id;
 use crate::log::{self, read_message, read_page};
 use crate::model::name::{IMPORTS, LOGS, SPEC};
@@ -53,8 +53,9 @@ pub fn payload(m: &Message) -> Vec<u8> {
 }
 
 /// Decodes a `vac.mvds.Message`.
-pub fn decode_payload(bytes: &[u8]) -> std::result::Result<Message, String> {
-    let m = mvds::Message::decode(bytes).map_err(|e| format!("not a vac.mvds.Message: {e}"))?;
+pub fn decode_payload(bytes: &[u8]) -> std::result::Result<Message, DecodeError> {
+    let m = mvds::Message::decode(bytes)
+        .map_err(|e| DecodeError::new(Format::Spec, format!("not a vac.mvds.Message: {e}")))?;
     Ok(Message {
         group_id: m.group_id,
         timestamp: m.timestamp,
@@ -398,10 +399,10 @@ pub fn view_get(b: &dyn Backend, idx: &ViewIndex, addr: &Id) -> Result<Option<Ve
         let bytes = match kind {
             KIND_MESSAGE => match b.get_object(&native) {
                 Ok(obj) => {
-                    let m = decode_message(&obj).map_err(|reason| Error::ObjectCorrupt {
+                    let m = decode_message(&obj).map_err(|e| Error::ObjectCorrupt {
                         id: native,
                         location: b.object_location(&native),
-                        reason,
+                        reason: e.to_string(),
                     })?;
                     payload(&m)
                 }

@@ -192,7 +192,7 @@ impl FsStore {
         let Some((file, _)) = fsutil::open_below(&self.root, &rel, "a pack", u64::MAX)? else {
             return Err(pack::bad_pack(
                 &path,
-                "is missing but the pack chain names it".into(),
+                "is missing but the pack chain names it",
             ));
         };
         let map = pack::map_file(&file, &path)?;
@@ -237,10 +237,7 @@ impl FsStore {
         let mut seen = std::collections::HashSet::new();
         while let Some(id) = next {
             if !seen.insert(id) {
-                return Err(pack::bad_pack(
-                    &self.pack_path(&id),
-                    "the pack chain loops".into(),
-                ));
+                return Err(pack::bad_pack(&self.pack_path(&id), "the pack chain loops"));
             }
             let (path, p) = match known.remove(&id) {
                 Some(x) => x,
@@ -271,7 +268,7 @@ impl FsStore {
         let bytes = p.read(id, loc).map_err(|reason| Error::ObjectCorrupt {
             id: *id,
             location: path.display().to_string(),
-            reason,
+            reason: reason.to_string(),
         })?;
         verify_id(id, &bytes, || path.display().to_string())?;
         Ok(Some(bytes))
@@ -790,10 +787,13 @@ fn decode_capped(
 }
 
 /// Parses a ref file's content: 64 hex digits and one newline.
-pub fn parse_ref(text: &[u8]) -> std::result::Result<Id, String> {
-    let s = std::str::from_utf8(text).map_err(|_| "not UTF-8 text".to_string())?;
+pub fn parse_ref(text: &[u8]) -> std::result::Result<Id, crate::error::DecodeError> {
+    use crate::error::{DecodeError, Format};
+    let s =
+        std::str::from_utf8(text).map_err(|_| DecodeError::new(Format::Ref, "not UTF-8 text"))?;
     let hex = s.strip_suffix('\n').unwrap_or(s);
-    hex.parse::<Id>().map_err(|e| e.to_string())
+    hex.parse::<Id>()
+        .map_err(|e| DecodeError::new(Format::Ref, e.to_string()))
 }
 
 impl Backend for FsStore {
@@ -954,7 +954,7 @@ impl Backend for FsStore {
                                     Err(Error::ObjectCorrupt {
                                         id,
                                         location: location(),
-                                        reason: reason.clone(),
+                                        reason: reason.to_string(),
                                     }),
                                 );
                             }
@@ -1031,9 +1031,10 @@ impl Backend for FsStore {
             }
             return Ok(None);
         };
-        parse_ref(&text)
-            .map(Some)
-            .map_err(|reason| Error::BadRef { path, reason })
+        parse_ref(&text).map(Some).map_err(|reason| Error::BadRef {
+            path,
+            reason: reason.to_string(),
+        })
     }
 
     fn update_ref(&self, name: &RefName, expected: Expected, new: Option<Id>) -> Result<()> {
@@ -1135,16 +1136,13 @@ impl Backend for FsStore {
         self.reload_packs()?;
         let path = self.pack_path(id);
         if !self.packs_snapshot().iter().any(|(p, _, _)| p == id) {
-            return Err(pack::bad_pack(
-                &path,
-                "is not on this store's pack chain".into(),
-            ));
+            return Err(pack::bad_pack(&path, "is not on this store's pack chain"));
         }
         let rel = Path::new("packs").join(format!("{id}.pack"));
         let Some((file, size)) = fsutil::open_below(&self.root, &rel, "a pack", u64::MAX)? else {
             return Err(pack::bad_pack(
                 &path,
-                "is missing but the pack chain names it".into(),
+                "is missing but the pack chain names it",
             ));
         };
         if offset.checked_add(len).is_none_or(|end| end > size) {

@@ -13,7 +13,9 @@ pub mod contract;
 pub mod dir;
 pub mod lease;
 pub mod lock;
+pub mod mem;
 pub mod remotes;
 
 pub use contract::*;
 pub use dir::FsStore;
+pub use mem::MemStore;

@@ -11,7 +11,7 @@ use prost::Message as _;
 #[cfg(feature = "http")]
 use ureq::http::Method;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteFailure, Result};
 use crate::id::Id;
 use crate::log::{self, SettingsChange};
 use crate::model::name::{RefName, IMPORTS};
@@ -80,16 +80,19 @@ impl TwirpSource {
         let left = *lock(&self.left);
         let max = left.min(ANSWER_MAX);
         let too_big = |url: &str| {
-            Error::Invalid(if max == left {
-                format!(
+            Error::remote(
+                RemoteFailure::TooBig,
+                if max == left {
+                    format!(
                     "{url}: the answers hold more than {} bytes in all (--max-bytes); raise --max-bytes if the log is that large",
                     self.max_total
                 )
-            } else {
-                format!(
+                } else {
+                    format!(
                     "{url}: the answer holds more than {ANSWER_MAX} bytes, the most one answer (a page or a payload) may hold"
                 )
-            })
+                },
+            )
         };
         let call = Call {
             method: Method::POST,
@@ -119,10 +122,13 @@ impl TwirpSource {
             || String::from_utf8_lossy(&bytes).into_owned(),
             String::from,
         );
-        Err(Error::Invalid(format!(
-            "{url}: HTTP {status} {code}: {}",
-            msg.chars().take(300).collect::<String>()
-        )))
+        Err(Error::remote(
+            RemoteFailure::Status(status),
+            format!(
+                "{url}: HTTP {status} {code}: {}",
+                msg.chars().take(300).collect::<String>()
+            ),
+        ))
     }
 }
 
@@ -144,10 +150,13 @@ impl SpecSource for TwirpSource {
             return Ok(None);
         };
         let c = ns::Content::decode(&bytes[..]).map_err(|e| {
-            Error::Invalid(format!(
-                "{}: Fetch answer is not a vac.ns.Content: {e}",
-                self.transport.base
-            ))
+            Error::remote(
+                RemoteFailure::BadAnswer,
+                format!(
+                    "{}: Fetch answer is not a vac.ns.Content: {e}",
+                    self.transport.base
+                ),
+            )
         })?;
         Ok(Some(c.data))
     }
@@ -164,10 +173,13 @@ impl SpecSource for TwirpSource {
             return Ok(None);
         };
         let c = cas::Content::decode(&bytes[..]).map_err(|e| {
-            Error::Invalid(format!(
-                "{}: Get answer is not a vac.cas.Content: {e}",
-                self.transport.base
-            ))
+            Error::remote(
+                RemoteFailure::BadAnswer,
+                format!(
+                    "{}: Get answer is not a vac.cas.Content: {e}",
+                    self.transport.base
+                ),
+            )
         })?;
         Ok(Some(c.data))
     }
@@ -268,8 +280,9 @@ pub fn import_ref(log: &str) -> Result<RefName> {
     RefName::parse(&format!("{IMPORTS}/{log}"))
 }
 
+/// The remote's spec log is not what 3/REMOTE-LOG allows: a bad answer of that remote.
 fn bad(what: String) -> Error {
-    Error::Invalid(what)
+    Error::remote(RemoteFailure::BadAnswer, what)
 }
 
 /// Reads the spec-form log `name` from `src`, checks every address and H1, and appends

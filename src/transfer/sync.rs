@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Rejection, Result};
 use crate::id::Id;
 use crate::log::{pages, read_message, read_page, Pages};
 use crate::model::name::RefName;
@@ -318,7 +318,7 @@ fn walk_and_copy(
                     format!("it is a {}, expected a page", other.kind().name()),
                 ))
             }
-            Err(reason) => return Err(corrupt(src, &id, reason)),
+            Err(e) => return Err(corrupt(src, &id, e.to_string())),
         };
         if expect_count.is_some_and(|c| c != page.count) {
             return Err(corrupt(src, &id, "page count does not chain".into()));
@@ -498,12 +498,12 @@ fn verify_blocks(
 
 /// Checks that `bytes` (already checked against `id`) are a message whose H1 is `h1`.
 fn check_h1(id: &Id, bytes: &[u8], h1: Id, location: impl Fn() -> String) -> Result<()> {
-    let bad = |reason| Error::ObjectCorrupt {
+    let bad = |reason: String| Error::ObjectCorrupt {
         id: *id,
         location: location(),
         reason,
     };
-    let m = crate::model::object::decode_message(bytes).map_err(bad)?;
+    let m = crate::model::object::decode_message(bytes).map_err(|e| bad(e.to_string()))?;
     if m.h1() != h1 {
         return Err(bad(format!("its H1 is {}, its page says {h1}", m.h1())));
     }
@@ -573,11 +573,13 @@ pub fn push(
     if force == Force::WithLease {
         let seen = local.read_ref(&crate::transfer::remote::tracking_ref(remote, log)?)?;
         if seen != theirs {
-            return Err(Error::Invalid(format!(
-                "push of log {log} to {remote} refused: the remote log is no longer what we last saw there (expected {}, found {}); pull first",
-                seen.map_or("no log".into(), |i| i.to_hex()),
-                theirs.map_or("no log".into(), |i| i.to_hex())
-            )));
+            return Err(Error::Rejected {
+                action: format!("push of log {log} to {remote}"),
+                reason: Rejection::LeaseBroken {
+                    expected: seen,
+                    found: theirs,
+                },
+            });
         }
     }
     let relation = relate(local, Some(ours), remote_store, theirs)?;
@@ -586,25 +588,31 @@ pub fn push(
         Relation::Ahead(n) if theirs.is_none() => ("created", n),
         Relation::Ahead(n) => ("fast-forward", n),
         Relation::Behind(_) | Relation::Diverged if force == Force::No => {
-            return Err(Error::Invalid(format!(
-                "push of log {log} to {remote} refused: the remote has entries this log lacks ({}); pull first, or push --force-with-lease (or --force) to overwrite them",
-                match relation {
-                    Relation::Behind(n) => format!("it is {n} entries ahead"),
-                    _ => "the logs have diverged".to_string(),
-                }
-            )))
+            return Err(Error::Rejected {
+                action: format!("push of log {log} to {remote}"),
+                reason: Rejection::NotFastForward {
+                    ahead_by: match relation {
+                        Relation::Behind(n) => Some(n),
+                        _ => None,
+                    },
+                },
+            })
         }
         Relation::Behind(n) => ("forced", n),
         Relation::Diverged => ("forced", 0),
     };
     let mut copied = Copied::default();
     if relation != Relation::Equal {
-        copied = copy_and_move(local, remote_store, &refname, theirs, ours, progress).map_err(|e| match e {
-            Error::RefConflict { .. } => Error::Invalid(format!(
-                "push of log {log} to {remote} refused: another writer moved the remote log while we pushed; nothing was lost; pull, then push again"
-            )),
-            other => other,
-        })?;
+        copied =
+            copy_and_move(local, remote_store, &refname, theirs, ours, progress).map_err(|e| {
+                match e {
+                    Error::RefConflict { .. } => Error::Rejected {
+                        action: format!("push of log {log} to {remote}"),
+                        reason: Rejection::Raced,
+                    },
+                    other => other,
+                }
+            })?;
     }
     let done = LogTransfer {
         log: log.into(),
@@ -639,7 +647,14 @@ pub fn pull(
         Relation::Equal => ("up-to-date", 0),
         Relation::Behind(n) => {
             copied = copy_and_move(remote_store, local, &refname, ours, theirs, progress)?;
-            (if ours.is_none() { "created" } else { "fast-forward" }, n)
+            (
+                if ours.is_none() {
+                    "created"
+                } else {
+                    "fast-forward"
+                },
+                n,
+            )
         }
         Relation::Ahead(_) => {
             // Nothing to take; remember what the remote holds.
@@ -647,9 +662,10 @@ pub fn pull(
             ("ahead", 0)
         }
         Relation::Diverged => {
-            return Err(Error::Invalid(format!(
-                "pull of log {log} from {remote} refused: the local log and the remote's have diverged (each has entries the other lacks); the local log was left as it is"
-            )))
+            return Err(Error::Rejected {
+                action: format!("pull of log {log} from {remote}"),
+                reason: Rejection::Diverged,
+            })
         }
     };
     let done = LogTransfer {

@@ -137,8 +137,25 @@ pub fn fails_env(store: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
 /// Asserts exit status 1 and a single-line stderr message, no panic, containing every needle.
 #[track_caller]
 pub fn fails_with(o: &Output, needles: &[&str]) {
+    fails_with_status(o, 1, needles)
+}
+
+/// Asserts exit status 75 (a transient failure: running it again later may succeed) and a
+/// single-line stderr message, no panic, containing every needle.
+#[track_caller]
+pub fn fails_transiently_with(o: &Output, needles: &[&str]) {
+    fails_with_status(o, 75, needles)
+}
+
+#[track_caller]
+fn fails_with_status(o: &Output, status: i32, needles: &[&str]) {
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "expected exit 1 {}", describe(o));
+    assert_eq!(
+        o.status.code(),
+        Some(status),
+        "expected exit {status} {}",
+        describe(o)
+    );
     let line = err.strip_suffix('\n').unwrap_or(&err);
     assert!(!line.is_empty(), "no message on stderr");
     assert!(!line.contains('\n'), "stderr is not one line:\n{err}");

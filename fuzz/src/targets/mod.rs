@@ -31,7 +31,8 @@ pub const ALL: &[(&str, Run)] = &[
 ];
 
 /// Errors are one line (the house rule: the binary prints them on one line).
-pub fn assert_one_line(what: &str, msg: &str) {
+pub fn assert_one_line(what: &str, msg: impl std::fmt::Display) {
+    let msg = msg.to_string();
     assert!(!msg.is_empty(), "{what}: empty error message");
     assert!(
         !msg.contains('\n') && !msg.contains('\r'),

@@ -53,12 +53,12 @@ fn names(text: &str) {
                 Ok(r) => stays_below_refs(r.as_str()),
                 Err(e) => {
                     assert!(text.len() + "imports/".len() > name::MAX_NAME_LEN, "{e}");
-                    super::assert_one_line("import_ref", &e.to_string());
+                    super::assert_one_line("import_ref", &e);
                 }
             }
         }
         Err(e) => {
-            super::assert_one_line("name::validate", &e.to_string());
+            super::assert_one_line("name::validate", &e);
             assert!(RefName::parse(text).is_err());
             assert!(RefName::log(text).is_err());
             assert!(remote::validate_name(text).is_err());
@@ -66,7 +66,7 @@ fn names(text: &str) {
     }
     match remote::validate_name(text) {
         Ok(()) => assert!(!text.contains('/') && name::validate(text).is_ok()),
-        Err(e) => super::assert_one_line("remote::validate_name", &e.to_string()),
+        Err(e) => super::assert_one_line("remote::validate_name", &e),
     }
 }
 

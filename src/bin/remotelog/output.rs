@@ -65,24 +65,53 @@ impl Progress for Bar {
     }
 }
 
+/// The failures of a command that goes on past them (push to several remotes, pull of
+/// several logs): each printed when it happens, and the exit status they add up to.
+#[derive(Debug, Default)]
+pub struct Failures {
+    count: usize,
+    transient: usize,
+}
+
+impl Failures {
+    /// Prints `e` (after `context`, if any) on one line and counts it.
+    pub fn record(&mut self, context: Option<&str>, e: &remotelog::Error) {
+        match context {
+            Some(c) => eprintln!("remotelog: error: {c}: {e}"),
+            None => eprintln!("remotelog: error: {e}"),
+        }
+        self.count += 1;
+        if e.is_transient() {
+            self.transient += 1;
+        }
+    }
+
+    /// 0 without failures; [`TRY_AGAIN`] when every failure was transient; else 1.
+    pub fn status(&self) -> ExitCode {
+        match self.count {
+            0 => ExitCode::SUCCESS,
+            n if n == self.transient => ExitCode::from(TRY_AGAIN),
+            _ => ExitCode::from(1),
+        }
+    }
+}
+
 /// Runs one push or pull of one log with a progress bar and reports it; a failure is
-/// printed and counted (returns 1) so the other logs and remotes still go.
+/// printed and recorded in `failures` so the other logs and remotes still go.
 pub fn transfer(
     out: &mut impl Write,
+    failures: &mut Failures,
     bar: Bar,
     json: bool,
     dir: &str,
     run: impl FnOnce(&Bar) -> remotelog::Result<LogTransfer>,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<()> {
     match run(&bar) {
-        Ok(t) => {
-            report_transfer(out, &t, json, dir)?;
-            Ok(0)
-        }
+        Ok(t) => report_transfer(out, &t, json, dir),
         Err(e) => {
             bar.finish();
-            eprintln!("remotelog: error: {e}");
-            Ok(1)
+            failures.record(None, &e);
+            Ok(())
         }
     }
 }
@@ -124,10 +153,24 @@ pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("remotelog: error: {}", one_line(&e));
-            ExitCode::from(1)
+            failure_status(&e)
         }
     }
 }
+
+/// 75 (`EX_TEMPFAIL`: running the same command later may succeed: a remote unreachable
+/// or overloaded, a ref moved meanwhile) for a transient failure, so that cron jobs and scripts can
+/// retry by status; 1 for every other failure.
+pub fn failure_status(e: &anyhow::Error) -> ExitCode {
+    let transient = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<remotelog::Error>())
+        .is_some_and(remotelog::Error::is_transient);
+    ExitCode::from(if transient { TRY_AGAIN } else { 1 })
+}
+
+/// The exit status of a transient failure (sysexits' `EX_TEMPFAIL`).
+pub const TRY_AGAIN: u8 = 75;
 
 /// The error and its causes on one line, each cause once: most errors already show their
 /// cause in their own message (`Error::Io` shows the OS error it also chains as its

@@ -9,7 +9,7 @@ use remotelog::transfer::sync;
 
 use crate::args::PullArgs;
 use crate::ctx::Ctx;
-use crate::output::transfer;
+use crate::output::{transfer, Failures};
 
 /// Pulls each log; one that fails is reported and the others still go.
 pub fn run(args: PullArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
@@ -20,22 +20,20 @@ pub fn run(args: PullArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Some(n) => registered.named(n)?.clone(),
         None => registered.default_remote()?.clone(),
     };
+    // The remote's name as context keeps the error's type for the exit status.
     let src = remote::open(&target.location, false)
-        .map_err(|e| anyhow::anyhow!("remote {}: {e}", target.name))?;
+        .map_err(|e| anyhow::Error::new(e).context(format!("remote {}", target.name)))?;
     let logs: Vec<String> = match args.log {
         Some(l) => vec![l],
         None => log::list(&*src)?.into_iter().map(|i| i.name).collect(),
     };
-    let mut failed = 0;
+    let mut failures = Failures::default();
     for name in &logs {
         let bar = ctx.progress(format!("pull {name} ← {}", target.name));
-        failed += transfer(&mut out, bar, args.json, "from", |bar| {
+        transfer(&mut out, &mut failures, bar, args.json, "from", |bar| {
             sync::pull(&store, &target.name, &*src, name, bar)
         })?;
     }
     out.flush()?;
-    if failed > 0 {
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(failures.status())
 }

@@ -9,7 +9,7 @@ use remotelog::transfer::sync;
 
 use crate::args::PushArgs;
 use crate::ctx::Ctx;
-use crate::output::transfer;
+use crate::output::{transfer, Failures};
 
 /// Pushes each log to each remote; one that fails is reported and the others still go.
 pub fn run(args: PushArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
@@ -26,29 +26,25 @@ pub fn run(args: PushArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     } else {
         vec![args.log]
     };
-    let mut failed = 0;
+    let mut failures = Failures::default();
     for target in &targets {
         let dst = match remote::open(&target.location, true) {
             Ok(d) => d,
             Err(e) => {
-                eprintln!("remotelog: error: remote {}: {e}", target.name);
-                failed += 1;
+                failures.record(Some(&format!("remote {}", target.name)), &e);
                 continue;
             }
         };
         for name in &logs {
             let bar = ctx.progress(format!("push {name} → {}", target.name));
-            failed += transfer(&mut out, bar, args.json, "to", |bar| {
+            transfer(&mut out, &mut failures, bar, args.json, "to", |bar| {
                 sync::push(&store, &target.name, &*dst, name, force, bar)
             })?;
         }
         repack_hint(&target.name, &target.location);
     }
     out.flush()?;
-    if failed > 0 {
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(failures.status())
 }
 
 /// Tells on stderr when a directory remote has gathered many packs, and how to merge them.
