@@ -189,19 +189,28 @@ class TwirpError(Exception):
 
 
 class Client:
-    """vac.cas.CAS and vac.ns.NS at base_url (token from REMOTELOG_TOKEN, if set)."""
+    """vac.cas.CAS and vac.ns.NS at base_url (token from REMOTELOG_TOKEN, if set).
 
-    def __init__(self, base_url):
+    actor (default: REMOTELOG_ACTOR, if set) names this client to `remotelog serve --mock`,
+    which gives each actor its own view of the mocked remote (X-Remotelog-Actor); other
+    servers ignore it. A mocked remote answers slowly: wait up to `timeout` seconds.
+    """
+
+    def __init__(self, base_url, actor=None, timeout=120):
         self.base = base_url.rstrip("/")
         self.token = os.environ.get("REMOTELOG_TOKEN")
+        self.actor = actor or os.environ.get("REMOTELOG_ACTOR")
+        self.timeout = timeout
 
     def call(self, method, body):
         req = urllib.request.Request(self.base + "/twirp/" + method, data=body, method="POST")
         req.add_header("Content-Type", "application/protobuf")
         if self.token:
             req.add_header("Authorization", "Bearer " + self.token)
+        if self.actor:
+            req.add_header("X-Remotelog-Actor", self.actor)
         try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return resp.read()
         except urllib.error.HTTPError as e:
             try:

@@ -9,6 +9,9 @@ vac.mvds.Message. The writer Adds every payload to the CAS, then the new RemoteL
 carrying their payload in `data`), each page's `tail` the address of the page before,
 and finally points the name at the newest page with NS Update. An existing log of that
 name is continued: its head page becomes the tail of the first new page.
+
+Against `remotelog serve --mock PROFILE`, --actor names this writer (default:
+REMOTELOG_ACTOR): a writer sees its own updates at once, other actors as the profile says.
 """
 
 import argparse
@@ -27,10 +30,11 @@ def main():
     ap.add_argument("--timestamp", type=int, default=None, help="default: now, in ms")
     ap.add_argument("--page-size", type=int, default=3)
     ap.add_argument("--embed", type=int, default=1)
+    ap.add_argument("--actor", help="who this writer is to serve --mock (default: REMOTELOG_ACTOR)")
     a = ap.parse_intermixed_args()
     bodies = [b.encode() for b in a.bodies] or [l.rstrip(b"\n") for l in sys.stdin.buffer]
     ts = a.timestamp if a.timestamp is not None else int(time.time() * 1000)
-    c = Client(a.url)
+    c = Client(a.url, actor=a.actor)
     try:
         try:
             head = c.fetch(a.name)

@@ -383,6 +383,14 @@ fn the_documented_example_profile_loads() {
         "inherited sources: {:?}",
         p.sources
     );
+    // The quick IPNS of the `serve --mock` session keeps IPNS's record and semantics.
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/profiles/ipns-fast.toml");
+    let p = Profile::load(path.to_str().unwrap()).unwrap();
+    assert_eq!(p.name, "ipns-fast");
+    assert_eq!(p.ns.stale_ttl, 10.0);
+    assert_eq!(p.ns.max_record, Some(10240));
+    assert_eq!(p.ns.semantics, remotelog::mock::Semantics::HighestSeq);
 }
 
 #[test]
@@ -463,6 +471,393 @@ fn a_batch_profile_takes_a_push_in_one_request_others_one_per_object() {
             h[0].0.put_objects(&refs).unwrap(),
             0,
             "{name}: stored already"
+        );
+    }
+}
+
+/// `remotelog serve --mock`: the mock over HTTP, run as the real binary, for clients in any
+/// language (here the Python spec reader and writer of `examples/` and raw requests).
+mod serve_mock {
+    use std::path::Path;
+    use std::process::{Command, Output};
+    use std::time::{Duration, Instant};
+
+    use prost::Message as _;
+    use remotelog::log::{self, SettingsChange};
+    use remotelog::model::name::RefName;
+    use remotelog::spec::proto::vac::ns;
+    use remotelog::spec::{Pair, RemoteLog};
+    use remotelog::store::config::Config;
+    use remotelog::store::Backend;
+    use remotelog::{FsStore, Id};
+
+    use super::common::{self, examples, msgs, MockServer};
+
+    struct Resp {
+        status: u16,
+        headers: ureq::http::HeaderMap,
+        body: String,
+    }
+
+    fn call(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        let a = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build(),
+        );
+        let mut b = ureq::http::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let resp = a
+            .run(b.body(body).unwrap())
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = resp.status().as_u16();
+        let (parts, body) = resp.into_parts();
+        let body = body.into_with_config().read_to_string().unwrap();
+        Resp {
+            status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    fn python(script: &str, args: &[&str]) -> Output {
+        Command::new("python3")
+            .arg(examples().join(script))
+            .args(args)
+            .output()
+            .expect("python3 is needed for the spec examples")
+    }
+
+    fn write_profile(dir: &Path, name: &str, text: &str) -> String {
+        let p = dir.join(format!("{name}.toml"));
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+
+    /// The done-when check of issue 15: the Python spec reader, against `serve --mock`
+    /// with an IPNS-like profile (fast, to run in seconds), sees slow NS fetches, and
+    /// within the resolver cache's TTL a stale head with no error.
+    #[test]
+    fn the_python_spec_reader_sees_stale_and_slow_ns_fetches() {
+        const LATENCY: f64 = 1.0;
+        const TTL: f64 = 6.0;
+        let t = tempfile::tempdir().unwrap();
+        let store = t.path().join("srv");
+        FsStore::init(&store, Config::default()).unwrap();
+        let profile = write_profile(
+            t.path(),
+            "fast-ipns",
+            &format!(
+                "name = \"fast-ipns\"\n[cas]\nservice = \"IPFS\"\n[ns]\nservice = \"IPNS\"\n\
+                 fetch = {{ latency = {LATENCY} }}\nstale_ttl = {TTL}\nrecord = \"head-page\"\n\
+                 max_record = 10240\nsemantics = \"highest-seq\"\n"
+            ),
+        );
+        let srv = MockServer::start(&store, &profile, 1, &[]);
+        let url = srv.url.clone();
+        let write = |body: &str, ts: &str| {
+            let out = python(
+                "spec_writer.py",
+                &[&url, "chat", "--actor", "alice", "--timestamp", ts, body],
+            );
+            assert!(out.status.success(), "{}", common::text(&out));
+        };
+        // What a reader printed, and how long its NS Fetch took (seconds).
+        let read = |actor: &str| -> (String, f64) {
+            let out = python(
+                "spec_reader.py",
+                &[&url, "chat", "--actor", actor, "--timing"],
+            );
+            assert!(out.status.success(), "{}", common::text(&out));
+            let err = String::from_utf8_lossy(&out.stderr);
+            let took = err
+                .split("NS Fetch(chat) took ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no timing in {err}"));
+            (String::from_utf8_lossy(&out.stdout).into_owned(), took)
+        };
+        write("one", "100");
+        let (seen, slow) = read("bob");
+        assert_eq!(seen, "one\n");
+        assert!(
+            slow >= LATENCY * 0.9,
+            "a fetch that goes to the resolver takes the profile's latency: {slow} s"
+        );
+        let cached_since = Instant::now();
+        write("two", "101");
+        let (seen, stale) = read("bob");
+        assert!(
+            cached_since.elapsed().as_secs_f64() < TTL,
+            "this machine took longer than the stale TTL between two reads"
+        );
+        assert_eq!(
+            seen, "one\n",
+            "within the TTL the reader's cache answers the old head, with no error"
+        );
+        assert!(
+            stale < slow,
+            "a cached answer comes at once ({stale} s), not after the resolver's {slow} s"
+        );
+        // The writer sees its own update at once.
+        let (seen, _) = read("alice");
+        assert_eq!(seen, "one\ntwo\n");
+        // Once the TTL has passed, the reader resolves again: the new head, slowly.
+        let wait = Duration::from_secs_f64(TTL + 0.5).saturating_sub(cached_since.elapsed());
+        std::thread::sleep(wait);
+        let (seen, slow_again) = read("bob");
+        assert_eq!(seen, "one\ntwo\n");
+        assert!(slow_again >= LATENCY * 0.9, "{slow_again} s");
+        let log = srv.log();
+        assert!(
+            log.contains("actor:alice") && log.contains("actor:bob"),
+            "the request log names the actors: {log}"
+        );
+    }
+
+    /// IPNS records hold at most 10 KiB: a head page of 256 entries (200 of them filled)
+    /// is refused over HTTP as IPNS would refuse it, through the REST API and Twirp alike,
+    /// and the name does not move.
+    #[test]
+    fn ipns_refuses_a_256_entry_head_page_over_http() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("srv");
+        let s = FsStore::init(&dir, Config::default()).unwrap();
+        let change = SettingsChange {
+            capacity: Some(256),
+            embed: Some(0),
+        };
+        log::append(&s, "staging", &msgs("m", 200), change).unwrap();
+        let head = s
+            .read_ref(&RefName::log("staging").unwrap())
+            .unwrap()
+            .unwrap();
+        let srv = MockServer::start(&dir, "ipns", 1, &[]);
+        let r = call(
+            "PUT",
+            &format!("{}/ns/logs/main", srv.url),
+            &[("if-none-match", "*"), ("x-remotelog-actor", "alice")],
+            format!("{head}\n").as_bytes(),
+        );
+        assert_eq!(r.status, 413, "{}", r.body);
+        for needle in [
+            "IPNS refused the record for logs/main: ",
+            "bytes is over its limit of 10240 bytes (mock profile ipns)",
+            "a head page of at most 147 entries without embedded messages fits: use --page-size 128 or less",
+        ] {
+            assert!(r.body.contains(needle), "{needle:?} not in {}", r.body);
+        }
+        assert_eq!(r.body.lines().count(), 1);
+        assert_eq!(s.read_ref(&RefName::log("main").unwrap()).unwrap(), None);
+
+        // The same through Twirp: a RemoteLog of 200 pairs as the record of "chat".
+        let page = RemoteLog {
+            pair: (0..200u8)
+                .map(|i| Pair {
+                    remote_hash: Id::of(&[i]).0.to_vec(),
+                    local_hash: Id::of(&[i, i]).0.to_vec(),
+                    data: Vec::new(),
+                })
+                .collect(),
+            tail: Vec::new(),
+        };
+        let update = ns::NameUpdate {
+            name: "chat".into(),
+            content: page.encode_to_vec(),
+        };
+        let r = call(
+            "POST",
+            &format!("{}/twirp/vac.ns.NS/Update", srv.url),
+            &[
+                ("content-type", "application/protobuf"),
+                ("x-remotelog-actor", "alice"),
+            ],
+            &update.encode_to_vec(),
+        );
+        assert_eq!(r.status, 400, "{}", r.body);
+        let e: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(e["code"], "invalid_argument");
+        let msg = e["msg"].as_str().unwrap();
+        assert!(
+            msg.starts_with("IPNS refused the record for spec/chat: ")
+                && msg.contains("over its limit of 10240 bytes (mock profile ipns)"),
+            "{msg}"
+        );
+        assert_eq!(
+            s.read_ref(&RefName::parse("spec/chat").unwrap()).unwrap(),
+            None
+        );
+    }
+
+    /// One client's sequence of outcomes under a seed: CAS gets of an object, each failing
+    /// with probability 1/2; `others_first` has another client make requests first.
+    fn outcomes(dir: &Path, profile: &str, id: &Id, seed: u64, others_first: bool) -> Vec<u16> {
+        let srv = MockServer::start(dir, profile, seed, &[]);
+        let get = |actor: &str| {
+            call(
+                "GET",
+                &format!("{}/cas/{id}", srv.url),
+                &[("x-remotelog-actor", actor)],
+                b"",
+            )
+            .status
+        };
+        if others_first {
+            for _ in 0..5 {
+                get("someone-else");
+            }
+        }
+        (0..24).map(|_| get("reader")).collect()
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_outcomes_over_http() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("srv");
+        let s = FsStore::init(&dir, Config::default()).unwrap();
+        let id = Id::of(b"x");
+        s.put_objects(&[(id, b"x")]).unwrap();
+        let profile = write_profile(
+            t.path(),
+            "coin",
+            "name = \"coin\"\n[cas]\nget = { latency = 0.001, failure = 0.5, error = \"503 Service Unavailable\" }\n[ns]\n",
+        );
+        let first = outcomes(&dir, &profile, &id, 7, false);
+        assert!(
+            first.contains(&200) && first.contains(&502),
+            "failures answer 502 among successes: {first:?}"
+        );
+        assert_eq!(
+            outcomes(&dir, &profile, &id, 7, true),
+            first,
+            "the same seed repeats a client's outcomes, whoever else comes first"
+        );
+        assert_ne!(outcomes(&dir, &profile, &id, 8, false), first);
+    }
+
+    /// Timeouts are answered when the profile's timeout has passed (504, Twirp
+    /// `deadline_exceeded`), rate limits with `503 Slow Down` and `Retry-After`; clients
+    /// waiting for slow answers hold no slot, so others are served meanwhile.
+    #[test]
+    fn timeouts_and_slow_down_are_answered_as_the_service_would_without_stalling_others() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("srv");
+        FsStore::init(&dir, Config::default()).unwrap();
+        let profile = write_profile(
+            t.path(),
+            "strained",
+            "name = \"strained\"\n[cas]\n[ns]\nservice = \"IPNS\"\nfetch = { latency = 30, timeout = 2 }\n[limits]\ncas_put = 1\n",
+        );
+        let srv = MockServer::start(&dir, &profile, 1, &["--max-concurrency", "1"]);
+        let slow: Vec<_> = (0..3)
+            .map(|i| {
+                let url = format!("{}/ns/logs/main", srv.url);
+                std::thread::spawn(move || {
+                    let start = Instant::now();
+                    let r = call("GET", &url, &[("x-remotelog-actor", &format!("r{i}"))], b"");
+                    (r, start.elapsed())
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let start = Instant::now();
+        let r = call("POST", &format!("{}/cas", srv.url), &[], b"first");
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "a quick request waited {:?} behind slow ones",
+            start.elapsed()
+        );
+        for h in slow {
+            let (r, took) = h.join().unwrap();
+            assert_eq!(r.status, 504, "{}", r.body);
+            assert!(r
+                .body
+                .contains("IPNS fetch of name logs/main timed out after 2 s"));
+            assert!(
+                took >= Duration::from_millis(1900),
+                "answered after {took:?}"
+            );
+        }
+        let r = call(
+            "POST",
+            &format!("{}/twirp/vac.ns.NS/Fetch", srv.url),
+            &[("content-type", "application/json")],
+            br#"{"name":"main"}"#,
+        );
+        let e: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(e["code"], "deadline_exceeded", "{}", r.body);
+
+        // Three puts in under a second against a limit of one per second.
+        let answers: Vec<Resp> = (0..3)
+            .map(|i| {
+                call(
+                    "POST",
+                    &format!("{}/cas", srv.url),
+                    &[],
+                    format!("more {i}").as_bytes(),
+                )
+            })
+            .collect();
+        let slowed = answers
+            .iter()
+            .find(|r| r.status == 503)
+            .expect("one put is over the limit");
+        assert!(slowed.body.contains("503 Slow Down"), "{}", slowed.body);
+        assert_eq!(slowed.headers.get("retry-after").unwrap(), "1");
+
+        // A client named badly is told so.
+        let r = call(
+            "GET",
+            &format!("{}/ns/logs/main", srv.url),
+            &[("x-remotelog-actor", "no spaces")],
+            b"",
+        );
+        assert_eq!(r.status, 400);
+        assert!(r.body.contains("x-remotelog-actor must be"), "{}", r.body);
+    }
+
+    #[test]
+    fn a_profile_that_does_not_load_is_a_bad_command_line() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("srv");
+        FsStore::init(&dir, Config::default()).unwrap();
+        let bad = write_profile(t.path(), "bad", "name = \"bad\"\nspeed = 3\n[cas]\n[ns]\n");
+        for (profile, needle) in [
+            ("nope", "no profile \"nope\": give a built-in one"),
+            (&bad[..], "speed"),
+        ] {
+            let out = common::run(
+                &dir,
+                &["serve", "--listen", "127.0.0.1:0", "--mock", profile],
+            );
+            assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(
+                err.starts_with("remotelog: error: --mock ") && err.contains(needle),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_client_refuses_an_actor_name_the_header_cannot_carry() {
+        let t = tempfile::tempdir().unwrap();
+        let mut c = common::bin();
+        c.args(["clone", "http://127.0.0.1:9"])
+            .arg(t.path().join("dest"))
+            .env("REMOTELOG_ACTOR", "no spaces");
+        let out = common::run_cmd(c, None);
+        assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("REMOTELOG_ACTOR=\"no spaces\" is not an actor name"),
+            "{}",
+            common::text(&out)
         );
     }
 }

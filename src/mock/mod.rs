@@ -22,6 +22,8 @@
 pub mod dist;
 pub mod profile;
 pub mod schedule;
+#[cfg(feature = "server")]
+pub mod served;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -293,7 +295,12 @@ pub struct Mock {
     profile: Profile,
     seed: u64,
     state: Mutex<State>,
+    /// Told of every failed request, on the thread that made it ([`Mock::on_failure`]).
+    observer: std::sync::OnceLock<Observer>,
 }
+
+/// What [`Mock::on_failure`] calls: why a request failed, and the error its client got.
+pub type Observer = Box<dyn Fn(Failure, &Error) + Send + Sync>;
 
 /// Most versions of a name kept once older ones can no longer win.
 const KEEP_VERSIONS: usize = 4;
@@ -319,7 +326,14 @@ impl Mock {
                 last_commit: HashMap::new(),
                 windows: [(u64::MAX, 0); 4],
             }),
+            observer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Calls `f` with every failed request's cause and error, on the thread that made the
+    /// request (`serve --mock` turns them into HTTP answers). Only the first call counts.
+    pub fn on_failure(&self, f: Observer) {
+        let _ = self.observer.set(f);
     }
 
     /// The profile followed.
@@ -512,6 +526,9 @@ impl MockHandle {
     }
 
     fn fail<T>(&self, local: &mut Local, f: Failure, e: Error, latency: Micros) -> Outcome<T> {
+        if let Some(observe) = self.mock.observer.get() {
+            observe(f, &e);
+        }
         local.last = Some(f);
         *local.stats.failures.entry(f).or_default() += 1;
         (Err(e), latency)

@@ -69,6 +69,23 @@ pub const BODY_DEADLINE: Duration = Duration::from_secs(3600);
 /// The largest answer read: more than any object, range or id list a server sends.
 const RESPONSE_MAX: u64 = 1 << 30;
 
+/// The environment variable naming this client to a `remotelog serve --mock`, which gives
+/// each actor its own view of the mocked remote (sent as [`crate::net::wire::ACTOR_HEADER`];
+/// other servers ignore it).
+pub const ACTOR_ENV: &str = "REMOTELOG_ACTOR";
+
+/// The actor name from [`ACTOR_ENV`], if set.
+fn actor_from_env() -> Result<Option<String>> {
+    match std::env::var(ACTOR_ENV) {
+        Err(_) => Ok(None),
+        Ok(v) if crate::net::wire::valid_actor(&v) => Ok(Some(v)),
+        Ok(v) => Err(Error::Invalid(format!(
+            "{ACTOR_ENV}={v:?} is not an actor name: 1 to {} letters, digits, '.', '_' or '-'; fix or unset it",
+            crate::net::wire::MAX_ACTOR_LEN
+        ))),
+    }
+}
+
 /// How long an HTTP client waits for a server, so that no answer can hold it forever:
 /// connecting takes at most 10 s; the answer's headers, and each read of its body, at
 /// most the wait ([`TIMEOUT_ENV`]); after the first min(wait, 60 s) a body must have
@@ -450,6 +467,8 @@ pub(crate) struct Transport {
     what: &'static str,
     /// What to do when it cannot be reached.
     hint: &'static str,
+    /// Who this client is to a `serve --mock` ([`ACTOR_ENV`]), sent with every request.
+    actor: Option<String>,
 }
 
 /// One request, for [`Transport::send`].
@@ -563,6 +582,7 @@ impl Transport {
         let base = normalize_url(url)?;
         let patience = Patience::from_env()?;
         let trust = Trust::for_url(&base, HTTP_CA_VARS)?;
+        let actor = actor_from_env()?;
         Ok(Transport {
             agent: patience.agent(&trust),
             base,
@@ -572,6 +592,7 @@ impl Transport {
             lease: Default::default(),
             what,
             hint,
+            actor,
         })
     }
 
@@ -621,6 +642,9 @@ impl Transport {
             }
             if let Some(l) = &*self.lease.lock().unwrap_or_else(|p| p.into_inner()) {
                 b = b.header(crate::net::wire::LEASE_HEADER, l);
+            }
+            if let Some(a) = &self.actor {
+                b = b.header(crate::net::wire::ACTOR_HEADER, a);
             }
             for (k, v) in headers {
                 b = b.header(*k, v);

@@ -40,6 +40,17 @@ pub const MAX_ADDED_OBJECT: u64 = pack::MAX_BLOCK as u64;
 /// The store a server serves: any backend, used through the storage contract alone.
 pub(crate) type Store = Arc<dyn Backend + Send + Sync>;
 
+/// The store as a request's client sees it, and the store itself.
+pub(crate) struct Seen {
+    /// What the client's requests go to: under `serve --mock` its handle of the mocked
+    /// remote (latency, visibility, stale names, refusals), else the store.
+    pub(crate) view: Store,
+    /// The store: what the server checks a request against (a ref update's chain).
+    pub(crate) store: Store,
+    /// Whether `view` is a mock's.
+    pub(crate) mocked: bool,
+}
+
 /// What every handler shares.
 pub(crate) struct AppState {
     pub(crate) store: Store,
@@ -56,6 +67,8 @@ pub(crate) struct AppState {
     pub(crate) work_memory_kib: u64,
     pub(crate) admin_token: Option<String>,
     pub(crate) log_requests: bool,
+    /// Under `serve --mock`: each client's view of the store.
+    pub(crate) actors: Option<Arc<dyn crate::net::actors::Actors>>,
 }
 
 /// An error answer: a status and a one-line message saying what to do.
@@ -66,6 +79,9 @@ pub(crate) struct ApiError {
     etag: Option<Option<Id>>,
     /// The first object a refused ref update lacks, and what it is.
     missing: Option<(Id, String)>,
+    /// Seconds after which the client may retry (a mocked `503 Slow Down`); small, so that
+    /// the error stays small.
+    pub(crate) retry_after: Option<u16>,
 }
 
 impl ApiError {
@@ -75,6 +91,7 @@ impl ApiError {
             msg: msg.into(),
             etag: None,
             missing: None,
+            retry_after: None,
         }
     }
 
@@ -95,6 +112,7 @@ impl ApiError {
                 msg: e.to_string(),
                 etag: Some(actual),
                 missing: None,
+                retry_after: None,
             },
             Error::IncompleteChain {
                 ref name,
@@ -108,7 +126,12 @@ impl ApiError {
                 ),
                 etag: None,
                 missing: Some((missing, what.clone())),
+                retry_after: None,
             },
+            // Under `serve --mock`: the mocked service refused the request.
+            Error::Invalid(ref msg) if crate::net::actors::refusal_of(msg).is_some() => {
+                ApiError::refused(crate::net::actors::refusal_of(msg), msg)
+            }
             Error::Locked { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the store is busy (a lock is held, or gc is running); try again shortly",
@@ -121,6 +144,24 @@ impl ApiError {
                 )
             }
         }
+    }
+}
+
+impl ApiError {
+    /// The answer a client of the mocked service gets for a refusal: a gateway's statuses
+    /// for an upstream that timed out (504) or failed (502), S3's `503 Slow Down`, and
+    /// 413 for what is over a size limit.
+    fn refused(how: Option<crate::net::actors::Refusal>, msg: &str) -> ApiError {
+        use crate::net::actors::Refusal;
+        let (status, retry_after) = match how {
+            Some(Refusal::Timeout) => (StatusCode::GATEWAY_TIMEOUT, None),
+            Some(Refusal::SlowDown) => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
+            Some(Refusal::TooLarge) => (StatusCode::PAYLOAD_TOO_LARGE, None),
+            Some(Refusal::Unavailable | Refusal::Failed) | None => (StatusCode::BAD_GATEWAY, None),
+        };
+        let mut e = ApiError::new(status, msg);
+        e.retry_after = retry_after;
+        e
     }
 }
 
@@ -145,6 +186,10 @@ impl IntoResponse for ApiError {
             // So that a client can tell "upload again and retry" from other conflicts.
             set_header(r.headers_mut(), MISSING_HEADER, &id.to_hex());
             set_header(r.headers_mut(), MISSING_WHAT_HEADER, what);
+        }
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
@@ -190,7 +235,7 @@ pub(crate) enum Access {
 }
 
 /// The bearer token a request carries.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -618,6 +663,20 @@ pub(crate) fn put_one(store: &dyn Backend, id: Id, bytes: &[u8]) -> ApiResult<bo
     Ok(written > 0)
 }
 
+/// Stores one object for the client of `s`: through its view under `serve --mock`, where
+/// adding what is there is a request like any other (and republishes it), else as
+/// [`put_one`]. True when it was new.
+pub(crate) fn add_one(s: &Seen, id: Id, bytes: &[u8]) -> ApiResult<bool> {
+    if !s.mocked {
+        return put_one(&*s.store, id, bytes);
+    }
+    let written = s
+        .view
+        .put_objects(&[(id, bytes)])
+        .map_err(ApiError::from_store)?;
+    Ok(written > 0)
+}
+
 pub(crate) fn lease_id(raw: &str) -> ApiResult<String> {
     if raw.len() == 32 && crate::id::is_lower_hex(raw) {
         Ok(raw.to_string())
@@ -745,6 +804,39 @@ impl AppState {
             _slot: slot,
             _lease: lease,
         })
+    }
+
+    /// Runs `work` on the blocking pool with the requesting client's view of the store and
+    /// the store itself ([`Seen`]). Under `serve --mock` the latency of the view's calls is
+    /// owed by the answer (the server's guard sleeps it after the slot is given back).
+    pub(crate) async fn run_seen<T, F>(&self, work: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Seen) -> ApiResult<T> + Send + 'static,
+    {
+        let store = self.store.clone();
+        let Some(view) = crate::net::actors::view() else {
+            return blocking(move || {
+                work(Seen {
+                    view: store.clone(),
+                    store,
+                    mocked: false,
+                })
+            })
+            .await;
+        };
+        let (out, delay) = blocking(move || {
+            crate::net::actors::begin();
+            let out = work(Seen {
+                view,
+                store,
+                mocked: true,
+            });
+            Ok((out, crate::net::actors::end()))
+        })
+        .await?;
+        crate::net::actors::owe(delay);
+        out
     }
 
     /// Runs `work` on the served store on the blocking pool; store errors (`?` on a

@@ -26,15 +26,17 @@ use crate::error::{Error, Result};
 use crate::id::{is_lower_hex, Id};
 use crate::model::name::{self, RefName};
 use crate::model::object::decode_page;
+use crate::net::actors::MockSetup;
+use crate::net::handler::Seen;
 use crate::net::handler::{
-    add_need, added_body_max, etag, lease_id, parse_id, put_one, set_header, Access, ApiError,
+    add_need, add_one, added_body_max, etag, lease_id, parse_id, set_header, Access, ApiError,
     ApiResult, AppState, Hold, Intake, NoBody, Small, Spool, Spooled, Store, BODY_MEMORY,
     LEASE_WAIT,
 };
 use crate::net::wire::PackOutcome;
 use crate::pack::{self, Pack};
 use crate::store::dir::{FsStore, LOOSE_MAX};
-use crate::store::{Backend, TimedLeases};
+use crate::store::TimedLeases;
 // Kept at their old paths for the binary and the fuzz targets.
 use crate::net::wire::MAX_PRESENT_IDS;
 
@@ -92,6 +94,9 @@ pub struct Options {
     pub admin_token: Option<String>,
     /// One line per request on stderr.
     pub log_requests: bool,
+    /// `serve --mock`: the mocked remote each client sees instead of the store
+    /// ([`crate::net::actors`]).
+    pub mock: Option<MockSetup>,
 }
 
 impl Options {
@@ -109,6 +114,7 @@ impl Options {
             max_memory: DEFAULT_MAX_MEMORY,
             admin_token: None,
             log_requests: true,
+            mock: None,
         }
     }
 }
@@ -152,6 +158,15 @@ async fn guard(
     let twirp = path.starts_with(crate::net::wire::TWIRP_PREFIX);
     let slot_here =
         matches!(method, Method::GET | Method::HEAD | Method::DELETE) && path != "/healthz";
+    // Under `serve --mock`, the client's own view of the mocked remote.
+    let mocked = match &st.actors {
+        Some(actors) if path != "/healthz" => Some(client_view(&**actors, req.headers(), peer)),
+        _ => None,
+    };
+    let actor = match &mocked {
+        Some(Ok((_, key))) => format!(" {key}"),
+        _ => String::new(),
+    };
     // Waiting for a slot counts against the timeout too: a client sees one deadline.
     let work = async {
         let _slot = if slot_here {
@@ -163,6 +178,20 @@ async fn guard(
             None
         };
         next.run(req).await
+    };
+    let work = async {
+        match mocked {
+            None => work.await,
+            Some(Err(e)) if twirp => crate::net::twirp::TwirpError::from(e).into_response(),
+            Some(Err(e)) => e.into_response(),
+            Some(Ok((view, _))) => {
+                // The answer waits out the mocked latency here, on tokio's timer, after the
+                // request has given its slot back.
+                let (resp, delay) = crate::net::actors::scope(view, work).await;
+                tokio::time::sleep(delay).await;
+                resp
+            }
+        }
     };
     let resp = match tokio::time::timeout(st.timeout, work).await {
         Ok(r) => r,
@@ -191,7 +220,7 @@ async fn guard(
                 .map_or_else(|| "-".to_string(), |n| n.to_string())
         };
         eprintln!(
-            "{}.{:03} {peer} \"{method} {path}\" {} {len} {:.1}ms",
+            "{}.{:03} {peer} \"{method} {path}\" {} {len} {:.1}ms{actor}",
             now.as_secs(),
             now.subsec_millis(),
             resp.status().as_u16(),
@@ -199,6 +228,20 @@ async fn guard(
         );
     }
     resp
+}
+
+/// The view of the mocked remote of the client that sent `headers` from `peer`, and the
+/// client's key ([`crate::net::actors::actor_key`]).
+fn client_view(
+    actors: &dyn crate::net::actors::Actors,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> ApiResult<(crate::net::actors::SharedStore, String)> {
+    let key = crate::net::actors::actor_key(headers, peer).map_err(ApiError::bad)?;
+    let view = actors
+        .view(&key)
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok((view, key))
 }
 
 async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {
@@ -220,6 +263,7 @@ async fn healthz(State(st): St) -> Response {
         "private": st.private,
         "token": st.token.is_some(),
         "max_body": st.max_body,
+        "mock": st.actors.as_ref().map(|a| a.name()),
     });
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -249,9 +293,9 @@ async fn cas_add(State(st): St, headers: HeaderMap, body: Body) -> ApiResult<Res
     let _memory = st.reserve(add_need(up.len)).await?;
     let id = up.id();
     let written = st
-        .run(move |store| {
+        .run_seen(move |s| {
             let data = up.read_all()?;
-            put_one(&*store, id, &data)
+            add_one(&s, id, &data)
         })
         .await?;
     let status = if written {
@@ -273,10 +317,12 @@ async fn cas_get(
         .await?;
     let id = parse_id(&id)?;
     let bytes = st
-        .run(move |store| match store.get_object(&id) {
+        .run_seen(move |s| match s.view.get_object(&id) {
             // The spec view's addresses (format/spec-view.md) read like stored objects.
-            Err(e @ Error::ObjectMissing { .. }) => crate::net::twirp::spec_view_get(&*store, &id)?
-                .ok_or_else(|| ApiError::from_store(e)),
+            Err(e @ Error::ObjectMissing { .. }) => {
+                crate::net::twirp::spec_view_get(&*s.store, &id)?
+                    .ok_or_else(|| ApiError::from_store(e))
+            }
             other => other.map_err(ApiError::from_store),
         })
         .await?;
@@ -298,7 +344,7 @@ async fn cas_head(
         .await?;
     let id = parse_id(&id)?;
     let present = st
-        .run(move |store| store.has_object(&id).map_err(ApiError::from_store))
+        .run_seen(move |s| s.view.has_object(&id).map_err(ApiError::from_store))
         .await?;
     Ok(if present {
         StatusCode::OK
@@ -558,7 +604,7 @@ async fn ns_get(
     let name = ref_from_url(&raw)?;
     let shown = name.clone();
     let value = st
-        .run(move |store| store.read_ref(&name).map_err(ApiError::from_store))
+        .run_seen(move |s| s.view.read_ref(&name).map_err(ApiError::from_store))
         .await?;
     let Some(id) = value else {
         return Err(ApiError::new(
@@ -632,7 +678,8 @@ async fn ns_put(
         .ok_or_else(|| ApiError::bad("the body must be the new id in hex"))
         .and_then(parse_id)?;
     let _held = st.hold(&headers, Hold::SlotAndLease).await?;
-    st.run(move |store| {
+    st.run_seen(move |s| {
+        let store = &s.store;
         // Objects before refs: a ref never names what the store does not hold, nor a
         // chain with a page or message missing.
         let missing = |what: &str| {
@@ -655,16 +702,17 @@ async fn ns_put(
                 )
             })?;
             // Against the value the ref holds now (a stale If-Match is a 412 either way):
-            // everything it names is complete, so the walk stops there.
+            // everything it names is complete, so the walk stops there. A mocked remote
+            // judges the expected value by its own update semantics (IPNS has none).
             let current = store.read_ref(&name).map_err(ApiError::from_store)?;
-            if current != expected {
+            if current != expected && !s.mocked {
                 return Err(ApiError::from_store(Error::RefConflict {
                     name: name.to_string(),
                     expected,
                     actual: current,
                 }));
             }
-            crate::log::check_complete(&*store, &name, new, current).map_err(|e| match e {
+            crate::log::check_complete(&**store, &name, new, current).map_err(|e| match e {
                 Error::ObjectCorrupt { .. } => ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     format!("the chain of page {new} is not sound: {e}; nothing changed"),
@@ -674,7 +722,7 @@ async fn ns_put(
         } else if !store.has_object(&new).map_err(ApiError::from_store)? {
             return Err(missing("object"));
         }
-        store
+        s.view
             .update_ref(&name, expected.into(), Some(new))
             .map_err(ApiError::from_store)
     })
@@ -697,8 +745,8 @@ async fn ns_delete(
     if expected.is_none() {
         return Err(ApiError::bad("deleting needs If-Match: \"<id you read>\""));
     }
-    st.run(move |store| {
-        store
+    st.run_seen(move |s| {
+        s.view
             .update_ref(&name, expected.into(), None)
             .map_err(ApiError::from_store)
     })
@@ -710,9 +758,9 @@ async fn packs_list(State(st): St, headers: HeaderMap) -> ApiResult<Response> {
     st.admit(&headers, Access::Read, NoBody, Hold::Nothing)
         .await?;
     let lines = st
-        .run(move |store| {
+        .run_seen(move |s| {
             let mut out = String::new();
-            for p in store.pack_chain().map_err(ApiError::from_store)? {
+            for p in s.view.pack_chain().map_err(ApiError::from_store)? {
                 out.push_str(&format!("{} {} {}\n", p.id, p.size, p.objects));
             }
             Ok(out)
@@ -778,8 +826,8 @@ async fn pack_get(
         .await?;
     let id = parse_id(&id)?;
     let len = st
-        .run(move |store| {
-            let packs = store.pack_chain().map_err(ApiError::from_store)?;
+        .run_seen(move |s| {
+            let packs = s.view.pack_chain().map_err(ApiError::from_store)?;
             packs
                 .into_iter()
                 .find(|p| p.id == id)
@@ -798,8 +846,8 @@ async fn pack_get(
     let (first, last) = range.unwrap_or((0, len.saturating_sub(1)));
     let count = if len == 0 { 0 } else { last - first + 1 };
     let reader = st
-        .run(move |store| {
-            store
+        .run_seen(move |s| {
+            s.view
                 .read_pack(&id, first, count)
                 .map_err(ApiError::from_store)
         })
@@ -865,7 +913,7 @@ async fn packs_upload(State(st): St, headers: HeaderMap, body: Body) -> ApiResul
         .await?;
     let upload = crate::net::handler::blocking(move || open_upload(up)).await?;
     let _memory = st.reserve(upload.need).await?;
-    let outcome = st.run(move |store| ingest_pack(&*store, upload)).await?;
+    let outcome = st.run_seen(move |s| ingest_pack(&s, upload)).await?;
     let body = serde_json::to_string(&outcome).unwrap_or_default();
     Ok((
         StatusCode::OK,
@@ -978,8 +1026,11 @@ fn upload_block(p: &Pack<memmap2::Mmap>, i: u32) -> ApiResult<Vec<u8>> {
 /// as loose objects when there are few (as a local batch would), as a pack chained after
 /// the store's head otherwise. One block is decompressed at a time; small uploads are
 /// stored block by block straight from it, messages first and pages last (store-v1
-/// section 7), so memory never holds more than one block and one object's copy.
-fn ingest_pack(store: &dyn Backend, up: Upload) -> ApiResult<PackOutcome> {
+/// section 7), so memory never holds more than one block and one object's copy. Under
+/// `serve --mock` the objects are stored through the client's view (each a put where
+/// the profile takes no batches); what the store holds is judged on the store itself.
+fn ingest_pack(s: &Seen, up: Upload) -> ApiResult<PackOutcome> {
+    let store = &*s.store;
     let Upload { pack: p, tmp, .. } = up;
     p.validate_index().map_err(invalid_pack)?;
     let by_block = p.objects_by_block().map_err(invalid_pack)?;
@@ -1030,7 +1081,7 @@ fn ingest_pack(store: &dyn Backend, up: Upload) -> ApiResult<PackOutcome> {
                         todo.push((*id, bytes));
                     }
                 }
-                store.put_objects(&todo).map_err(ApiError::from_store)?;
+                s.view.put_objects(&todo).map_err(ApiError::from_store)?;
             }
         }
         return Ok(PackOutcome {
@@ -1046,7 +1097,7 @@ fn ingest_pack(store: &dyn Backend, up: Upload) -> ApiResult<PackOutcome> {
         tmp,
     };
     drop(p);
-    let id = store.add_pack(done).map_err(ApiError::from_store)?;
+    let id = s.view.add_pack(done).map_err(ApiError::from_store)?;
     Ok(PackOutcome {
         objects,
         new,
@@ -1118,6 +1169,7 @@ fn prepare(opts: &Options) -> Result<(std::net::TcpListener, Arc<AppState>)> {
         ));
     }
     let store: Store = Arc::new(FsStore::open(&opts.store)?);
+    let actors = opts.mock.as_ref().map(|m| (m.0)(store.clone()));
     let listener = std::net::TcpListener::bind(&opts.listen).map_err(|e| {
         Error::Invalid(format!(
             "cannot listen on {}: {e}; pick another --listen address (port 0 picks a free port)",
@@ -1142,6 +1194,7 @@ fn prepare(opts: &Options) -> Result<(std::net::TcpListener, Arc<AppState>)> {
         work_memory_kib: (opts.max_memory / 1024).min(u32::MAX as u64),
         admin_token: opts.admin_token.clone(),
         log_requests: opts.log_requests,
+        actors,
     });
     Ok((listener, state))
 }

@@ -19,7 +19,8 @@ use crate::error::Error;
 use crate::id::Id;
 use crate::model::name::{self, RefName};
 use crate::net::handler::{
-    add_need, added_body_max, blocking, put_one, Access, ApiError, AppState, Hold, Small, Spool,
+    add_need, add_one, added_body_max, blocking, Access, ApiError, AppState, Hold, Seen, Small,
+    Spool,
 };
 use crate::net::wire::{CAS_ADD, CAS_GET, NS_FETCH, NS_UPDATE, PROTOBUF};
 use crate::store::Backend;
@@ -120,6 +121,8 @@ pub struct TwirpError {
     pub code: Code,
     /// What went wrong and what to do.
     pub msg: String,
+    /// Seconds after which the client may retry (`Retry-After`), if the server says.
+    retry_after: Option<u16>,
 }
 
 impl TwirpError {
@@ -128,6 +131,7 @@ impl TwirpError {
         TwirpError {
             code,
             msg: msg.into(),
+            retry_after: None,
         }
     }
 }
@@ -138,26 +142,34 @@ impl From<ApiError> for TwirpError {
             StatusCode::UNAUTHORIZED => Code::Unauthenticated,
             StatusCode::FORBIDDEN => Code::PermissionDenied,
             StatusCode::NOT_FOUND => Code::NotFound,
-            StatusCode::REQUEST_TIMEOUT => Code::DeadlineExceeded,
+            StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => Code::DeadlineExceeded,
             StatusCode::PRECONDITION_FAILED => Code::FailedPrecondition,
-            StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY => Code::Unavailable,
             s if s.is_client_error() => Code::InvalidArgument,
             s if s.is_server_error() => Code::Internal,
             _ => Code::Unknown,
         };
-        TwirpError::new(code, e.msg)
+        TwirpError {
+            retry_after: e.retry_after,
+            ..TwirpError::new(code, e.msg)
+        }
     }
 }
 
 impl IntoResponse for TwirpError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"code": self.code.as_str(), "msg": self.msg});
-        (
+        let mut r = (
             self.code.status(),
             [(header::CONTENT_TYPE, "application/json")],
             body.to_string(),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        r
     }
 }
 
@@ -329,7 +341,6 @@ async fn call(
             format!("the content is {len} bytes, more than the largest object this server accepts, {max_content} bytes (--max-body, at most 64 MiB)"),
         )
     };
-    let store = st.store.clone();
     match route {
         Route::CasAdd => {
             let req: cas::Content = enc.decode(&body, "vac.cas.Content")?;
@@ -337,12 +348,13 @@ async fn call(
             if req.data.len() as u64 > max_content {
                 return Err(too_large(req.data.len()));
             }
-            let id = blocking(move || {
-                let id = Id::of(&req.data);
-                put_one(&*store, id, &req.data)?;
-                Ok(id)
-            })
-            .await?;
+            let id = st
+                .run_seen(move |s| {
+                    let id = Id::of(&req.data);
+                    add_one(&s, id, &req.data)?;
+                    Ok(id)
+                })
+                .await?;
             Ok(enc.encode(&cas::Address { id: id.0.to_vec() }))
         }
         Route::CasGet => {
@@ -356,18 +368,19 @@ async fn call(
                     ),
                 )
             })?;
-            let data = blocking(move || match store.get_object(&id) {
-                Ok(d) => Ok(d),
-                Err(Error::ObjectMissing { .. }) => match spec_view_get(&*store, &id)? {
-                    Some(d) => Ok(d),
-                    None => Err(ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        format!("no content at address {id}"),
-                    )),
-                },
-                Err(e) => Err(ApiError::from_store(e)),
-            })
-            .await?;
+            let data = st
+                .run_seen(move |s| match s.view.get_object(&id) {
+                    Ok(d) => Ok(d),
+                    Err(Error::ObjectMissing { .. }) => match spec_view_get(&*s.store, &id)? {
+                        Some(d) => Ok(d),
+                        None => Err(ApiError::new(
+                            StatusCode::NOT_FOUND,
+                            format!("no content at address {id}"),
+                        )),
+                    },
+                    Err(e) => Err(ApiError::from_store(e)),
+                })
+                .await?;
             Ok(enc.encode(&cas::Content { data }))
         }
         Route::NsUpdate => {
@@ -376,14 +389,16 @@ async fn call(
             if req.content.len() as u64 > max_content {
                 return Err(too_large(req.content.len()));
             }
-            let id = blocking(move || ns_update(&*store, &req.name, &req.content)).await?;
+            let id = st
+                .run_seen(move |s| ns_update(&s, &req.name, &req.content))
+                .await?;
             Ok(enc.encode(&ns::Response {
                 data: id.0.to_vec(),
             }))
         }
         Route::NsFetch => {
             let req: ns::Query = enc.decode(&body, "vac.ns.Query")?;
-            let data = blocking(move || ns_fetch(&*store, &req.name)).await?;
+            let data = st.run_seen(move |s| ns_fetch(&s, &req.name)).await?;
             Ok(enc.encode(&ns::Content { data }))
         }
     }
@@ -397,7 +412,8 @@ fn spec_ref(name: &str) -> std::result::Result<RefName, ApiError> {
 
 /// Stores `content` in the CAS and points `spec/<name>` at it (last writer wins, as the
 /// specification's Update has no expected value). Returns the content's address.
-fn ns_update(store: &dyn Backend, name: &str, content: &[u8]) -> std::result::Result<Id, ApiError> {
+fn ns_update(s: &Seen, name: &str, content: &[u8]) -> std::result::Result<Id, ApiError> {
+    let store = &*s.store;
     let r = spec_ref(name)?;
     let log =
         RefName::log(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
@@ -412,24 +428,40 @@ fn ns_update(store: &dyn Backend, name: &str, content: &[u8]) -> std::result::Re
         ));
     }
     let id = Id::of(content);
-    put_one(store, id, content)?;
-    store
+    add_one(s, id, content)?;
+    s.view
         .update_ref(&r, crate::store::Expected::Any, Some(id))
         .map_err(ApiError::from_store)?;
     Ok(id)
 }
 
 /// What `name` points at: the content last given to Update, or for a native log its spec
-/// view ([`native_view`]).
-fn ns_fetch(store: &dyn Backend, name: &str) -> std::result::Result<Vec<u8>, ApiError> {
+/// view ([`native_view`]). Under `serve --mock` the client pays one NS fetch of the ref
+/// that holds the name, and the head page comes as its mocked service serves it (inside
+/// the record, or by a CAS get).
+fn ns_fetch(s: &Seen, name: &str) -> std::result::Result<Vec<u8>, ApiError> {
+    let store = &*s.store;
     let r = spec_ref(name)?;
-    if let Some(id) = store.read_ref(&r).map_err(ApiError::from_store)? {
-        return store.get_object(&id).map_err(ApiError::from_store);
-    }
     let log =
         RefName::log(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    if let Some(head) = store.read_ref(&log).map_err(ApiError::from_store)? {
-        return native_view(store, name, head);
+    let native = s.mocked
+        && store.read_ref(&r).map_err(ApiError::from_store)?.is_none()
+        && store
+            .read_ref(&log)
+            .map_err(ApiError::from_store)?
+            .is_some();
+    if !native {
+        if let Some(id) = s.view.read_ref(&r).map_err(ApiError::from_store)? {
+            return s.view.get_object(&id).map_err(ApiError::from_store);
+        }
+    }
+    if native || !s.mocked {
+        if let Some(head) = s.view.read_ref(&log).map_err(ApiError::from_store)? {
+            if s.mocked {
+                s.view.get_object(&head).map_err(ApiError::from_store)?;
+            }
+            return native_view(store, name, head);
+        }
     }
     Err(ApiError::new(
         StatusCode::NOT_FOUND,

@@ -20,6 +20,22 @@ pub const MISSING_WHAT_HEADER: &str = "x-remotelog-missing-what";
 /// The header naming the client lease a request is made under (http-api.md section 10).
 pub const LEASE_HEADER: &str = "x-remotelog-lease";
 
+/// The header naming the client under `remotelog serve --mock`: each actor has its own
+/// view of the mocked remote (http-api.md section "serve --mock").
+pub const ACTOR_HEADER: &str = "x-remotelog-actor";
+/// Longest actor name [`ACTOR_HEADER`] may carry.
+pub const MAX_ACTOR_LEN: usize = 64;
+
+/// Whether `name` may name an actor: 1 to [`MAX_ACTOR_LEN`] ASCII letters, digits, `.`,
+/// `_` or `-`.
+pub fn valid_actor(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_ACTOR_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// Most ids one `POST /cas/present` may ask about.
 pub const MAX_PRESENT_IDS: usize = 100_000;
 

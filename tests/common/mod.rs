@@ -526,3 +526,69 @@ impl S3Server {
         ok_env(store, args, &self.env())
     }
 }
+
+// remotelog serve --mock
+
+/// A `remotelog serve --mock PROFILE` process on a free loopback port, with its request
+/// log collected; killed when dropped.
+pub struct MockServer {
+    child: std::process::Child,
+    /// Its base URL.
+    pub url: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl MockServer {
+    /// Serves the store at `store` as `profile` (a built-in name or a TOML file) says,
+    /// with `seed` and `extra` options of `serve`.
+    pub fn start(store: &Path, profile: &str, seed: u64, extra: &[&str]) -> MockServer {
+        use std::io::BufRead;
+        let mut c = bin();
+        c.arg("--store")
+            .arg(store)
+            .args(["serve", "--listen", "127.0.0.1:0", "--mock", profile])
+            .args(["--mock-seed", &seed.to_string()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("remotelog serve --mock exited before listening")
+                .unwrap();
+            if let Some(at) = line.find(" on http://") {
+                break line[at + 4..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .to_string();
+            }
+        };
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let kept = log.clone();
+        // Drained as it comes, so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in lines.map_while(|l| l.ok()) {
+                let mut k = kept.lock().unwrap();
+                k.push_str(&line);
+                k.push('\n');
+            }
+        });
+        MockServer { child, url, log }
+    }
+
+    /// What it wrote on stderr since it listened (one line per request).
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -497,6 +497,15 @@ pub struct ServeArgs {
     /// which must differ from --token-file's: writers cannot delete.
     #[arg(long, value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Answer as a real CAS/NS would, in real time: a mock profile, built-in (ideal, ipfs,
+    /// ipns, swarm, ens, s3, waku, lossy) or a TOML file (docs/remote-log-mocking.md).
+    /// Clients are told apart by the X-Remotelog-Actor header (REMOTELOG_ACTOR for
+    /// remotelog), else their token, else their address.
+    #[arg(long, value_name = "PROFILE|FILE")]
+    pub mock: Option<String>,
+    /// Seed of the mock's random choices: the same seed, the same outcomes.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "mock")]
+    pub mock_seed: u64,
 }
 
 #[derive(Args)]

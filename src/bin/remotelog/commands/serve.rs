@@ -11,6 +11,16 @@ use crate::ctx::Ctx;
 pub fn run(args: ServeArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let store = &ctx.store;
     let mut opts = remotelog::net::server::Options::new(store);
+    if let Some(spec) = &args.mock {
+        // A profile that does not load is a bad command line.
+        match remotelog::mock::Profile::load(spec) {
+            Ok(p) => opts.mock = Some(remotelog::mock::served::setup(p, args.mock_seed)),
+            Err(e) => {
+                eprintln!("remotelog: error: --mock {spec}: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
     opts.listen = args.listen;
     opts.token = match &args.token_file {
         Some(f) => Some(remotelog::net::wire::read_token_file(f)?),
@@ -38,6 +48,12 @@ pub fn run(args: ServeArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 (None, _) => " (no token: anyone who can connect may write)",
             }
         );
+        if let Some(spec) = &args.mock {
+            eprintln!(
+                "remotelog serve: answering as the mock profile {spec} (seed {}): clients are told apart by X-Remotelog-Actor, else their token, else their address",
+                args.mock_seed
+            );
+        }
     })?;
     Ok(ExitCode::SUCCESS)
 }
