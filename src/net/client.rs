@@ -27,6 +27,7 @@ use crate::error::{Error, IoContext, RemoteFailure, Result};
 use crate::id::{is_lower_hex, Id};
 use crate::model::name::RefName;
 use crate::pack::{self, PackWriter};
+use crate::store::batch::{BatchSink, RollingBatch};
 use crate::store::{verify_id, Backend, Batch, Collected, Expected, PackInfo, RawBlock};
 
 /// Environment variable holding the bearer token sent to HTTP remotes.
@@ -1205,12 +1206,10 @@ impl Backend for HttpBackend {
     }
 
     fn batch(&self) -> Result<Box<dyn Batch + '_>> {
-        Ok(Box::new(HttpBatch {
+        Ok(Box::new(RollingBatch::new(HttpSink {
             backend: self,
             dir: None,
-            writer: None,
-            new: 0,
-        }))
+        })))
     }
 
     fn raw_blocks(&self, ids: &[Id], take: &mut dyn FnMut(RawBlock) -> Result<()>) -> Result<()> {
@@ -1480,81 +1479,50 @@ fn r_method(new: Option<Id>) -> Method {
     }
 }
 
-/// A batch for an HTTP remote: a pack written locally, uploaded at commit (and whenever it
-/// reaches [`PACK_SPLIT`] bytes).
-struct HttpBatch<'a> {
+/// An HTTP remote's half of its batches ([`RollingBatch`]): every object goes into a pack
+/// written locally, uploaded whenever it reaches [`PACK_SPLIT`] bytes and at commit; the
+/// server keeps what it lacks, so the batch asks it nothing before.
+struct HttpSink<'a> {
     backend: &'a HttpBackend,
+    /// Where packs are written before upload, made at the first.
     dir: Option<tempfile::TempDir>,
-    writer: Option<PackWriter>,
-    new: usize,
 }
 
-impl HttpBatch<'_> {
-    fn writer(&mut self) -> Result<&mut PackWriter> {
-        if self.dir.is_none() {
-            self.dir = Some(
-                tempfile::Builder::new()
+impl BatchSink for HttpSink<'_> {
+    fn has(&mut self, _id: &Id) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn pack_writer(&mut self) -> Result<PackWriter> {
+        let dir = match &self.dir {
+            Some(d) => d.path().to_path_buf(),
+            None => {
+                let tmp = std::env::temp_dir();
+                let d = tempfile::Builder::new()
                     .prefix("remotelog-upload-")
                     .tempdir()
-                    .at(&std::env::temp_dir())?,
-            );
-        }
-        if self.writer.is_none() {
-            let dir = self
-                .dir
-                .as_ref()
-                .map(|d| d.path().to_path_buf())
-                .unwrap_or_default();
-            self.writer = Some(PackWriter::create(
-                &dir,
-                None,
-                crate::store::config::DEFAULT_ZSTD_LEVEL,
-            )?);
-        }
-        self.writer
-            .as_mut()
-            .ok_or_else(|| Error::Invalid("pack writer vanished".into()))
-    }
-
-    fn upload(&mut self) -> Result<()> {
-        let Some(w) = self.writer.take() else {
-            return Ok(());
+                    .at(&tmp)?;
+                self.dir.insert(d).path().to_path_buf()
+            }
         };
-        if w.is_empty() {
-            return Ok(());
-        }
-        let done = w.finish()?;
-        self.new += self.backend.upload_pack(&done.tmp)?;
-        Ok(())
+        PackWriter::create(&dir, None, crate::store::config::DEFAULT_ZSTD_LEVEL)
     }
 
-    fn split_if_big(&mut self) -> Result<()> {
-        if self
-            .writer
-            .as_ref()
-            .is_some_and(|w| w.size() >= PACK_SPLIT || w.len() >= pack::BATCH_MAX_OBJECTS)
-        {
-            self.upload()?;
-        }
-        Ok(())
-    }
-}
-
-impl Batch for HttpBatch<'_> {
-    fn add(&mut self, id: Id, bytes: &[u8]) -> Result<()> {
-        self.writer()?.add(id, bytes)?;
-        self.split_if_big()
+    fn commit_pack(&mut self, done: pack::Finished) -> Result<usize> {
+        self.backend.upload_pack(&done.tmp)
     }
 
-    fn add_raw_block(&mut self, block: &RawBlock) -> Result<()> {
-        let b = block.entry();
-        self.writer()?
-            .add_raw_block(&block.frame, b, &block.objects)?;
-        self.split_if_big()
+    fn put_loose(&mut self, objects: &[(Id, &[u8])]) -> Result<usize> {
+        // Never reached with objects: loose_max is 0, so the batch packs everything.
+        debug_assert!(objects.is_empty());
+        Ok(0)
     }
 
-    fn commit(mut self: Box<Self>) -> Result<usize> {
-        self.upload()?;
-        Ok(self.new)
+    fn pack_target(&self) -> u64 {
+        PACK_SPLIT
+    }
+
+    fn loose_max(&self) -> usize {
+        0
     }
 }

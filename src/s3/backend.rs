@@ -15,6 +15,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::id::{is_lower_hex, Id};
 use crate::model::name::RefName;
 use crate::pack::{self, PackWriter};
+use crate::store::batch::{BatchSink, RollingBatch};
 use crate::store::config::Config;
 use crate::store::dir::{packs_ref, parse_ref, LOOSE_MAX};
 use crate::store::{
@@ -692,14 +693,10 @@ impl Backend for S3Backend {
     }
 
     fn batch(&self) -> Result<Box<dyn Batch + '_>> {
-        Ok(Box::new(S3Batch {
+        Ok(Box::new(RollingBatch::new(S3Sink {
             store: self,
-            small: Vec::new(),
             loose: None,
-            writer: None,
-            committed: 0,
-            packing: false,
-        }))
+        })))
     }
 
     fn raw_blocks(&self, ids: &[Id], take: &mut dyn FnMut(RawBlock) -> Result<()>) -> Result<()> {
@@ -971,20 +968,17 @@ impl std::io::Read for RangeReader {
     }
 }
 
-/// A batch for an S3 store: up to [`LOOSE_MAX`] objects become loose objects, more become
-/// packs of about the pack target, each uploaded and chained as soon as it is full.
-struct S3Batch<'a> {
+/// The S3 store's half of its batches ([`RollingBatch`]): up to [`LOOSE_MAX`] objects
+/// become loose objects, more become packs of about the pack target, each uploaded and
+/// chained as soon as it is full.
+struct S3Sink<'a> {
     store: &'a S3Backend,
-    small: Vec<(Id, Vec<u8>)>,
     /// The loose objects, listed once when first needed.
     loose: Option<HashSet<Id>>,
-    writer: Option<PackWriter>,
-    committed: usize,
-    packing: bool,
 }
 
-impl S3Batch<'_> {
-    fn present(&mut self, id: &Id) -> Result<bool> {
+impl BatchSink for S3Sink<'_> {
+    fn has(&mut self, id: &Id) -> Result<bool> {
         if self.store.find_packed(id).is_some() {
             return Ok(true);
         }
@@ -994,71 +988,25 @@ impl S3Batch<'_> {
         Ok(self.loose.as_ref().is_some_and(|l| l.contains(id)))
     }
 
-    fn writer(&mut self) -> Result<&mut PackWriter> {
-        if self.writer.is_none() {
-            let mut w = self.store.stage_pack()?;
-            for (id, bytes) in self.small.drain(..) {
-                w.add(id, &bytes)?;
-            }
-            self.writer = Some(w);
-            self.packing = true;
-        }
-        self.writer
-            .as_mut()
-            .ok_or_else(|| Error::Invalid("pack writer vanished".into()))
+    fn pack_writer(&mut self) -> Result<PackWriter> {
+        self.store.stage_pack()
     }
 
-    fn commit_writer(&mut self) -> Result<()> {
-        match self.writer.take() {
-            Some(w) if !w.is_empty() => {
-                let done = w.finish()?;
-                self.committed += done.objects;
-                self.store.commit_pack(done)?;
-            }
-            _ => {}
-        }
-        Ok(())
+    fn commit_pack(&mut self, done: pack::Finished) -> Result<usize> {
+        let objects = done.objects;
+        self.store.commit_pack(done)?;
+        Ok(objects)
     }
 
-    fn roll_if_full(&mut self) -> Result<()> {
-        if self.writer.as_ref().is_some_and(|w| {
-            w.size() >= self.store.pack_target || w.len() >= pack::BATCH_MAX_OBJECTS
-        }) {
-            self.commit_writer()?;
-        }
-        Ok(())
-    }
-}
-
-impl Batch for S3Batch<'_> {
-    fn add(&mut self, id: Id, bytes: &[u8]) -> Result<()> {
-        let queued = self.small.iter().any(|(s, _)| *s == id)
-            || self.writer.as_ref().is_some_and(|w| w.contains(&id));
-        if queued || self.present(&id)? {
-            return Ok(());
-        }
-        if self.packing || self.small.len() >= LOOSE_MAX {
-            self.writer()?.add(id, bytes)?;
-            self.roll_if_full()
-        } else {
-            self.small.push((id, bytes.to_vec()));
-            Ok(())
-        }
+    fn put_loose(&mut self, objects: &[(Id, &[u8])]) -> Result<usize> {
+        self.store.put_loose(objects)
     }
 
-    fn add_raw_block(&mut self, block: &RawBlock) -> Result<()> {
-        let b = block.entry();
-        self.writer()?
-            .add_raw_block(&block.frame, b, &block.objects)?;
-        self.roll_if_full()
+    fn pack_target(&self) -> u64 {
+        self.store.pack_target
     }
 
-    fn commit(mut self: Box<Self>) -> Result<usize> {
-        if self.packing {
-            self.commit_writer()?;
-            return Ok(self.committed);
-        }
-        let refs: Vec<(Id, &[u8])> = self.small.iter().map(|(id, b)| (*id, &b[..])).collect();
-        self.store.put_loose(&refs)
+    fn loose_max(&self) -> usize {
+        LOOSE_MAX
     }
 }

@@ -12,6 +12,7 @@ use crate::fsutil::{self, is_tmp_name};
 use crate::id::{is_lower_hex, Id};
 use crate::model::name::RefName;
 use crate::pack::{self, Pack};
+use crate::store::batch::{BatchSink, RollingBatch};
 use crate::store::config::Config;
 use crate::store::lock::{self, LockFile};
 use crate::store::{
@@ -985,14 +986,10 @@ impl Backend for FsStore {
     }
 
     fn batch(&self) -> Result<Box<dyn Batch + '_>> {
-        Ok(Box::new(FsBatch {
+        Ok(Box::new(RollingBatch::new(FsSink {
             store: self,
-            small: Vec::new(),
             listing: LooseListing::default(),
-            writer: None,
-            committed: 0,
-            packing: false,
-        }))
+        })))
     }
 
     fn raw_blocks(&self, ids: &[Id], take: &mut dyn FnMut(RawBlock) -> Result<()>) -> Result<()> {
@@ -1348,89 +1345,40 @@ impl Backend for FsStore {
     }
 }
 
-/// A batch for a store: up to [`LOOSE_MAX`] objects become loose files, more become packs
-/// of about [`FsStore::with_pack_target`] bytes. Each full pack is committed as soon as it is
-/// written, so a batch's memory does not grow with its size; objects already committed are
-/// found through the store's indexes.
-struct FsBatch<'a> {
+/// The directory's half of its batches ([`RollingBatch`]): up to [`LOOSE_MAX`] objects
+/// become loose files, more become packs of about [`FsStore::with_pack_target`] bytes,
+/// each committed as soon as it is written; objects already committed are found through
+/// the store's indexes.
+struct FsSink<'a> {
     store: &'a FsStore,
-    small: Vec<(Id, Vec<u8>)>,
     listing: LooseListing,
-    writer: Option<pack::PackWriter>,
-    /// Objects in packs this batch already committed.
-    committed: usize,
-    /// Whether the batch writes packs (it went past LOOSE_MAX objects); it then stays so
-    /// after each pack it commits.
-    packing: bool,
 }
 
-impl FsBatch<'_> {
-    fn writer(&mut self) -> Result<&mut pack::PackWriter> {
-        if self.writer.is_none() {
-            let mut w = self.store.pack_writer()?;
-            for (id, bytes) in self.small.drain(..) {
-                w.add(id, &bytes)?;
-            }
-            self.writer = Some(w);
-            self.packing = true;
-        }
-        self.writer
-            .as_mut()
-            .ok_or_else(|| Error::Invalid("pack writer vanished".into()))
+impl BatchSink for FsSink<'_> {
+    fn has(&mut self, id: &Id) -> Result<bool> {
+        self.store.has_object_listed(&mut self.listing, id)
     }
 
-    fn commit_writer(&mut self) -> Result<()> {
-        match self.writer.take() {
-            Some(w) if !w.is_empty() => {
-                let done = w.finish()?;
-                self.committed += done.objects;
-                self.store.commit_pack(done)?;
-            }
-            _ => {}
-        }
-        Ok(())
+    fn pack_writer(&mut self) -> Result<pack::PackWriter> {
+        self.store.pack_writer()
     }
 
-    fn roll_if_full(&mut self) -> Result<()> {
-        if self.writer.as_ref().is_some_and(|w| {
-            w.size() >= self.store.pack_target || w.len() >= pack::BATCH_MAX_OBJECTS
-        }) {
-            self.commit_writer()?;
-        }
-        Ok(())
-    }
-}
-
-impl Batch for FsBatch<'_> {
-    fn add(&mut self, id: Id, bytes: &[u8]) -> Result<()> {
-        let queued = self.small.iter().any(|(s, _)| *s == id)
-            || self.writer.as_ref().is_some_and(|w| w.contains(&id));
-        if queued || self.store.has_object_listed(&mut self.listing, &id)? {
-            return Ok(());
-        }
-        if self.packing || self.small.len() >= LOOSE_MAX {
-            self.writer()?.add(id, bytes)?;
-            self.roll_if_full()
-        } else {
-            self.small.push((id, bytes.to_vec()));
-            Ok(())
-        }
+    fn commit_pack(&mut self, done: pack::Finished) -> Result<usize> {
+        let objects = done.objects;
+        self.store.commit_pack(done)?;
+        Ok(objects)
     }
 
-    fn add_raw_block(&mut self, block: &RawBlock) -> Result<()> {
-        let b = block.entry();
-        self.writer()?
-            .add_raw_block(&block.frame, b, &block.objects)?;
-        self.roll_if_full()
+    fn put_loose(&mut self, objects: &[(Id, &[u8])]) -> Result<usize> {
+        self.store.put_loose(objects)
     }
 
-    fn commit(mut self: Box<Self>) -> Result<usize> {
-        if self.packing {
-            self.commit_writer()?;
-            return Ok(self.committed);
-        }
-        let refs: Vec<(Id, &[u8])> = self.small.iter().map(|(id, b)| (*id, &b[..])).collect();
-        self.store.put_loose(&refs)
+    fn pack_target(&self) -> u64 {
+        self.store.pack_target
+    }
+
+    fn loose_max(&self) -> usize {
+        LOOSE_MAX
     }
 }
 

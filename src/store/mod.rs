@@ -7,6 +7,7 @@
 //! in-memory model, for tests and the simulator). The HTTP remote is
 //! [`crate::net::client`]; the mock remote is [`crate::mock`].
 
+pub mod batch;
 pub mod clone_setup;
 pub mod config;
 pub mod contract;
@@ -16,6 +17,7 @@ pub mod lock;
 pub mod mem;
 pub mod remotes;
 
+pub use batch::{BatchSink, RollingBatch};
 pub use contract::*;
 pub use dir::FsStore;
 pub use mem::MemStore;
