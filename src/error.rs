@@ -307,8 +307,6 @@ pub enum Format {
     Pack,
     /// A 3/REMOTE-LOG payload or page (`format/spec-view.md`).
     Spec,
-    /// A mock profile, distribution or schedule (TOML).
-    Profile,
 }
 
 fn show_log(id: &Option<Id>) -> String {
