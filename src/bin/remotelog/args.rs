@@ -498,7 +498,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
     /// Answer as a real CAS/NS would, in real time: a mock profile, built-in (ideal, ipfs,
-    /// ipns, swarm, ens, s3, waku, lossy) or a TOML file (docs/remote-log-mocking.md).
+    /// ipns, swarm, ens, s3, waku, lossy) or a TOML file of the same keys (a file may
+    /// start from a built-in one with `inherit = "ipns"`).
     /// Clients are told apart by the X-Remotelog-Actor header (REMOTELOG_ACTOR for
     /// remotelog), else their token, else their address.
     #[arg(long, value_name = "PROFILE|FILE")]

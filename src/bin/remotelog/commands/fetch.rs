@@ -3,8 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use remotelog::log;
-use remotelog::transfer::remote::{self, Remotes};
+use remotelog::transfer::remote;
 use remotelog::transfer::sync;
 
 use crate::args::PullArgs;
@@ -16,18 +15,7 @@ use crate::output::{transfer, Failures};
 pub fn run(args: PullArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let mut out = ctx.out();
     let store = ctx.open_store()?;
-    let registered = Remotes::load(&store)?;
-    let target = match &args.remote {
-        Some(n) => registered.named(n)?.clone(),
-        None => registered.default_remote()?.clone(),
-    };
-    // The remote's name as context keeps the error's type for the exit status.
-    let src = remote::open(&target.location, false)
-        .map_err(|e| anyhow::Error::new(e).context(format!("remote {}", target.name)))?;
-    let logs: Vec<String> = match args.log {
-        Some(l) => vec![l],
-        None => log::list(&*src)?.into_iter().map(|i| i.name).collect(),
-    };
+    let (target, src, logs) = super::pull::source(&args, &store)?;
     let mut failures = Failures::default();
     for name in &logs {
         let bar = ctx.progress(format!("fetch {name} ← {}", target.name));

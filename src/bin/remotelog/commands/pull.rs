@@ -4,7 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use remotelog::log;
-use remotelog::transfer::remote::{self, Remotes};
+use remotelog::store::Backend;
+use remotelog::transfer::remote::{self, Remote, Remotes};
 
 use crate::args::PullArgs;
 use crate::ctx::Ctx;
@@ -14,18 +15,7 @@ use crate::output::{transfer, Failures};
 pub fn run(args: PullArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let mut out = ctx.out();
     let store = ctx.open_store()?;
-    let registered = Remotes::load(&store)?;
-    let target = match &args.remote {
-        Some(n) => registered.named(n)?.clone(),
-        None => registered.default_remote()?.clone(),
-    };
-    // The remote's name as context keeps the error's type for the exit status.
-    let src = remote::open(&target.location, false)
-        .map_err(|e| anyhow::Error::new(e).context(format!("remote {}", target.name)))?;
-    let logs: Vec<String> = match args.log {
-        Some(l) => vec![l],
-        None => log::list(&*src)?.into_iter().map(|i| i.name).collect(),
-    };
+    let (target, src, logs) = source(&args, &store)?;
     let mut failures = Failures::default();
     for name in &logs {
         let bar = ctx.progress(format!("pull {name} ← {}", target.name));
@@ -35,4 +25,25 @@ pub fn run(args: PullArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(failures.status())
+}
+
+/// The remote `args` names (or the default one), opened for reading, and the logs to take
+/// from it: what pull and fetch start from.
+pub fn source(
+    args: &PullArgs,
+    store: &remotelog::FsStore,
+) -> anyhow::Result<(Remote, Box<dyn Backend>, Vec<String>)> {
+    let registered = Remotes::load(store)?;
+    let target = match &args.remote {
+        Some(n) => registered.named(n)?.clone(),
+        None => registered.default_remote()?.clone(),
+    };
+    // The remote's name as context keeps the error's type for the exit status.
+    let src = remote::open(&target.location, false)
+        .map_err(|e| anyhow::Error::new(e).context(format!("remote {}", target.name)))?;
+    let logs: Vec<String> = match &args.log {
+        Some(l) => vec![l.clone()],
+        None => log::list(&*src)?.into_iter().map(|i| i.name).collect(),
+    };
+    Ok((target, src, logs))
 }
