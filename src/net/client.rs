@@ -347,28 +347,25 @@ pub fn normalize_url(url: &str) -> Result<String> {
 /// The token for HTTP remotes from the environment: `REMOTELOG_TOKEN`, else the file
 /// named by `REMOTELOG_TOKEN_FILE`; `None` when neither is set.
 pub fn token_from_env() -> Result<Option<String>> {
-    if let Ok(t) = std::env::var(TOKEN_ENV) {
-        let t = t.trim();
-        if !t.is_empty() {
-            return Ok(Some(t.to_string()));
-        }
-    }
-    match std::env::var_os(TOKEN_FILE_ENV) {
-        Some(p) if !p.is_empty() => crate::net::wire::read_token_file(Path::new(&p)).map(Some),
-        _ => Ok(None),
-    }
+    token_from(TOKEN_ENV, TOKEN_FILE_ENV)
 }
 
 /// The admin token for gc of HTTP remotes (`POST /gc`): `REMOTELOG_ADMIN_TOKEN`, else
 /// the file named by `REMOTELOG_ADMIN_TOKEN_FILE`; `None` when neither is set.
 pub fn admin_token_from_env() -> Result<Option<String>> {
-    if let Ok(t) = std::env::var(ADMIN_TOKEN_ENV) {
+    token_from(ADMIN_TOKEN_ENV, ADMIN_TOKEN_FILE_ENV)
+}
+
+/// A token from variable `var` (trimmed, if not empty), else from the file named by
+/// `file_var`.
+fn token_from(var: &str, file_var: &str) -> Result<Option<String>> {
+    if let Ok(t) = std::env::var(var) {
         let t = t.trim();
         if !t.is_empty() {
             return Ok(Some(t.to_string()));
         }
     }
-    match std::env::var_os(ADMIN_TOKEN_FILE_ENV) {
+    match std::env::var_os(file_var) {
         Some(p) if !p.is_empty() => crate::net::wire::read_token_file(Path::new(&p)).map(Some),
         _ => Ok(None),
     }
