@@ -625,6 +625,24 @@ fn append_dir_skips_hidden_empty_and_links_and_reports_them() {
             "--include-hidden",
         ],
     );
+    // Emptiness is learnt by reading: a folder of empty files appends nothing and says so.
+    let before = stdout(&assert_ok(env.run(&["log", "--json"])))
+        .lines()
+        .count();
+    env.file("only-empty/a", b"");
+    env.file("only-empty/b/c", b"");
+    let o = env.run(&[
+        "append",
+        "--group",
+        "g",
+        "--dir",
+        env.path("only-empty").to_str().unwrap(),
+    ]);
+    fails_with(&o, &["only-empty", "no files to append", "2 empty files"]);
+    let after = stdout(&assert_ok(env.run(&["log", "--json"])))
+        .lines()
+        .count();
+    assert_eq!(before, after, "a failed append --dir left entries behind");
 }
 
 /// The closing hint of `demo` runs as printed, even when `remotelog` is not on PATH (after
