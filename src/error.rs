@@ -152,8 +152,8 @@ pub enum Error {
         /// What gets past it: the commands to run, never the one that led here.
         next: String,
     },
-    /// A remote (a server, an object store) could not be reached, refused the request, or
-    /// answered with something that is not its protocol.
+    /// A remote (a server, an object store, or a mocked service, `crate::mock`) could not be
+    /// reached, refused the request, or answered with something that is not its protocol.
     #[error("{message}")]
     Remote {
         /// What kind of failure: decides whether trying again can help.
@@ -296,7 +296,7 @@ impl DecodeError {
     }
 }
 
-/// The formats remotelog decodes (each specified in `format/`).
+/// The formats remotelog decodes (each specified in `format/` or `docs/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// A message or page object (`format/store-v1.md`).
@@ -307,6 +307,8 @@ pub enum Format {
     Pack,
     /// A 3/REMOTE-LOG payload or page (`format/spec-view.md`).
     Spec,
+    /// A mock profile's TOML (`docs/profiles/example.toml`, `docs/remote-log-mocking.md`).
+    Profile,
 }
 
 fn show_log(id: &Option<Id>) -> String {

@@ -261,3 +261,21 @@ fn gc_beside_a_pushing_writer_loses_nothing() {
     assert_eq!(ok(&remote, &["log", "--json"]), ok(&a, &["log", "--json"]));
     assert_eq!(ok(&remote, &["log"]).lines().count(), 4 * 100 + 8);
 }
+
+/// Replacing the pack chain from a head it no longer has is a lost compare-and-swap, like
+/// a ref's: `RefConflict`, which the exit status reports as worth running again.
+#[test]
+fn a_chain_replaced_from_a_stale_head_is_a_ref_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = FsStore::init(&dir.path().join("s"), Config::default()).unwrap();
+    use remotelog::store::Backend;
+    let u = s.upkeep().unwrap();
+    let stale = remotelog::Id([7; 32]);
+    let e = u.replace_chain(Some(stale), Vec::new(), false).unwrap_err();
+    assert!(
+        matches!(&e, remotelog::Error::RefConflict { name, expected: Some(x), actual: None }
+            if name == "packs" && *x == stale),
+        "{e:?}"
+    );
+    assert!(e.is_transient(), "{e}");
+}

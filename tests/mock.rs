@@ -861,3 +861,33 @@ mod serve_mock {
         );
     }
 }
+
+/// A mocked service's refusals are a remote's answers (`Error::Remote`, with the kind its
+/// real client would see), and gc marking through one keeps that kind: a CAS whose gets
+/// all fail is worth a retry, not a "damaged store" to check.
+#[test]
+fn mock_refusals_are_remote_failures_and_gc_keeps_their_kind() {
+    use remotelog::error::{Error, RemoteFailure};
+    let inner = MemStore::new();
+    log::append(&inner, "main", &msgs("gc", 3), SettingsChange::default()).unwrap();
+    let p = custom("name = \"flaky\"\n[cas]\nget = { failure = 1 }\n[ns]\n");
+    let mock = Mock::new(Box::new(inner), p, 1);
+    let h = mock.handle(0, Arc::new(VirtualClock::new(0)));
+    let head = h
+        .read_ref(&RefName::parse("logs/main").unwrap())
+        .unwrap()
+        .unwrap();
+    let e = h.get_object(&head).unwrap_err();
+    assert!(
+        matches!(&e, Error::Remote { kind: RemoteFailure::Status(502), message }
+            if message.contains("(mock profile flaky); retry")),
+        "{e:?}"
+    );
+    let e = remotelog::upkeep::gc::mark(&h).unwrap_err();
+    assert!(
+        matches!(&e, Error::Remote { kind: RemoteFailure::Status(502), message }
+            if message.ends_with("; gc deletes nothing until then")),
+        "{e:?}"
+    );
+    assert!(e.is_transient(), "{e}");
+}

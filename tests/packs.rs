@@ -663,3 +663,27 @@ fn a_transfer_cut_between_packs_is_completed_by_the_next() {
         );
     }
 }
+
+/// A copied block whose bytes do not decode is a pack decode error naming the block, not
+/// plain bad input.
+#[test]
+fn a_copied_block_that_does_not_decompress_is_a_pack_decode_error() {
+    use remotelog::error::{DecodeError, Error, Format};
+    let block = remotelog::store::RawBlock {
+        frame: b"not a zstd frame".to_vec(),
+        ulen: 64,
+        checksum: [0; 8],
+        objects: Vec::new(),
+    };
+    let e = block.for_each_verified(|_, _| Ok(())).unwrap_err();
+    assert!(
+        matches!(&e, Error::Decode { what, source: DecodeError { format: Format::Pack, .. } }
+            if what == "a copied block"),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("a copied block: does not decompress"),
+        "{e}"
+    );
+}

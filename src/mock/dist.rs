@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::error::{DecodeError, Format};
+
 /// SplitMix64: tiny, fast and good enough for simulation (it passes BigCrush); written
 /// here so that the sequence can never change under us with a dependency's version.
 #[derive(Debug, Clone)]
@@ -141,8 +143,9 @@ impl Dist {
     }
 
     /// Parses `{ p50 = .., p90 = .., max = .. }` or a number; `what` names the field in
-    /// errors.
-    pub fn from_toml(v: &toml::Value, what: &str) -> Result<Dist, String> {
+    /// errors, which are of a profile's format (a command line's caller names its flag).
+    pub fn from_toml(v: &toml::Value, what: &str) -> Result<Dist, DecodeError> {
+        let bad = |reason: String| DecodeError::new(Format::Profile, reason);
         match v {
             toml::Value::Integer(i) if *i >= 0 => Ok(Dist::Const(*i as f64)),
             toml::Value::Float(f) if f.is_finite() && *f >= 0.0 => Ok(Dist::Const(*f)),
@@ -153,10 +156,10 @@ impl Dist {
                     let x = match v {
                         toml::Value::Integer(i) => *i as f64,
                         toml::Value::Float(f) => *f,
-                        _ => return Err(format!("{what}.{k}: expected a number")),
+                        _ => return Err(bad(format!("{what}.{k}: expected a number"))),
                     };
                     if !x.is_finite() || x <= 0.0 {
-                        return Err(format!("{what}.{k}: must be a number above 0"));
+                        return Err(bad(format!("{what}.{k}: must be a number above 0")));
                     }
                     if k == "max" {
                         max = Some(x);
@@ -167,25 +170,27 @@ impl Dist {
                         .and_then(|n| n.parse().ok())
                         .filter(|q: &f64| *q > 0.0 && *q < 100.0)
                         .ok_or_else(|| {
-                            format!("{what}.{k}: keys are quantiles like p50 or p99.9, or max")
+                            bad(format!(
+                                "{what}.{k}: keys are quantiles like p50 or p99.9, or max"
+                            ))
                         })?;
                     // Keyed in thousandths so that the map sorts them numerically.
                     points.insert((q * 1000.0).round() as u64, (q / 100.0, x));
                 }
                 let points: Vec<(f64, f64)> = points.into_values().collect();
                 if points.len() < 2 {
-                    return Err(format!(
+                    return Err(bad(format!(
                         "{what}: give at least two quantiles (e.g. {{ p50 = 1.0, p90 = 3.0 }}) or one number"
-                    ));
+                    )));
                 }
                 if points.windows(2).any(|w| w[1].1 < w[0].1) {
-                    return Err(format!("{what}: quantile values must not decrease"));
+                    return Err(bad(format!("{what}: quantile values must not decrease")));
                 }
                 Ok(Dist::Quantiles { points, max })
             }
-            _ => Err(format!(
+            _ => Err(bad(format!(
                 "{what}: expected a number or a table of quantiles like {{ p50 = 1.0, p90 = 3.0 }}"
-            )),
+            ))),
         }
     }
 
@@ -292,9 +297,9 @@ mod tests {
         assert_eq!(d.points().len(), 3);
         let bad: toml::Value =
             toml::from_str::<toml::Table>("d = { p50 = 2 }").unwrap()["d"].clone();
-        assert!(Dist::from_toml(&bad, "x.latency")
-            .unwrap_err()
-            .contains("x.latency"));
+        let e = Dist::from_toml(&bad, "x.latency").unwrap_err();
+        assert!(e.reason.contains("x.latency"), "{e}");
+        assert_eq!(e.format, Format::Profile);
         let bad: toml::Value =
             toml::from_str::<toml::Table>("d = { q50 = 2, p90 = 3 }").unwrap()["d"].clone();
         assert!(Dist::from_toml(&bad, "d").is_err());

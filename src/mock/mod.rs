@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteFailure, Result};
 use crate::id::Id;
 use crate::model::name::RefName;
 use crate::store::{check_expected, Backend, Batch, BufferedBatch, Expected, Layout, WriteLease};
@@ -549,12 +549,15 @@ impl MockHandle {
         let service = self.service(ns);
         let op = self.op(kind);
         if !st.availability.online(t) {
-            let e = Error::Invalid(format!(
+            let e = Error::remote(
+                RemoteFailure::Unreachable,
+                format!(
                 "{service} {} of {what}: {} (mock profile {}: the service is offline now); retry later",
                 kind.name(),
                 p.unavailable_error,
                 p.name
-            ));
+            ),
+            );
             return Some(self.fail(local, Failure::Unavailable, e, secs(p.unavailable_after)));
         }
         let limit = match kind {
@@ -570,24 +573,30 @@ impl MockHandle {
                 *w = (second, 0);
             }
             if w.1 >= limit {
-                let e = Error::Invalid(format!(
+                let e = Error::remote(
+                    RemoteFailure::Status(503),
+                    format!(
                     "{service} answered {} to the {} of {what}: over {limit} requests per second (mock profile {}); back off and retry",
                     p.limits.answer,
                     kind.name(),
                     p.name
-                ));
+                ),
+                );
                 let lat = secs(op.latency.sample(&mut local.rng));
                 return Some(self.fail(local, Failure::SlowDown, e, lat));
             }
             w.1 += 1;
         }
         if local.rng.chance(op.failure) {
-            let e = Error::Invalid(format!(
-                "{service} {} of {what} failed: {} (mock profile {}); retry",
-                kind.name(),
-                op.error,
-                p.name
-            ));
+            let e = Error::remote(
+                RemoteFailure::Status(502),
+                format!(
+                    "{service} {} of {what} failed: {} (mock profile {}); retry",
+                    kind.name(),
+                    op.error,
+                    p.name
+                ),
+            );
             let lat = secs(op.latency.sample(&mut local.rng));
             return Some(self.fail(local, Failure::Failed, e, lat));
         }
@@ -632,12 +641,15 @@ impl MockHandle {
     fn timeout<T>(&self, local: &mut Local, kind: OpKind, what: &str, after: Micros) -> Outcome<T> {
         let ns = matches!(kind, OpKind::NsUpdate | OpKind::NsFetch);
         let limit = self.op(kind).timeout.unwrap_or(0.0);
-        let e = Error::Invalid(format!(
-            "{} {} of {what} timed out after {limit} s (mock profile {}); retry",
-            self.service(ns),
-            kind.name(),
-            self.mock.profile.name
-        ));
+        let e = Error::remote(
+            RemoteFailure::TooSlow,
+            format!(
+                "{} {} of {what} timed out after {limit} s (mock profile {}); retry",
+                self.service(ns),
+                kind.name(),
+                self.mock.profile.name
+            ),
+        );
         self.fail(local, Failure::Timeout, e, after)
     }
 
@@ -718,12 +730,15 @@ impl MockHandle {
                 let after = self.mock.profile.cas.miss_latency.map_or(lat, secs);
                 if miss != Miss::Absent && self.mock.profile.cas.miss_latency.is_some() {
                     // A client of a service without "not found" waits for its timeout.
-                    let e = Error::Invalid(format!(
+                    let e = Error::remote(
+                        RemoteFailure::TooSlow,
+                        format!(
                         "{} get of {what} timed out after {} s: no provider found (mock profile {})",
                         self.service(false),
                         to_secs(after),
                         self.mock.profile.name
-                    ));
+                    ),
+                    );
                     return self.fail(&mut local, Failure::NotFound(miss), e, after);
                 }
                 let e = Error::ObjectMissing {
@@ -761,12 +776,15 @@ impl MockHandle {
         let size: u64 = objects.iter().map(|(_, b)| b.len() as u64).sum();
         if let Some(max) = p.cas.max_object {
             if let Some((id, b)) = objects.iter().find(|(_, b)| b.len() as u64 > max) {
-                let e = Error::Invalid(format!(
+                let e = Error::remote(
+                    RemoteFailure::Status(413),
+                    format!(
                     "{} refused to store object {id}: {} bytes is over its limit of {max} bytes (mock profile {}); use smaller pages or embed fewer messages",
                     p.cas.service,
                     b.len(),
                     p.name
-                ));
+                ),
+                );
                 return self.fail(&mut local, Failure::TooLarge, e, 0);
             }
         }
@@ -945,12 +963,15 @@ impl MockHandle {
         };
         if let Some(max) = p.ns.max_record.filter(|m| size > *m) {
             let fit = p.entries_per_record().unwrap_or(0);
-            let e = Error::Invalid(format!(
+            let e = Error::remote(
+                RemoteFailure::Status(413),
+                format!(
                 "{} refused the record for {name}: {size} bytes is over its limit of {max} bytes (mock profile {}); a head page of at most {fit} entries without embedded messages fits: use --page-size {} or less",
                 p.ns.service,
                 p.name,
                 largest_round(fit)
-            ));
+            ),
+            );
             return self.fail(&mut local, Failure::TooLarge, e, 0);
         }
         let (lat, _) = self.latency(&mut local, OpKind::NsUpdate, size);

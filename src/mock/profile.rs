@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{DecodeError, Error, Format, Result};
 use crate::mock::dist::Dist;
 use crate::mock::schedule::Schedule;
 
@@ -313,28 +313,34 @@ impl Profile {
             )));
         }
         let text = std::fs::read_to_string(path).at(path)?;
-        Profile::from_toml(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+        Profile::from_toml(&text).map_err(|source| Error::Decode {
+            what: path.display().to_string(),
+            source,
+        })
     }
 
     /// A built-in profile by name.
     pub fn builtin(name: &str) -> Result<Profile> {
         let text = builtin_text(name)?;
-        Profile::from_toml(text)
-            .map_err(|e| Error::Invalid(format!("built-in profile {name}: {e}")))
+        Profile::from_toml(text).map_err(|source| Error::Decode {
+            what: format!("built-in profile {name}"),
+            source,
+        })
     }
 
     /// Parses a profile, following `inherit` through the built-in profiles.
-    pub fn from_toml(text: &str) -> std::result::Result<Profile, String> {
+    pub fn from_toml(text: &str) -> std::result::Result<Profile, DecodeError> {
         let table = merged(text, 0)?;
         let profile: Profile = toml::Value::Table(table)
             .try_into()
-            .map_err(|e: toml::de::Error| e.to_string().trim().replace('\n', " "))?;
+            .map_err(|e: toml::de::Error| bad(e))?;
         profile.validate()?;
         Ok(profile)
     }
 
     /// Checks the numbers a TOML parser cannot.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self) -> std::result::Result<(), DecodeError> {
+        let bad = |reason: String| DecodeError::new(Format::Profile, reason);
         let ops = [
             ("cas.put", &self.cas.put),
             ("cas.get", &self.cas.get),
@@ -343,12 +349,12 @@ impl Profile {
         ];
         for (what, op) in ops {
             if !(0.0..=1.0).contains(&op.failure) {
-                return Err(format!("{what}.failure must be between 0 and 1"));
+                return Err(bad(format!("{what}.failure must be between 0 and 1")));
             }
             if op.timeout.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
-                return Err(format!(
+                return Err(bad(format!(
                     "{what}.timeout must be a number of seconds above 0"
-                ));
+                )));
             }
         }
         let positive = [
@@ -364,7 +370,7 @@ impl Profile {
         ];
         for (what, v) in positive {
             if v.is_some_and(|x| !(x.is_finite() && x > 0.0)) {
-                return Err(format!("{what} must be a number of seconds above 0"));
+                return Err(bad(format!("{what} must be a number of seconds above 0")));
             }
         }
         let nonneg = [
@@ -377,17 +383,19 @@ impl Profile {
         ];
         for (what, v) in nonneg {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(format!("{what} must be 0 or more seconds"));
+                return Err(bad(format!("{what} must be 0 or more seconds")));
             }
         }
         if self.cas.chunk != 0 && self.cas.chunk < 64 {
-            return Err("cas.chunk must be 0 (whole objects) or at least 64 bytes".into());
+            return Err(bad(
+                "cas.chunk must be 0 (whole objects) or at least 64 bytes".into(),
+            ));
         }
         if self.cas.chunk_parallel == 0 {
-            return Err("cas.chunk_parallel must be at least 1".into());
+            return Err(bad("cas.chunk_parallel must be at least 1".into()));
         }
         if self.name.is_empty() || self.name.contains(|c: char| c.is_whitespace() || c == ',') {
-            return Err("name must be one word (no spaces or commas)".into());
+            return Err(bad("name must be one word (no spaces or commas)".into()));
         }
         Ok(())
     }
@@ -427,21 +435,27 @@ fn builtin_text(name: &str) -> Result<&'static str> {
         })
 }
 
+/// A TOML error as a profile's decode error, on one line.
+fn bad(e: impl std::fmt::Display) -> DecodeError {
+    DecodeError::new(Format::Profile, e.to_string().trim().replace('\n', " "))
+}
+
 /// Parses `text` and lays it over the profile it inherits from, if any.
-fn merged(text: &str, depth: usize) -> std::result::Result<toml::Table, String> {
-    let mut table: toml::Table =
-        toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))?;
+fn merged(text: &str, depth: usize) -> std::result::Result<toml::Table, DecodeError> {
+    let mut table: toml::Table = toml::from_str(text).map_err(bad)?;
     let Some(parent) = table.remove("inherit") else {
         return Ok(table);
     };
     let parent = parent
         .as_str()
-        .ok_or("inherit must be the name of a built-in profile")?
+        .ok_or_else(|| bad("inherit must be the name of a built-in profile"))?
         .to_string();
     if depth >= MAX_INHERIT {
-        return Err(format!("inherit goes deeper than {MAX_INHERIT} profiles"));
+        return Err(bad(format!(
+            "inherit goes deeper than {MAX_INHERIT} profiles"
+        )));
     }
-    let base_text = builtin_text(&parent).map_err(|e| e.to_string())?;
+    let base_text = builtin_text(&parent).map_err(bad)?;
     let mut base = merged(base_text, depth + 1)?;
     // The child's figures come on top of the parent's: both lists of sources hold.
     let mut sources = Vec::new();
@@ -508,14 +522,38 @@ mod tests {
     fn bad_profiles_say_what_is_wrong() {
         let e = Profile::from_toml("name = \"x\"\n[cas]\nput = { latency = { p50 = 1 } }\n[ns]\n")
             .unwrap_err();
-        assert!(e.contains("at least two quantiles"), "{e}");
+        assert!(e.reason.contains("at least two quantiles"), "{e}");
         let e = Profile::from_toml("name = \"x\"\nspeed = 3\n[cas]\n[ns]\n").unwrap_err();
-        assert!(e.contains("speed"), "{e}");
+        assert!(e.reason.contains("speed"), "{e}");
         let e = Profile::from_toml("inherit = \"nope\"\n").unwrap_err();
-        assert!(e.contains("no built-in profile"), "{e}");
+        assert!(e.reason.contains("no built-in profile"), "{e}");
         let e =
             Profile::from_toml("name = \"x\"\n[cas]\nget = { failure = 2 }\n[ns]\n").unwrap_err();
-        assert!(e.contains("cas.get.failure"), "{e}");
+        assert!(e.reason.contains("cas.get.failure"), "{e}");
+        assert_eq!(e.format, Format::Profile);
+    }
+
+    #[test]
+    fn a_bad_profile_file_is_a_decode_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "inherit = \"s3\"\nname = \"x\"\n[cas]\nchunk = 3\n").unwrap();
+        let e = Profile::load(path.to_str().unwrap()).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                Error::Decode { what, source: DecodeError { format: Format::Profile, .. } }
+                    if *what == path.display().to_string()
+            ),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: cas.chunk must be 0 (whole objects) or at least 64 bytes",
+                path.display()
+            )
+        );
     }
 
     #[test]

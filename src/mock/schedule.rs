@@ -64,7 +64,9 @@ impl Schedule {
             "trace" if !args.is_empty() => Schedule::trace_file(Path::new(args))?,
             _ => return Err(bad("unknown form")),
         };
-        s.validate().map_err(|e| bad(&e))?;
+        if let Some(why) = s.problem() {
+            return Err(bad(why));
+        }
         Ok(s)
     }
 
@@ -120,23 +122,28 @@ impl Schedule {
         Ok(Schedule::Trace(out))
     }
 
-    /// Checks the numbers.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    /// Checks the numbers: an [`Error::Invalid`] naming the schedule and what is wrong.
+    pub fn validate(&self) -> Result<()> {
+        match self.problem() {
+            Some(why) => Err(Error::Invalid(format!("schedule {}: {why}", self.label()))),
+            None => Ok(()),
+        }
+    }
+
+    /// What is wrong with the numbers, if anything.
+    fn problem(&self) -> Option<&'static str> {
         match self {
             Schedule::OnOff { on, off }
                 if !(on.is_finite() && off.is_finite()) || *on <= 0.0 || *off < 0.0 =>
             {
-                Err(
-                    "onoff needs a mean online time above 0 and an offline time of 0 or more"
-                        .into(),
-                )
+                Some("onoff needs a mean online time above 0 and an offline time of 0 or more")
             }
             Schedule::Bernoulli { p, epoch }
                 if !((0.0..=1.0).contains(p) && epoch.is_finite() && *epoch >= 0.001) =>
             {
-                Err("bernoulli needs 0 <= P <= 1 and an epoch of at least 0.001 s".into())
+                Some("bernoulli needs 0 <= P <= 1 and an epoch of at least 0.001 s")
             }
-            _ => Ok(()),
+            _ => None,
         }
     }
 
@@ -381,5 +388,19 @@ mod tests {
         assert!(Schedule::parse("bernoulli:2,5").is_err());
         assert!(Schedule::parse("onoff:1").is_err());
         assert!(Schedule::parse("sometimes").is_err());
+    }
+
+    #[test]
+    fn validate_is_a_typed_error_naming_the_schedule() {
+        let bad = Schedule::Bernoulli { p: 2.0, epoch: 5.0 };
+        let e = bad.validate().unwrap_err();
+        assert!(
+            matches!(&e, Error::Invalid(m) if m.starts_with("schedule bernoulli:2,5: bernoulli needs")),
+            "{e:?}"
+        );
+        assert!(Schedule::OnOff { on: 1.0, off: 0.0 }.validate().is_ok());
+        // The command-line form keeps naming the text as given.
+        let e = Schedule::parse("onoff:0, 1").unwrap_err().to_string();
+        assert!(e.starts_with("schedule \"onoff:0, 1\": onoff needs"), "{e}");
     }
 }

@@ -122,11 +122,11 @@ fn report(f: Failure, e: &Error) {
         Failure::Failed => Refusal::Failed,
         Failure::TooLarge => Refusal::TooLarge,
         // A service without "not found" (IPFS) lets its client wait for the timeout.
-        Failure::NotFound(_) if matches!(e, Error::Invalid(_)) => Refusal::Timeout,
+        Failure::NotFound(_) if matches!(e, Error::Remote { .. }) => Refusal::Timeout,
         Failure::NotFound(_) | Failure::Conflict => return,
     };
-    if let Error::Invalid(msg) = e {
-        actors::refused(how, msg);
+    if let Error::Remote { message, .. } = e {
+        actors::refused(how, message);
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::Id;
 pub use crate::net::wire::ACTOR_HEADER;
 use crate::net::wire::{valid_actor, MAX_ACTOR_LEN};
@@ -66,14 +66,15 @@ impl std::fmt::Debug for MockSetup {
 /// Who sent a request: `actor:NAME` from [`ACTOR_HEADER`], else `token:` and a hash of
 /// the bearer token (clients sharing a token are one actor), else `peer:` and the IP
 /// address without the port (a client opening a connection per request stays one actor).
-/// `Err` names what is wrong with the header.
-pub fn actor_key(headers: &HeaderMap, peer: SocketAddr) -> std::result::Result<String, String> {
+/// A bad header is an [`Error::Invalid`] naming it (the server answers it as a bad
+/// request).
+pub fn actor_key(headers: &HeaderMap, peer: SocketAddr) -> Result<String> {
     if let Some(v) = headers.get(ACTOR_HEADER) {
         return match v.to_str() {
             Ok(name) if valid_actor(name) => Ok(format!("actor:{name}")),
-            _ => Err(format!(
+            _ => Err(Error::Invalid(format!(
                 "{ACTOR_HEADER} must be 1 to {MAX_ACTOR_LEN} letters, digits, '.', '_' or '-'"
-            )),
+            ))),
         };
     }
     if let Some(token) = crate::net::handler::bearer(headers) {
@@ -164,4 +165,24 @@ pub(crate) fn view() -> Option<SharedStore> {
 /// Adds `d` to the delay the answer of this task's mocked request owes.
 pub(crate) fn owe(d: Duration) {
     let _ = REQUEST.try_with(|r| r.delay.set(r.delay.get().saturating_add(d)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actor_key_refuses_a_bad_header_as_invalid_naming_it() {
+        let peer: SocketAddr = "10.0.0.7:4000".parse().unwrap();
+        let mut h = HeaderMap::new();
+        assert_eq!(actor_key(&h, peer).unwrap(), "peer:10.0.0.7");
+        h.insert(ACTOR_HEADER, "alice".parse().unwrap());
+        assert_eq!(actor_key(&h, peer).unwrap(), "actor:alice");
+        h.insert(ACTOR_HEADER, "two words".parse().unwrap());
+        let e = actor_key(&h, peer).unwrap_err();
+        assert!(
+            matches!(&e, Error::Invalid(m) if m.starts_with(&format!("{ACTOR_HEADER} must be 1 to"))),
+            "{e:?}"
+        );
+    }
 }

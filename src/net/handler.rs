@@ -129,8 +129,10 @@ impl ApiError {
                 retry_after: None,
             },
             // Under `serve --mock`: the mocked service refused the request.
-            Error::Invalid(ref msg) if crate::net::actors::refusal_of(msg).is_some() => {
-                ApiError::refused(crate::net::actors::refusal_of(msg), msg)
+            Error::Remote { ref message, .. }
+                if crate::net::actors::refusal_of(message).is_some() =>
+            {
+                ApiError::refused(crate::net::actors::refusal_of(message), message)
             }
             Error::Locked { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -237,7 +237,8 @@ fn client_view(
     headers: &HeaderMap,
     peer: SocketAddr,
 ) -> ApiResult<(crate::net::actors::SharedStore, String)> {
-    let key = crate::net::actors::actor_key(headers, peer).map_err(ApiError::bad)?;
+    let key =
+        crate::net::actors::actor_key(headers, peer).map_err(|e| ApiError::bad(e.to_string()))?;
     let view = actors
         .view(&key)
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;

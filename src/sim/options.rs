@@ -148,7 +148,7 @@ fn list<T>(text: &str, what: &str, parse: impl Fn(&str) -> Option<T>) -> Result<
 pub fn parse_size(text: &str) -> Result<Dist> {
     let bad = |e: String| Error::Invalid(format!("--size {text:?}: {e}"));
     if let Ok(n) = text.trim().parse::<f64>() {
-        return Dist::from_toml(&toml::Value::Float(n), "size").map_err(bad);
+        return Dist::from_toml(&toml::Value::Float(n), "size").map_err(|e| bad(e.reason));
     }
     let mut table = toml::Table::new();
     for part in text.split(',') {
@@ -161,7 +161,8 @@ pub fn parse_size(text: &str) -> Result<Dist> {
             .map_err(|_| bad(format!("{v:?} is not a number")))?;
         table.insert(k.trim().to_string(), toml::Value::Float(v));
     }
-    Dist::from_toml(&toml::Value::Table(table), "size").map_err(bad)
+    // A command-line value: the error names the flag, not a profile's field.
+    Dist::from_toml(&toml::Value::Table(table), "size").map_err(|e| bad(e.reason))
 }
 
 impl SimOptions {

@@ -72,7 +72,10 @@ impl Config {
                         .ok_or_else(|| fail(format!("zstd-level {value:?} is not 1..22")))?
                 }
                 k if k.starts_with(AutoGc::PREFIX) => {
-                    AutoGc::default().set(k, value).map_err(fail)?;
+                    AutoGc::default().set(k, value).map_err(|e| match e {
+                        Error::Invalid(reason) => fail(reason),
+                        other => other,
+                    })?;
                 }
                 other => return Err(fail(format!("unknown setting {other:?}"))),
             }
@@ -142,11 +145,15 @@ impl AutoGc {
         auto
     }
 
-    /// Sets `key` to `value`, or says what is wrong with them.
-    pub fn set(&mut self, key: &str, value: &str) -> std::result::Result<(), String> {
+    /// Sets `key` to `value`, or says what is wrong with them ([`Error::Invalid`] naming
+    /// the key and the value).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let count = |v: &str| {
-            v.parse::<u64>()
-                .map_err(|_| format!("{key} {v:?} is not a whole number (0 turns it off)"))
+            v.parse::<u64>().map_err(|_| {
+                Error::Invalid(format!(
+                    "{key} {v:?} is not a whole number (0 turns it off)"
+                ))
+            })
         };
         match key {
             "gc-auto" => self.loose = count(value)?,
@@ -157,14 +164,16 @@ impl AutoGc {
                     std::time::Duration::ZERO
                 } else {
                     humantime::parse_duration(value).map_err(|e| {
-                        format!("{key} {value:?} is not a duration like 1h, 2d or now ({e})")
+                        Error::Invalid(format!(
+                            "{key} {value:?} is not a duration like 1h, 2d or now ({e})"
+                        ))
                     })?
                 }
             }
             other => {
-                return Err(format!(
+                return Err(Error::Invalid(format!(
                     "unknown setting {other:?} (the gc-auto settings are gc-auto, gc-auto-packs, gc-auto-bytes, gc-auto-prune)"
-                ))
+                )))
             }
         }
         Ok(())
@@ -215,5 +224,25 @@ mod tests {
                 .to_string();
             assert!(e.contains(bad.split(' ').next().unwrap()), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn auto_gc_set_is_a_typed_error_naming_key_and_value() {
+        let mut auto = AutoGc::default();
+        auto.set("gc-auto-packs", "7").unwrap();
+        assert_eq!(auto.packs, 7);
+        let e = auto.set("gc-auto-prune", "soon").unwrap_err();
+        assert!(
+            matches!(&e, Error::Invalid(m) if m.starts_with("gc-auto-prune \"soon\" is not a duration")),
+            "{e:?}"
+        );
+        // In a config file the same words come as the store's refusal, naming the file.
+        let text = format!("{}gc-auto = lots\n", Config::default().render());
+        let e = Config::parse(&text, Path::new("/s/config")).unwrap_err();
+        assert!(
+            matches!(&e, Error::NotAStore { reason, .. } if reason.starts_with("gc-auto \"lots\" is not a whole number")),
+            "{e:?}"
+        );
+        assert!(e.to_string().starts_with("/s/config: gc-auto"), "{e}");
     }
 }

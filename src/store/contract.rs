@@ -571,14 +571,16 @@ impl RawBlock {
     /// Decompresses the block, checks every object against its id and hands each to `f`
     /// with its bytes, in block order.
     pub fn for_each_verified(&self, mut f: impl FnMut(&Id, &[u8]) -> Result<()>) -> Result<()> {
+        let bad = |reason: String| Error::Decode {
+            what: "a copied block".into(),
+            source: crate::error::DecodeError::new(crate::error::Format::Pack, reason),
+        };
         let data = zstd::bulk::decompress(&self.frame, self.ulen as usize)
-            .map_err(|e| Error::Invalid(format!("a copied block does not decompress: {e}")))?;
+            .map_err(|e| bad(format!("does not decompress: {e}")))?;
         for (id, offset, len) in &self.objects {
             let bytes = data
-                .get(*offset as usize..(*offset as usize + *len as usize))
-                .ok_or_else(|| {
-                    Error::Invalid(format!("object {id} lies outside its copied block"))
-                })?;
+                .get(*offset as usize..(*offset as usize).saturating_add(*len as usize))
+                .ok_or_else(|| bad(format!("object {id} lies outside it")))?;
             verify_id(id, bytes, || "a copied block".into())?;
             f(id, bytes)?;
         }

@@ -1497,11 +1497,15 @@ impl Upkeep for FsStore {
         } else {
             Some(LockFile::acquire(&dir.join("commit.lock"), PACK_LOCK_WAIT)?)
         };
-        if self.read_ref(&packs_ref())? != old_head {
-            return Err(Error::Invalid(
-                "another writer added a pack meanwhile; nothing was changed, run the command again"
-                    .into(),
-            ));
+        let now = self.read_ref(&packs_ref())?;
+        if now != old_head {
+            // A lost compare-and-swap, like a ref's: running the command again reads the
+            // new chain (and the exit status says so).
+            return Err(Error::RefConflict {
+                name: packs_ref().to_string(),
+                expected: old_head,
+                actual: now,
+            });
         }
         let mut new_head = None;
         for done in packs {

@@ -59,12 +59,7 @@ fn kinds_there_are() -> String {
 /// `ftp://x` or `s3:bucket`, is refused naming the schemes there are, never taken for a
 /// directory (`./name:x` is the directory whose name has a colon).
 pub fn parse_location(text: &str) -> Result<Location> {
-    let refuse = |why: String| {
-        Error::remote(
-            crate::error::RemoteFailure::BadLocation,
-            format!("remote location {text:?}: {why}"),
-        )
-    };
+    let refuse = |why: String| bad_location(text, why);
     if text.is_empty() {
         return Err(refuse(kinds_there_are()));
     }
@@ -86,7 +81,7 @@ pub fn parse_location(text: &str) -> Result<Location> {
     };
     let scheme = url.scheme();
     match SCHEMES.iter().find(|(name, _)| *name == scheme) {
-        Some((_, Scheme::Http)) => http_location(&url).map_err(refuse),
+        Some((_, Scheme::Http)) => http_location(&url, text),
         // The object-storage parser names the location in its own errors.
         Some((_, Scheme::S3)) => s3::normalize(text).map(Location::S3),
         None => Err(refuse(format!(
@@ -96,22 +91,34 @@ pub fn parse_location(text: &str) -> Result<Location> {
     }
 }
 
-/// The canonical form of an `http://` URL, or what is wrong with it.
-fn http_location(url: &url::Url) -> std::result::Result<Location, String> {
+/// A location that cannot be used: `text` as given, and why.
+fn bad_location(text: &str, why: String) -> Error {
+    Error::remote(
+        crate::error::RemoteFailure::BadLocation,
+        format!("remote location {text:?}: {why}"),
+    )
+}
+
+/// The canonical form of `url`, an `http://` URL parsed from `text`, or what is wrong
+/// with it (naming `text`).
+fn http_location(url: &url::Url, text: &str) -> Result<Location> {
+    let refuse = |why: String| bad_location(text, why);
     if url.host().is_none() {
-        return Err("the URL has no host; give http://HOST:PORT".into());
+        return Err(refuse("the URL has no host; give http://HOST:PORT".into()));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("give no credentials in the URL; the token comes from REMOTELOG_TOKEN or REMOTELOG_TOKEN_FILE".into());
+        return Err(refuse("give no credentials in the URL; the token comes from REMOTELOG_TOKEN or REMOTELOG_TOKEN_FILE".into()));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err("give only http://HOST:PORT[/PREFIX], with no query or fragment".into());
+        return Err(refuse(
+            "give only http://HOST:PORT[/PREFIX], with no query or fragment".into(),
+        ));
     }
     let canonical = url.as_str().trim_end_matches('/').to_string();
     // The client's own check (or, without the `http` feature, its refusal).
     http::normalize_url(&canonical)
         .map(Location::Http)
-        .map_err(|e| e.to_string())
+        .map_err(|e| refuse(e.to_string()))
 }
 
 /// True when `location` is a URL rather than a directory (of a known scheme or not).
@@ -655,6 +662,25 @@ mod tests {
 
     fn store(dir: &Path) -> FsStore {
         FsStore::init(dir, Config::default()).unwrap()
+    }
+
+    #[test]
+    fn a_bad_http_url_is_a_bad_location_naming_it() {
+        for (text, why) in [
+            ("http://user:pw@h:1", "give no credentials in the URL"),
+            ("http://h:1/?q=1", "give only http://HOST:PORT[/PREFIX]"),
+        ] {
+            let e = parse_location(text).unwrap_err();
+            assert!(
+                matches!(&e, Error::Remote { kind: crate::error::RemoteFailure::BadLocation, message }
+                    if message.starts_with(&format!("remote location {text:?}: {why}"))),
+                "{e:?}"
+            );
+        }
+        assert!(matches!(
+            parse_location("http://h:1/p/"),
+            Ok(Location::Http(u)) if u == "http://h:1/p"
+        ));
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub fn mark(b: &dyn Backend) -> Result<HashSet<Id>> {
     // A ref that cannot be read may name anything: nothing is deleted while one exists.
     let listed = |prefix: &str| {
         b.list_refs(prefix)
-            .map_err(|e| Error::Invalid(format!("{e}; gc deletes nothing until then")))
+            .map_err(|e| stopped(e, |e| format!("{e}; gc deletes nothing until then")))
     };
     let mut roots = listed(crate::model::name::LOGS)?;
     roots.extend(listed(crate::model::name::REMOTES)?);
@@ -43,7 +43,7 @@ pub fn mark(b: &dyn Backend) -> Result<HashSet<Id>> {
         let head = b.read_ref(&r)?;
         for item in pages(b, head) {
             let (id, page) = item.map_err(|e| {
-                Error::Invalid(format!(
+                stopped(e, |e| format!(
                     "ref {r} cannot be followed ({e}); gc deletes nothing from a damaged store: run `remotelog check`"
                 ))
             })?;
@@ -56,6 +56,19 @@ pub fn mark(b: &dyn Backend) -> Result<HashSet<Id>> {
         }
     }
     Ok(marked)
+}
+
+/// Why marking stopped at `e`. A remote that failed (unreachable, too slow, refusing)
+/// keeps its [`Error::Remote`] kind, so that the exit status still says whether running gc
+/// again can help; anything else is what `damaged` words.
+fn stopped(e: Error, damaged: impl FnOnce(Error) -> String) -> Error {
+    match e {
+        Error::Remote { kind, message } => Error::Remote {
+            kind,
+            message: format!("{message}; gc deletes nothing until then"),
+        },
+        other => Error::Invalid(damaged(other)),
+    }
 }
 
 /// Adds to `marked` the chains of the young unreferenced pages among `young`: a page kept
