@@ -87,6 +87,9 @@ fn actor_from_env() -> Result<Option<String>> {
     }
 }
 
+/// The longest wait [`TIMEOUT_ENV`] may give: a year.
+pub const MAX_WAIT_SECS: u64 = 365 * 86_400;
+
 /// How long an HTTP client waits for a server, so that no answer can hold it forever:
 /// connecting takes at most 10 s; the answer's headers, and each read of its body, at
 /// most the wait ([`TIMEOUT_ENV`]); after the first min(wait, 60 s) a body must have
@@ -112,10 +115,11 @@ impl Patience {
         let wait = match std::env::var(TIMEOUT_ENV) {
             Err(_) => DEFAULT_WAIT,
             Ok(v) => match v.trim().parse::<u64>() {
-                Ok(secs) if secs > 0 => Duration::from_secs(secs),
+                // Bounded: the client's deadlines are `now + wait`, which overflows.
+                Ok(secs) if (1..=MAX_WAIT_SECS).contains(&secs) => Duration::from_secs(secs),
                 _ => {
                     return Err(Error::Invalid(format!(
-                        "{TIMEOUT_ENV}={v:?} is not a whole number of seconds (1 or more); fix or unset it"
+                        "{TIMEOUT_ENV}={v:?} is not a whole number of seconds from 1 to {MAX_WAIT_SECS} (a year); fix or unset it"
                     )))
                 }
             },

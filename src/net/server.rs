@@ -1159,6 +1159,14 @@ fn prepare(opts: &Options) -> Result<(std::net::TcpListener, Arc<AppState>)> {
             "--max-concurrency must be at least 1".into(),
         ));
     }
+    // A connection carries one request at a time, so more slots than connections serve
+    // nothing; an unbounded count would overflow the runtime's thread count.
+    if opts.max_concurrency > MAX_CONNECTIONS {
+        return Err(Error::Invalid(format!(
+            "--max-concurrency {} is more than the {MAX_CONNECTIONS} connections served at once; give 1 to {MAX_CONNECTIONS}",
+            opts.max_concurrency
+        )));
+    }
     if opts.max_memory < 1 << 20 {
         return Err(Error::Invalid(
             "--max-memory must be at least 1 (MiB)".into(),

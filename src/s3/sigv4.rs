@@ -149,7 +149,14 @@ const MONTHS: [&str; 12] = [
 ];
 
 fn seconds(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<u64> {
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+    // HTTP and ISO 8601 write years in four digits; a larger one would overflow the days.
+    if !(0..=9999).contains(&y)
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || mi > 59
+        || s > 60
+    {
         return None;
     }
     let days = days_from_civil(y, mo, d);

@@ -54,7 +54,7 @@ pub(crate) fn writer_lease(b: &S3Backend, wait: Duration) -> Result<lease::Write
         lease::unique_writer_name()
     ));
     let start = Instant::now();
-    let deadline = start + wait;
+    let deadline = crate::store::lock::deadline(wait);
     let mut told = false;
     loop {
         let etag = lease::write(&b.client, &key, b.lease_ttl, &Cond::None)?.unwrap_or_default();
@@ -141,7 +141,7 @@ impl S3Backend {
 impl TimedLeases for S3Backend {
     fn take(&self, id: &str, ttl: Duration, wait: Duration) -> Result<()> {
         let key = self.client_key(id)?;
-        let deadline = Instant::now() + wait;
+        let deadline = crate::store::lock::deadline(wait);
         loop {
             let etag = lease::write(&self.client, &key, ttl, &Cond::None)?.unwrap_or_default();
             let Some(seen) = live_upkeep(self)? else {
@@ -220,7 +220,7 @@ impl Upkeep for S3Backend {
             },
         };
         let held = Held::start(self.client.clone(), key, etag, ttl);
-        let deadline = Instant::now() + wait;
+        let deadline = crate::store::lock::deadline(wait);
         loop {
             let live = live_writers(self)?;
             let Some((key, seen)) = live.first() else {

@@ -137,7 +137,16 @@ impl Matrix {
 
     /// How many runs the matrix makes.
     pub fn runs(&self) -> usize {
-        self.cells().len() * self.seeds.len()
+        // From the lengths, not the cells: the lists come from the command line, and their
+        // product may be more cells than memory holds (or than a usize counts).
+        [
+            self.page_sizes.len(),
+            self.embeds.len(),
+            self.readers.len(),
+            self.seeds.len(),
+        ]
+        .iter()
+        .fold(self.profiles.len(), |n, k| n.saturating_mul(*k))
     }
 
     /// Checks the matrix and its base scenario.

@@ -125,7 +125,7 @@ fn take_file(root: &Path, wait: Duration) -> Result<PathBuf> {
     let dir = locks_dir(root)?;
     let upkeep = dir.join(UPKEEP);
     let start = Instant::now();
-    let deadline = start + wait;
+    let deadline = lock::deadline(wait);
     let mut told = false;
     loop {
         let path = lock::create_unique(&dir, WRITER_PREFIX)?;
@@ -193,7 +193,7 @@ pub fn client_writer(root: &Path, id: &str, ttl: Duration, wait: Duration) -> Re
     let dir = locks_dir(root)?;
     let upkeep = dir.join(UPKEEP);
     let path = client_path(&dir, id);
-    let deadline = Instant::now() + wait;
+    let deadline = lock::deadline(wait);
     loop {
         fsutil::write_atomic(&path, client_text(ttl).as_bytes())?;
         let Some(holder) = live_upkeep(&upkeep)? else {
@@ -298,7 +298,7 @@ pub fn upkeep(root: &Path, wait: Duration) -> Result<UpkeepLease> {
         },
         other => other,
     })?;
-    let deadline = Instant::now() + wait;
+    let deadline = lock::deadline(wait);
     let mut pause = Duration::from_millis(1);
     loop {
         let live = live_writers(&dir)?;

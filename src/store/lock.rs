@@ -15,6 +15,16 @@ use crate::fsutil::{self, TMP_PREFIX};
 /// for one atomic write, but on a loaded disk an fsync can take seconds.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 
+/// The instant `wait` from now. A wait may come from the command line (`gc --wait`) and
+/// reach past what an `Instant` holds, where `now + wait` panics: it then ends in a
+/// century, which is never.
+pub fn deadline(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 /// Most bytes of a lock file read: a holder is three short lines.
 const LOCK_MAX: u64 = 4096;
 
@@ -108,7 +118,7 @@ impl LockFile {
     /// Takes the lock at `path`, waiting up to `wait` for a live holder to finish and
     /// clearing a lock whose holder is provably gone.
     pub fn acquire(path: &Path, wait: Duration) -> Result<LockFile> {
-        let deadline = Instant::now() + wait;
+        let deadline = deadline(wait);
         let mut pause = Duration::from_millis(1);
         let dir = path.parent().unwrap_or(Path::new("."));
         loop {

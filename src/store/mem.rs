@@ -53,7 +53,7 @@ impl MemLeases {
 
     /// Waits until `ready` holds or `wait` passes; true when it holds.
     fn wait_until(&self, wait: Duration, mut ready: impl FnMut(&mut LeaseState) -> bool) -> bool {
-        let deadline = Instant::now() + wait;
+        let deadline = crate::store::lock::deadline(wait);
         let mut st = self.state();
         loop {
             if ready(&mut st) {

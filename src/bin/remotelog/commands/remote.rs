@@ -48,17 +48,23 @@ pub fn run(cmd: RemoteCommand, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The first second of year 10000, which RFC 3339 (and humantime) cannot write.
+const LAST_DATE: u64 = 253_402_300_800;
+
 /// Prints `remote show`: as JSON, or a few lines for people.
 fn show(out: &mut impl Write, s: &remote::RemoteShow, json: bool) -> anyhow::Result<()> {
     if json {
         writeln!(out, "{}", serde_json::to_string(s)?)?;
         return Ok(());
     }
+    // The seconds come from a file anyone may edit: one past what a date shows (RFC 3339
+    // stops at 9999-12-31; `UNIX_EPOCH + secs` overflows) is printed as the number.
     let when = |t: Option<u64>| match t {
-        Some(secs) => humantime::format_rfc3339_seconds(
+        Some(secs) if secs < LAST_DATE => humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
         )
         .to_string(),
+        Some(secs) => format!("{secs} (unix seconds)"),
         None => "never".to_string(),
     };
     writeln!(out, "remote {}", s.name)?;
