@@ -486,7 +486,8 @@ pub struct ServeArgs {
     /// Longest a request may take, in seconds (uploads included).
     #[arg(long, default_value_t = remotelog::net::server::DEFAULT_TIMEOUT.as_secs(), value_name = "SECS")]
     pub timeout: u64,
-    /// Requests served at once once their body is in; more wait for a slot.
+    /// Requests served at once once their body is in; more wait for a slot (at most 512,
+    /// one per connection).
     #[arg(long, default_value_t = remotelog::net::server::DEFAULT_MAX_CONCURRENCY)]
     pub max_concurrency: usize,
     /// MiB the requests being served may hold at once for the objects and pack blocks
