@@ -519,6 +519,90 @@ pub(crate) fn is_connection_error(e: &ureq::Error) -> bool {
     }
 }
 
+/// One attempt at a request: the response, or why the connection failed.
+pub(crate) type Attempt = std::result::Result<http::Response<ureq::Body>, ureq::Error>;
+
+/// How [`Retrying::send`] sends a request, shared by the remotelog client and the S3
+/// client: each says its own words for an answer too big and a server out of reach.
+pub(crate) struct Retrying<'a> {
+    /// The timeouts the answer is read under.
+    pub(crate) patience: &'a Patience,
+    /// The trust that names a refused certificate.
+    pub(crate) trust: &'a Trust,
+    /// The server's base URL (for a refused certificate).
+    pub(crate) base: &'a str,
+    /// The request's URL (for a slow answer).
+    pub(crate) url: &'a str,
+    /// The largest answer read.
+    pub(crate) max: u64,
+    /// Sends at most this many times (1: the request may not be sent twice).
+    pub(crate) attempts: u32,
+    /// Whether a 5xx answer is also tried again.
+    pub(crate) again_on_5xx: bool,
+    /// The error for an answer larger than `max`, given the URL.
+    pub(crate) too_big: &'a dyn Fn(&str) -> Error,
+    /// The error for a connection that failed, given the last failure and the attempts.
+    pub(crate) unreachable: &'a dyn Fn(&ureq::Error, u32) -> Error,
+}
+
+impl Retrying<'_> {
+    /// Sends with `attempt` (which builds the request anew each time, an error building it
+    /// ending the loop) and reads the answer whole; a failed connection, and a 5xx answer
+    /// with `again_on_5xx`, is tried again with backoff while attempts remain. Gives the
+    /// answer and the number of attempts it took.
+    pub(crate) fn send(
+        &self,
+        mut attempt: impl FnMut() -> Result<Attempt>,
+    ) -> Result<(Reply, u32)> {
+        let mut delay = Duration::from_millis(100);
+        let mut n = 1;
+        loop {
+            // A body that comes too slowly or is too big is the server's answer: asking
+            // again would get the same.
+            let result = match attempt()? {
+                Err(e) => Err(e),
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let (parts, body) = resp.into_parts();
+                    let reader = body.into_with_config().limit(u64::MAX).reader();
+                    match self.patience.read_body(reader, self.max) {
+                        Ok(body) => Ok(Reply {
+                            status,
+                            headers: parts.headers,
+                            body,
+                        }),
+                        Err(BodyError::Slow(bytes, took)) => {
+                            return Err(self.patience.too_slow(self.url, bytes, took))
+                        }
+                        Err(BodyError::TooBig) => return Err((self.too_big)(self.url)),
+                        // ureq's own errors (a timeout) come back wrapped in io::Error.
+                        Err(BodyError::Io(e)) => Err(ureq::Error::from(e)),
+                    }
+                }
+            };
+            let again = match &result {
+                Ok(r) => self.again_on_5xx && r.status >= 500,
+                Err(e) => is_connection_error(e),
+            };
+            if again && n < self.attempts {
+                std::thread::sleep(delay);
+                delay *= 2;
+                n += 1;
+                continue;
+            }
+            return match result {
+                Ok(r) => Ok((r, n)),
+                // A certificate refused now is refused again (is_connection_error says
+                // no): said at once, never retried.
+                Err(e) => Err(self
+                    .trust
+                    .refusal(self.base, &e)
+                    .unwrap_or_else(|| (self.unreachable)(&e, n))),
+            };
+        }
+    }
+}
+
 /// A writer lease held on a server across requests (http-api.md section 10): renewed by a
 /// heartbeat thread every third of its time to live, released when dropped.
 struct ClientLease {
@@ -631,9 +715,34 @@ impl Transport {
             max,
         } = call;
         let url = format!("{}{path}", self.base);
-        let mut delay = Duration::from_millis(100);
-        let mut attempt = 1;
-        loop {
+        let unreachable = |e: &ureq::Error, attempts: u32| {
+            Error::remote(
+                RemoteFailure::Unreachable,
+                format!(
+                    "cannot reach the {} at {} ({method} {path}: {e}{}); {}",
+                    self.what,
+                    self.base,
+                    if attempts > 1 {
+                        format!(", tried {attempts} times")
+                    } else {
+                        String::new()
+                    },
+                    self.hint
+                ),
+            )
+        };
+        let retrying = Retrying {
+            patience: &self.patience,
+            trust: &self.trust,
+            base: &self.base,
+            url: &url,
+            max,
+            attempts: if idempotent { ATTEMPTS } else { 1 },
+            again_on_5xx: false,
+            too_big,
+            unreachable: &unreachable,
+        };
+        let (reply, _) = retrying.send(|| {
             let mut b = http::Request::builder().method(method.clone()).uri(&url);
             if let Some(t) = &self.token {
                 b = b.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
@@ -653,67 +762,16 @@ impl Transport {
                     format!("cannot build a request for {url}: {e}"),
                 )
             };
-            let result = match payload {
+            Ok(match payload {
                 Payload::Empty => self.agent.run(b.body(()).map_err(built)?),
                 Payload::Bytes(bytes) => self.agent.run(b.body(bytes).map_err(built)?),
                 Payload::File(p) => {
                     let f = std::fs::File::open(p).at(p)?;
                     self.agent.run(b.body(f).map_err(built)?)
                 }
-            };
-            // A body that comes too slowly or is too big is the server's answer: asking
-            // again would get the same.
-            let result = match result {
-                Err(e) => Err(e),
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let (parts, body) = resp.into_parts();
-                    let reader = body.into_with_config().limit(u64::MAX).reader();
-                    match self.patience.read_body(reader, max) {
-                        Ok(body) => Ok(Reply {
-                            status,
-                            headers: parts.headers,
-                            body,
-                        }),
-                        Err(BodyError::Slow(bytes, took)) => {
-                            return Err(self.patience.too_slow(&url, bytes, took))
-                        }
-                        Err(BodyError::TooBig) => return Err(too_big(&url)),
-                        // ureq's own errors (a timeout) come back wrapped in io::Error.
-                        Err(BodyError::Io(e)) => Err(ureq::Error::from(e)),
-                    }
-                }
-            };
-            match result {
-                Ok(r) => return Ok(r),
-                Err(e) if idempotent && attempt < ATTEMPTS && is_connection_error(&e) => {
-                    std::thread::sleep(delay);
-                    delay *= 2;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    // A certificate refused now is refused again (is_connection_error
-                    // says no): said at once, never retried.
-                    if let Some(refused) = self.trust.refusal(&self.base, &e) {
-                        return Err(refused);
-                    }
-                    return Err(Error::remote(
-                        RemoteFailure::Unreachable,
-                        format!(
-                            "cannot reach the {} at {} ({method} {path}: {e}{}); {}",
-                            self.what,
-                            self.base,
-                            if attempt > 1 {
-                                format!(", tried {attempt} times")
-                            } else {
-                                String::new()
-                            },
-                            self.hint
-                        ),
-                    ));
-                }
-            }
-        }
+            })
+        })?;
+        Ok(reply)
     }
 
     /// The error for an answer that is not what was expected.
@@ -954,18 +1012,6 @@ impl HttpBackend {
         if let Some(p) = cache.packs.get(id) {
             return Ok(p.clone());
         }
-        let bad = |r: String| Error::BadPack {
-            path: format!("{}/packs/{id}", self.conn.base).into(),
-            reason: r,
-        };
-        let min = (pack::HEADER_LEN + pack::TRAILER_LEN) as u64;
-        if size < min {
-            return Err(bad(format!("{size} bytes is too short for a pack")));
-        }
-        let trailer = self.get_range(id, size - pack::TRAILER_LEN as u64, size - 1)?;
-        let (offset, len) = pack::index_span(&trailer, size).map_err(|e| bad(e.to_string()))?;
-        let header = self.get_range(id, 0, pack::HEADER_LEN as u64 - 1)?;
-        let index = self.get_range(id, offset, offset + len - 1)?;
         if cache.dir.is_none() {
             cache.dir = Some(
                 tempfile::Builder::new()
@@ -980,28 +1026,11 @@ impl HttpBackend {
             .map(|d| d.path().to_path_buf())
             .unwrap_or_default();
         let path = dir.join(format!("{id}.pack"));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .at(&path)?;
-        file.set_len(size).at(&path)?;
-        for (at, bytes) in [
-            (0, &header),
-            (offset, &index),
-            (size - pack::TRAILER_LEN as u64, &trailer),
-        ] {
-            std::os::unix::fs::FileExt::write_all_at(&file, bytes, at).at(&path)?;
-        }
-        let map = pack::map(&path)?;
-        let p = pack::Pack::parse(map)
-            .and_then(|p| p.read_frames_from(file))
-            .map_err(|e| bad(e.to_string()))?;
-        if p.recorded_id() != *id {
-            return Err(bad(format!("its trailer says it is {}", p.recorded_id())));
-        }
+        let name = std::path::PathBuf::from(format!("{}/packs/{id}", self.conn.base));
+        pack::sparse_copy(&name, &path, size, None, |first, last| {
+            self.get_range(id, first, last)
+        })?;
+        let p = pack::open_copy(&name, &path, id)?;
         let p = std::sync::Arc::new(p);
         cache.packs.insert(*id, p.clone());
         Ok(p)
