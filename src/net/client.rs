@@ -1552,3 +1552,123 @@ impl BatchSink for HttpSink<'_> {
         0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read as _, Write as _};
+
+    /// A loopback server answering each connection with the next of `answers` (status,
+    /// body), then closing it; gives its URL.
+    fn serve(answers: Vec<(u16, &'static str)>) -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for (status, body) in answers {
+                let Ok((mut c, _)) = l.accept() else { return };
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        url
+    }
+
+    /// Sends GET `url` through [`Retrying`]: the answer and attempts, or the error.
+    fn get(url: &str, attempts: u32, again_on_5xx: bool, max: u64) -> Result<(Reply, u32)> {
+        let patience = Patience {
+            wait: Duration::from_secs(10),
+        };
+        let trust = Trust::for_url(url, &[]).unwrap();
+        let agent = patience.agent(&trust);
+        let retrying = Retrying {
+            patience: &patience,
+            trust: &trust,
+            base: url,
+            url,
+            max,
+            attempts,
+            again_on_5xx,
+            too_big: &|u| Error::Invalid(format!("too big: {u}")),
+            unreachable: &|e, n| Error::Invalid(format!("unreachable after {n}: {e}")),
+        };
+        retrying.send(|| Ok(agent.get(url).call()))
+    }
+
+    /// The error of `r`, as text; an answer is a failure of the test.
+    fn error_of(r: Result<(Reply, u32)>) -> String {
+        match r {
+            Ok((r, n)) => panic!("answered {} after {n} attempts", r.status),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn retrying_sends_again_on_5xx_only_when_asked() {
+        let url = serve(vec![(503, "busy"), (502, "busy"), (200, "ok")]);
+        let (r, n) = get(&url, 5, true, 100).unwrap();
+        assert_eq!((r.status, &r.body[..], n), (200, &b"ok"[..], 3));
+
+        let url = serve(vec![(503, "busy")]);
+        let (r, n) = get(&url, 5, false, 100).unwrap();
+        assert_eq!((r.status, &r.body[..], n), (503, &b"busy"[..], 1));
+
+        // Out of attempts, the last 5xx is the answer.
+        let url = serve(vec![(503, "one"), (503, "two")]);
+        let (r, n) = get(&url, 2, true, 100).unwrap();
+        assert_eq!((r.status, &r.body[..], n), (503, &b"two"[..], 2));
+    }
+
+    #[test]
+    fn retrying_gives_the_callers_errors() {
+        // An answer too big is not asked for again.
+        let url = serve(vec![(200, "0123456789")]);
+        let e = error_of(get(&url, 5, true, 4));
+        assert_eq!(e, format!("too big: {url}"));
+
+        // A port nobody listens on: tried as often as allowed, then out of reach.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        drop(l);
+        let e = error_of(get(&url, 2, false, 100));
+        assert!(e.starts_with("unreachable after 2: "), "{e}");
+        let e = error_of(get(&url, 1, false, 100));
+        assert!(e.starts_with("unreachable after 1: "), "{e}");
+
+        // An error building the request ends the loop at once.
+        let mut calls = 0;
+        let patience = Patience {
+            wait: Duration::from_secs(1),
+        };
+        let trust = Trust::for_url(&url, &[]).unwrap();
+        let r = Retrying {
+            patience: &patience,
+            trust: &trust,
+            base: &url,
+            url: &url,
+            max: 1,
+            attempts: 5,
+            again_on_5xx: true,
+            too_big: &|_| Error::Invalid("too big".into()),
+            unreachable: &|_, _| Error::Invalid("unreachable".into()),
+        }
+        .send(|| {
+            calls += 1;
+            Err(Error::Invalid("cannot build".into()))
+        });
+        assert_eq!(
+            (r.err().map(|e| e.to_string()), calls),
+            (Some("cannot build".into()), 1)
+        );
+    }
+}
