@@ -32,7 +32,7 @@ fn matches(id: &str, e: &Entry) -> bool {
 /// Log `log` under the write lease, for a rewrite: its ref, the lease, its head and its
 /// pages, newest first. The unchanged older pages that the rewritten ones point at must
 /// stay until the ref names them again, hence the lease.
-fn locked_chain(b: &dyn Backend, log: &str) -> Result<(RefName, WriteLease, Id, Vec<(Id, Page)>)> {
+fn locked_chain(b: &dyn Backend, log: &str) -> Result<Locked> {
     let refname = RefName::log(log)?;
     let lease = b.write_lease()?;
     let head = b.read_ref(&refname)?.ok_or_else(|| {
@@ -41,13 +41,32 @@ fn locked_chain(b: &dyn Backend, log: &str) -> Result<(RefName, WriteLease, Id, 
         ))
     })?;
     let chain = pages(b, Some(head)).collect::<Result<Vec<_>>>()?;
-    Ok((refname, lease, head, chain))
+    Ok(Locked {
+        refname,
+        _lease: lease,
+        head,
+        chain,
+    })
+}
+
+/// What [`locked_chain`] gives.
+struct Locked {
+    refname: RefName,
+    /// Held until the rewrite is done.
+    _lease: WriteLease,
+    head: Id,
+    chain: Vec<(Id, Page)>,
 }
 
 /// Removes from log `log` every message that one of `ids` (H1 or H2, or a unique prefix of
 /// at least 8 hex digits) names.
 pub fn forget(b: &dyn Backend, log: &str, ids: &[String]) -> Result<Forgotten> {
-    let (refname, _lease, head, chain) = locked_chain(b, log)?;
+    let Locked {
+        refname,
+        _lease,
+        head,
+        chain,
+    } = locked_chain(b, log)?;
     let wanted: Vec<String> = ids.iter().map(|s| s.to_ascii_lowercase()).collect();
     let mut targets: HashSet<Id> = HashSet::new();
     for id in &wanted {
@@ -106,7 +125,12 @@ pub fn retain(b: &dyn Backend, log: &str, policy: Retention) -> Result<Forgotten
             "a retention policy needs --older-than AGE or --keep-last N".into(),
         ));
     }
-    let (refname, _lease, head, chain) = locked_chain(b, log)?;
+    let Locked {
+        refname,
+        _lease,
+        head,
+        chain,
+    } = locked_chain(b, log)?;
     let total = chain.first().map_or(0, |(_, p)| p.count);
     let mut drop: Vec<Vec<bool>> = Vec::with_capacity(chain.len());
     for (_, page) in &chain {
