@@ -41,32 +41,17 @@ fn locked_chain(b: &dyn Backend, log: &str) -> Result<Locked> {
         ))
     })?;
     let chain = pages(b, Some(head)).collect::<Result<Vec<_>>>()?;
-    Ok(Locked {
-        refname,
-        _lease: lease,
-        head,
-        chain,
-    })
+    Ok((refname, lease, head, chain))
 }
 
-/// What [`locked_chain`] gives.
-struct Locked {
-    refname: RefName,
-    /// Held until the rewrite is done.
-    _lease: WriteLease,
-    head: Id,
-    chain: Vec<(Id, Page)>,
-}
+/// What [`locked_chain`] gives: the ref, the lease (held until the rewrite is done), the
+/// head and the pages.
+type Locked = (RefName, WriteLease, Id, Vec<(Id, Page)>);
 
 /// Removes from log `log` every message that one of `ids` (H1 or H2, or a unique prefix of
 /// at least 8 hex digits) names.
 pub fn forget(b: &dyn Backend, log: &str, ids: &[String]) -> Result<Forgotten> {
-    let Locked {
-        refname,
-        _lease,
-        head,
-        chain,
-    } = locked_chain(b, log)?;
+    let (refname, _lease, head, chain) = locked_chain(b, log)?;
     let wanted: Vec<String> = ids.iter().map(|s| s.to_ascii_lowercase()).collect();
     let mut targets: HashSet<Id> = HashSet::new();
     for id in &wanted {
@@ -125,12 +110,7 @@ pub fn retain(b: &dyn Backend, log: &str, policy: Retention) -> Result<Forgotten
             "a retention policy needs --older-than AGE or --keep-last N".into(),
         ));
     }
-    let Locked {
-        refname,
-        _lease,
-        head,
-        chain,
-    } = locked_chain(b, log)?;
+    let (refname, _lease, head, chain) = locked_chain(b, log)?;
     let total = chain.first().map_or(0, |(_, p)| p.count);
     let mut drop: Vec<Vec<bool>> = Vec::with_capacity(chain.len());
     for (_, page) in &chain {
