@@ -687,3 +687,126 @@ fn a_copied_block_that_does_not_decompress_is_a_pack_decode_error() {
         "{e}"
     );
 }
+
+/// Bytes `first..=last` of `bytes`, clamped to its end as a short answer would be.
+fn range_of(bytes: &[u8], first: u64, last: u64) -> Vec<u8> {
+    let end = (last.saturating_add(1) as usize).min(bytes.len());
+    bytes.get(first as usize..end).unwrap_or_default().to_vec()
+}
+
+#[test]
+fn sparse_copy_fetches_header_index_and_trailer_only() {
+    let t = tempfile::tempdir().unwrap();
+    let objects = encoded(50, "sparse");
+    let (id, bytes) = write_pack(t.path(), &objects);
+    let size = bytes.len() as u64;
+    let name = Path::new("http://remote/packs/p");
+    let mut asked = Vec::new();
+    let path = t.path().join("copy.pack");
+    remotelog::pack::sparse_copy(name, &path, size, None, |first, last| {
+        asked.push((first, last));
+        Ok(range_of(&bytes, first, last))
+    })
+    .unwrap();
+    // Trailer, header, index: the blocks are not fetched.
+    let tail = size - remotelog::pack::TRAILER_LEN as u64;
+    let (offset, len) = remotelog::pack::index_span(&bytes[tail as usize..], size).unwrap();
+    let header = (0, remotelog::pack::HEADER_LEN as u64 - 1);
+    assert_eq!(
+        asked,
+        [(tail, size - 1), header, (offset, offset + len - 1)]
+    );
+    assert!(
+        offset > remotelog::pack::HEADER_LEN as u64,
+        "a pack with no block"
+    );
+    let copy = remotelog::pack::open_copy(name, &path, &id).unwrap();
+    let whole = Pack::parse(bytes.clone()).unwrap();
+    let want: std::collections::BTreeSet<Id> = objects.iter().map(|(id, _)| *id).collect();
+    assert_eq!(copy.ids().collect::<std::collections::BTreeSet<_>>(), want);
+    for (oid, _) in &objects {
+        assert_eq!(copy.lookup(oid), whole.lookup(oid));
+    }
+    // A trailer read already (with the size) is not asked for again.
+    let trailer = bytes[bytes.len() - remotelog::pack::TRAILER_LEN..].to_vec();
+    let mut asked = 0;
+    remotelog::pack::sparse_copy(name, &path, size, Some(trailer), |first, last| {
+        asked += 1;
+        Ok(range_of(&bytes, first, last))
+    })
+    .unwrap();
+    assert_eq!(asked, 2);
+    assert_eq!(
+        remotelog::pack::open_copy(name, &path, &id).unwrap().len(),
+        50
+    );
+}
+
+#[test]
+fn sparse_copy_of_a_lying_remote_is_an_error_naming_the_pack() {
+    use remotelog::pack::{open_copy, sparse_copy, TRAILER_LEN};
+    let t = tempfile::tempdir().unwrap();
+    let (id, bytes) = write_pack(t.path(), &encoded(20, "liar"));
+    let size = bytes.len() as u64;
+    let tail = size - TRAILER_LEN as u64;
+    let name = Path::new("s3://bucket/log/packs/p");
+    let path = t.path().join("copy.pack");
+    let names_the_pack = |what: &str, r: remotelog::Result<()>| match r {
+        Err(e @ remotelog::Error::BadPack { .. }) => {
+            assert!(
+                e.to_string().contains(name.to_str().unwrap()),
+                "{what}: {e}"
+            );
+        }
+        Err(e) => panic!("{what}: not a bad pack: {e}"),
+        Ok(_) => panic!("{what}: accepted"),
+    };
+    // A trailer one byte short.
+    let r = sparse_copy(name, &path, size, None, |f, l| {
+        let mut b = range_of(&bytes, f, l);
+        if f == tail {
+            b.pop();
+        }
+        Ok(b)
+    });
+    names_the_pack("short trailer", r.map(drop));
+    // A trailer given with the size, one byte short.
+    let short = bytes[bytes.len() - TRAILER_LEN + 1..].to_vec();
+    let r = sparse_copy(name, &path, size, Some(short), |f, l| {
+        Ok(range_of(&bytes, f, l))
+    });
+    names_the_pack("short given trailer", r.map(drop));
+    // An index span that lies: starts inside the header, or runs past the trailer.
+    for (offset, len) in [(8u64, tail - 8), (64, tail), (u64::MAX, 2)] {
+        let r = sparse_copy(name, &path, size, None, |f, l| {
+            let mut b = range_of(&bytes, f, l);
+            if f == tail && b.len() == TRAILER_LEN {
+                b[..8].copy_from_slice(&offset.to_le_bytes());
+                b[8..16].copy_from_slice(&len.to_le_bytes());
+            }
+            Ok(b)
+        });
+        names_the_pack(&format!("index span {offset}+{len}"), r.map(drop));
+    }
+    // A size larger than the object: every range past its end comes back short.
+    let r = sparse_copy(name, &path, size + 1000, None, |f, l| {
+        Ok(range_of(&bytes, f, l))
+    });
+    names_the_pack("size past the end", r.map(drop));
+    // A remote that ignores ranges and sends the whole pack.
+    let r = sparse_copy(name, &path, size, None, |_, _| Ok(bytes.clone()));
+    names_the_pack("whole answer to a range", r.map(drop));
+    // Too short to be a pack at all: nothing is asked.
+    let r = sparse_copy(
+        name,
+        &path,
+        10,
+        None,
+        |_, _| -> remotelog::Result<Vec<u8>> { panic!("asked for a range of a 10-byte pack") },
+    );
+    names_the_pack("10 bytes", r.map(drop));
+    // A copy whose trailer names another pack.
+    sparse_copy(name, &path, size, None, |f, l| Ok(range_of(&bytes, f, l))).unwrap();
+    names_the_pack("another id", open_copy(name, &path, &Id([7; 32])).map(drop));
+    assert!(open_copy(name, &path, &id).is_ok());
+}

@@ -10,7 +10,7 @@ use crate::id::Id;
 use crate::log::pages;
 use crate::model::name::RefName;
 use crate::model::object::{Entry, Object, Page};
-use crate::store::Backend;
+use crate::store::{Backend, WriteLease};
 
 /// What `forget` did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -29,22 +29,29 @@ fn matches(id: &str, e: &Entry) -> bool {
     e.h1.to_hex().starts_with(id) || e.h2.to_hex().starts_with(id)
 }
 
-/// Removes from log `log` every message that one of `ids` (H1 or H2, or a unique prefix of
-/// at least 8 hex digits) names.
-pub fn forget(b: &dyn Backend, log: &str, ids: &[String]) -> Result<Forgotten> {
+/// Log `log` under the write lease, for a rewrite: its ref, the lease, its head and its
+/// pages, newest first. The unchanged older pages that the rewritten ones point at must
+/// stay until the ref names them again, hence the lease.
+fn locked_chain(b: &dyn Backend, log: &str) -> Result<Locked> {
     let refname = RefName::log(log)?;
-    // The unchanged older pages that the rewritten ones point at must stay until the ref
-    // names them again.
-    let _lease = b.write_lease()?;
+    let lease = b.write_lease()?;
     let head = b.read_ref(&refname)?.ok_or_else(|| {
         Error::Invalid(format!(
             "there is no log {log:?}; `remotelog logs` lists them"
         ))
     })?;
-    let mut chain: Vec<(Id, Page)> = Vec::new();
-    for item in pages(b, Some(head)) {
-        chain.push(item?);
-    }
+    let chain = pages(b, Some(head)).collect::<Result<Vec<_>>>()?;
+    Ok((refname, lease, head, chain))
+}
+
+/// What [`locked_chain`] gives: the ref, the lease (held until the rewrite is done), the
+/// head and the pages.
+type Locked = (RefName, WriteLease, Id, Vec<(Id, Page)>);
+
+/// Removes from log `log` every message that one of `ids` (H1 or H2, or a unique prefix of
+/// at least 8 hex digits) names.
+pub fn forget(b: &dyn Backend, log: &str, ids: &[String]) -> Result<Forgotten> {
+    let (refname, _lease, head, chain) = locked_chain(b, log)?;
     let wanted: Vec<String> = ids.iter().map(|s| s.to_ascii_lowercase()).collect();
     let mut targets: HashSet<Id> = HashSet::new();
     for id in &wanted {
@@ -103,17 +110,7 @@ pub fn retain(b: &dyn Backend, log: &str, policy: Retention) -> Result<Forgotten
             "a retention policy needs --older-than AGE or --keep-last N".into(),
         ));
     }
-    let refname = RefName::log(log)?;
-    let _lease = b.write_lease()?;
-    let head = b.read_ref(&refname)?.ok_or_else(|| {
-        Error::Invalid(format!(
-            "there is no log {log:?}; `remotelog logs` lists them"
-        ))
-    })?;
-    let mut chain: Vec<(Id, Page)> = Vec::new();
-    for item in pages(b, Some(head)) {
-        chain.push(item?);
-    }
+    let (refname, _lease, head, chain) = locked_chain(b, log)?;
     let total = chain.first().map_or(0, |(_, p)| p.count);
     let mut drop: Vec<Vec<bool>> = Vec::with_capacity(chain.len());
     for (_, page) in &chain {

@@ -523,6 +523,90 @@ pub(crate) fn is_connection_error(e: &ureq::Error) -> bool {
     }
 }
 
+/// One attempt at a request: the response, or why the connection failed.
+pub(crate) type Attempt = std::result::Result<http::Response<ureq::Body>, ureq::Error>;
+
+/// How [`Retrying::send`] sends a request, shared by the remotelog client and the S3
+/// client: each says its own words for an answer too big and a server out of reach.
+pub(crate) struct Retrying<'a> {
+    /// The timeouts the answer is read under.
+    pub(crate) patience: &'a Patience,
+    /// The trust that names a refused certificate.
+    pub(crate) trust: &'a Trust,
+    /// The server's base URL (for a refused certificate).
+    pub(crate) base: &'a str,
+    /// The request's URL (for a slow answer).
+    pub(crate) url: &'a str,
+    /// The largest answer read.
+    pub(crate) max: u64,
+    /// Sends at most this many times (1: the request may not be sent twice).
+    pub(crate) attempts: u32,
+    /// Whether a 5xx answer is also tried again.
+    pub(crate) again_on_5xx: bool,
+    /// The error for an answer larger than `max`, given the URL.
+    pub(crate) too_big: &'a dyn Fn(&str) -> Error,
+    /// The error for a connection that failed, given the last failure and the attempts.
+    pub(crate) unreachable: &'a dyn Fn(&ureq::Error, u32) -> Error,
+}
+
+impl Retrying<'_> {
+    /// Sends with `attempt` (which builds the request anew each time, an error building it
+    /// ending the loop) and reads the answer whole; a failed connection, and a 5xx answer
+    /// with `again_on_5xx`, is tried again with backoff while attempts remain. Gives the
+    /// answer and the number of attempts it took.
+    pub(crate) fn send(
+        &self,
+        mut attempt: impl FnMut() -> Result<Attempt>,
+    ) -> Result<(Reply, u32)> {
+        let mut delay = Duration::from_millis(100);
+        let mut n = 1;
+        loop {
+            // A body that comes too slowly or is too big is the server's answer: asking
+            // again would get the same.
+            let result = match attempt()? {
+                Err(e) => Err(e),
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let (parts, body) = resp.into_parts();
+                    let reader = body.into_with_config().limit(u64::MAX).reader();
+                    match self.patience.read_body(reader, self.max) {
+                        Ok(body) => Ok(Reply {
+                            status,
+                            headers: parts.headers,
+                            body,
+                        }),
+                        Err(BodyError::Slow(bytes, took)) => {
+                            return Err(self.patience.too_slow(self.url, bytes, took))
+                        }
+                        Err(BodyError::TooBig) => return Err((self.too_big)(self.url)),
+                        // ureq's own errors (a timeout) come back wrapped in io::Error.
+                        Err(BodyError::Io(e)) => Err(ureq::Error::from(e)),
+                    }
+                }
+            };
+            let again = match &result {
+                Ok(r) => self.again_on_5xx && r.status >= 500,
+                Err(e) => is_connection_error(e),
+            };
+            if again && n < self.attempts {
+                std::thread::sleep(delay);
+                delay *= 2;
+                n += 1;
+                continue;
+            }
+            return match result {
+                Ok(r) => Ok((r, n)),
+                // A certificate refused now is refused again (is_connection_error says
+                // no): said at once, never retried.
+                Err(e) => Err(self
+                    .trust
+                    .refusal(self.base, &e)
+                    .unwrap_or_else(|| (self.unreachable)(&e, n))),
+            };
+        }
+    }
+}
+
 /// A writer lease held on a server across requests (http-api.md section 10): renewed by a
 /// heartbeat thread every third of its time to live, released when dropped.
 struct ClientLease {
@@ -635,9 +719,34 @@ impl Transport {
             max,
         } = call;
         let url = format!("{}{path}", self.base);
-        let mut delay = Duration::from_millis(100);
-        let mut attempt = 1;
-        loop {
+        let unreachable = |e: &ureq::Error, attempts: u32| {
+            Error::remote(
+                RemoteFailure::Unreachable,
+                format!(
+                    "cannot reach the {} at {} ({method} {path}: {e}{}); {}",
+                    self.what,
+                    self.base,
+                    if attempts > 1 {
+                        format!(", tried {attempts} times")
+                    } else {
+                        String::new()
+                    },
+                    self.hint
+                ),
+            )
+        };
+        let retrying = Retrying {
+            patience: &self.patience,
+            trust: &self.trust,
+            base: &self.base,
+            url: &url,
+            max,
+            attempts: if idempotent { ATTEMPTS } else { 1 },
+            again_on_5xx: false,
+            too_big,
+            unreachable: &unreachable,
+        };
+        let (reply, _) = retrying.send(|| {
             let mut b = http::Request::builder().method(method.clone()).uri(&url);
             if let Some(t) = &self.token {
                 b = b.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
@@ -657,67 +766,16 @@ impl Transport {
                     format!("cannot build a request for {url}: {e}"),
                 )
             };
-            let result = match payload {
+            Ok(match payload {
                 Payload::Empty => self.agent.run(b.body(()).map_err(built)?),
                 Payload::Bytes(bytes) => self.agent.run(b.body(bytes).map_err(built)?),
                 Payload::File(p) => {
                     let f = std::fs::File::open(p).at(p)?;
                     self.agent.run(b.body(f).map_err(built)?)
                 }
-            };
-            // A body that comes too slowly or is too big is the server's answer: asking
-            // again would get the same.
-            let result = match result {
-                Err(e) => Err(e),
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let (parts, body) = resp.into_parts();
-                    let reader = body.into_with_config().limit(u64::MAX).reader();
-                    match self.patience.read_body(reader, max) {
-                        Ok(body) => Ok(Reply {
-                            status,
-                            headers: parts.headers,
-                            body,
-                        }),
-                        Err(BodyError::Slow(bytes, took)) => {
-                            return Err(self.patience.too_slow(&url, bytes, took))
-                        }
-                        Err(BodyError::TooBig) => return Err(too_big(&url)),
-                        // ureq's own errors (a timeout) come back wrapped in io::Error.
-                        Err(BodyError::Io(e)) => Err(ureq::Error::from(e)),
-                    }
-                }
-            };
-            match result {
-                Ok(r) => return Ok(r),
-                Err(e) if idempotent && attempt < ATTEMPTS && is_connection_error(&e) => {
-                    std::thread::sleep(delay);
-                    delay *= 2;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    // A certificate refused now is refused again (is_connection_error
-                    // says no): said at once, never retried.
-                    if let Some(refused) = self.trust.refusal(&self.base, &e) {
-                        return Err(refused);
-                    }
-                    return Err(Error::remote(
-                        RemoteFailure::Unreachable,
-                        format!(
-                            "cannot reach the {} at {} ({method} {path}: {e}{}); {}",
-                            self.what,
-                            self.base,
-                            if attempt > 1 {
-                                format!(", tried {attempt} times")
-                            } else {
-                                String::new()
-                            },
-                            self.hint
-                        ),
-                    ));
-                }
-            }
-        }
+            })
+        })?;
+        Ok(reply)
     }
 
     /// The error for an answer that is not what was expected.
@@ -958,18 +1016,6 @@ impl HttpBackend {
         if let Some(p) = cache.packs.get(id) {
             return Ok(p.clone());
         }
-        let bad = |r: String| Error::BadPack {
-            path: format!("{}/packs/{id}", self.conn.base).into(),
-            reason: r,
-        };
-        let min = (pack::HEADER_LEN + pack::TRAILER_LEN) as u64;
-        if size < min {
-            return Err(bad(format!("{size} bytes is too short for a pack")));
-        }
-        let trailer = self.get_range(id, size - pack::TRAILER_LEN as u64, size - 1)?;
-        let (offset, len) = pack::index_span(&trailer, size).map_err(|e| bad(e.to_string()))?;
-        let header = self.get_range(id, 0, pack::HEADER_LEN as u64 - 1)?;
-        let index = self.get_range(id, offset, offset + len - 1)?;
         if cache.dir.is_none() {
             cache.dir = Some(
                 tempfile::Builder::new()
@@ -984,28 +1030,11 @@ impl HttpBackend {
             .map(|d| d.path().to_path_buf())
             .unwrap_or_default();
         let path = dir.join(format!("{id}.pack"));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .at(&path)?;
-        file.set_len(size).at(&path)?;
-        for (at, bytes) in [
-            (0, &header),
-            (offset, &index),
-            (size - pack::TRAILER_LEN as u64, &trailer),
-        ] {
-            std::os::unix::fs::FileExt::write_all_at(&file, bytes, at).at(&path)?;
-        }
-        let map = pack::map(&path)?;
-        let p = pack::Pack::parse(map)
-            .and_then(|p| p.read_frames_from(file))
-            .map_err(|e| bad(e.to_string()))?;
-        if p.recorded_id() != *id {
-            return Err(bad(format!("its trailer says it is {}", p.recorded_id())));
-        }
+        let name = std::path::PathBuf::from(format!("{}/packs/{id}", self.conn.base));
+        pack::sparse_copy(&name, &path, size, None, |first, last| {
+            self.get_range(id, first, last)
+        })?;
+        let p = pack::open_copy(&name, &path, id)?;
         let p = std::sync::Arc::new(p);
         cache.packs.insert(*id, p.clone());
         Ok(p)
@@ -1525,5 +1554,125 @@ impl BatchSink for HttpSink<'_> {
 
     fn loose_max(&self) -> usize {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read as _, Write as _};
+
+    /// A loopback server answering each connection with the next of `answers` (status,
+    /// body), then closing it; gives its URL.
+    fn serve(answers: Vec<(u16, &'static str)>) -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for (status, body) in answers {
+                let Ok((mut c, _)) = l.accept() else { return };
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        url
+    }
+
+    /// Sends GET `url` through [`Retrying`]: the answer and attempts, or the error.
+    fn get(url: &str, attempts: u32, again_on_5xx: bool, max: u64) -> Result<(Reply, u32)> {
+        let patience = Patience {
+            wait: Duration::from_secs(10),
+        };
+        let trust = Trust::for_url(url, &[]).unwrap();
+        let agent = patience.agent(&trust);
+        let retrying = Retrying {
+            patience: &patience,
+            trust: &trust,
+            base: url,
+            url,
+            max,
+            attempts,
+            again_on_5xx,
+            too_big: &|u| Error::Invalid(format!("too big: {u}")),
+            unreachable: &|e, n| Error::Invalid(format!("unreachable after {n}: {e}")),
+        };
+        retrying.send(|| Ok(agent.get(url).call()))
+    }
+
+    /// The error of `r`, as text; an answer is a failure of the test.
+    fn error_of(r: Result<(Reply, u32)>) -> String {
+        match r {
+            Ok((r, n)) => panic!("answered {} after {n} attempts", r.status),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn retrying_sends_again_on_5xx_only_when_asked() {
+        let url = serve(vec![(503, "busy"), (502, "busy"), (200, "ok")]);
+        let (r, n) = get(&url, 5, true, 100).unwrap();
+        assert_eq!((r.status, &r.body[..], n), (200, &b"ok"[..], 3));
+
+        let url = serve(vec![(503, "busy")]);
+        let (r, n) = get(&url, 5, false, 100).unwrap();
+        assert_eq!((r.status, &r.body[..], n), (503, &b"busy"[..], 1));
+
+        // Out of attempts, the last 5xx is the answer.
+        let url = serve(vec![(503, "one"), (503, "two")]);
+        let (r, n) = get(&url, 2, true, 100).unwrap();
+        assert_eq!((r.status, &r.body[..], n), (503, &b"two"[..], 2));
+    }
+
+    #[test]
+    fn retrying_gives_the_callers_errors() {
+        // An answer too big is not asked for again.
+        let url = serve(vec![(200, "0123456789")]);
+        let e = error_of(get(&url, 5, true, 4));
+        assert_eq!(e, format!("too big: {url}"));
+
+        // A port nobody listens on: tried as often as allowed, then out of reach.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        drop(l);
+        let e = error_of(get(&url, 2, false, 100));
+        assert!(e.starts_with("unreachable after 2: "), "{e}");
+        let e = error_of(get(&url, 1, false, 100));
+        assert!(e.starts_with("unreachable after 1: "), "{e}");
+
+        // An error building the request ends the loop at once.
+        let mut calls = 0;
+        let patience = Patience {
+            wait: Duration::from_secs(1),
+        };
+        let trust = Trust::for_url(&url, &[]).unwrap();
+        let r = Retrying {
+            patience: &patience,
+            trust: &trust,
+            base: &url,
+            url: &url,
+            max: 1,
+            attempts: 5,
+            again_on_5xx: true,
+            too_big: &|_| Error::Invalid("too big".into()),
+            unreachable: &|_, _| Error::Invalid("unreachable".into()),
+        }
+        .send(|| {
+            calls += 1;
+            Err(Error::Invalid("cannot build".into()))
+        });
+        assert_eq!(
+            (r.err().map(|e| e.to_string()), calls),
+            (Some("cannot build".into()), 1)
+        );
     }
 }

@@ -458,6 +458,77 @@ pub fn index_span(trailer: &[u8], file_len: u64) -> std::result::Result<(u64, u6
     Ok((offset, len))
 }
 
+/// Writes at `path` a sparse local copy of a remote pack of `size` bytes: its header, index
+/// and trailer at their offsets, read with `get_range(first, last)` (inclusive bounds), its
+/// blocks left as holes for the caller to fill. `trailer` is the pack's last
+/// [`TRAILER_LEN`] bytes when the caller has read them already (with the size); `name`
+/// names the pack in errors. Gives a handle that reads and writes the copy; open it as a
+/// pack with [`open_copy`].
+pub fn sparse_copy(
+    name: &Path,
+    path: &Path,
+    size: u64,
+    trailer: Option<Vec<u8>>,
+    mut get_range: impl FnMut(u64, u64) -> Result<Vec<u8>>,
+) -> Result<File> {
+    if size < (HEADER_LEN + TRAILER_LEN) as u64 {
+        return Err(bad_pack(
+            name,
+            format!("{size} bytes is too short for a pack"),
+        ));
+    }
+    let tail = size - TRAILER_LEN as u64;
+    // A piece of another length than asked would land the rest at the wrong offsets.
+    let mut fetch = |first: u64, len: u64| -> Result<Vec<u8>> {
+        let bytes = get_range(first, first + len - 1)?;
+        if bytes.len() as u64 != len {
+            return Err(bad_pack(
+                name,
+                format!(
+                    "asked for {len} bytes at offset {first}, got {}",
+                    bytes.len()
+                ),
+            ));
+        }
+        Ok(bytes)
+    };
+    let trailer = match trailer {
+        Some(t) => t,
+        None => fetch(tail, TRAILER_LEN as u64)?,
+    };
+    let (offset, len) = index_span(&trailer, size).map_err(|e| bad_pack(name, e))?;
+    let header = fetch(0, HEADER_LEN as u64)?;
+    let index = fetch(offset, len)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .at(path)?;
+    file.set_len(size).at(path)?;
+    for (at, bytes) in [(0, &header), (offset, &index), (tail, &trailer)] {
+        std::os::unix::fs::FileExt::write_all_at(&file, bytes, at).at(path)?;
+    }
+    Ok(file)
+}
+
+/// Opens the local copy at `path` (whole, or sparse from [`sparse_copy`]) of pack `id`,
+/// checking that its trailer says it is `id`; `name` names the pack in errors.
+pub fn open_copy(name: &Path, path: &Path, id: &Id) -> Result<Pack<memmap2::Mmap>> {
+    let reader = File::open(path).at(path)?;
+    let p = Pack::parse(map(path)?)
+        .and_then(|p| p.read_frames_from(reader))
+        .map_err(|e| bad_pack(name, e))?;
+    if p.recorded_id() != *id {
+        return Err(bad_pack(
+            name,
+            format!("its trailer says it is {}", p.recorded_id()),
+        ));
+    }
+    Ok(p)
+}
+
 /// An index entry's 44 bytes: id, block, offset, length.
 fn decode_entry(e: &[u8]) -> (Id, Location) {
     let id = Id::from_slice(&e[..32]).unwrap_or(Id([0; 32]));

@@ -217,10 +217,12 @@ impl S3Backend {
     }
 
     fn bad_pack(&self, id: &Id, reason: impl ToString) -> Error {
-        Error::BadPack {
-            path: self.url(&layout::pack(id)).into(),
-            reason: reason.to_string(),
-        }
+        pack::bad_pack(&self.pack_name(id), reason)
+    }
+
+    /// Pack `id` as errors name it: its URL.
+    fn pack_name(&self, id: &Id) -> std::path::PathBuf {
+        self.url(&layout::pack(id)).into()
     }
 
     /// Pack `id` as a sparse local copy: its trailer (with the pack's length), header and
@@ -233,34 +235,10 @@ impl S3Backend {
             .client
             .get_suffix(&key, pack::TRAILER_LEN as u64)?
             .ok_or_else(missing)?;
-        if size < (pack::HEADER_LEN + pack::TRAILER_LEN) as u64 {
-            return Err(bad(format!("{size} bytes is too short for a pack")));
-        }
-        let (offset, len) = pack::index_span(&trailer, size).map_err(|e| bad(e.to_string()))?;
-        let header = self
-            .client
-            .get_range(&key, 0, pack::HEADER_LEN as u64 - 1)?
-            .ok_or_else(missing)?;
-        let index = self
-            .client
-            .get_range(&key, offset, offset + len - 1)?
-            .ok_or_else(missing)?;
         let path = self.dir.path().join(format!("{id}.pack"));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .at(&path)?;
-        file.set_len(size).at(&path)?;
-        for (at, bytes) in [
-            (0, &header),
-            (offset, &index),
-            (size - pack::TRAILER_LEN as u64, &trailer),
-        ] {
-            std::os::unix::fs::FileExt::write_all_at(&file, bytes, at).at(&path)?;
-        }
+        let file = pack::sparse_copy(&self.pack_name(id), &path, size, Some(trailer), |f, l| {
+            self.client.get_range(&key, f, l)?.ok_or_else(missing)
+        })?;
         self.install(id, &path, file, size, false)
     }
 
@@ -273,14 +251,7 @@ impl S3Backend {
         size: u64,
         full: bool,
     ) -> Result<RemotePack> {
-        let bad = |r: String| self.bad_pack(id, r);
-        let reader = std::fs::File::open(path).at(path)?;
-        let p = pack::Pack::parse(pack::map(path)?)
-            .and_then(|p| p.read_frames_from(reader))
-            .map_err(|e| bad(e.to_string()))?;
-        if p.recorded_id() != *id {
-            return Err(bad(format!("its trailer says it is {}", p.recorded_id())));
-        }
+        let p = pack::open_copy(&self.pack_name(id), path, id)?;
         let blocks = p.block_count();
         Ok(RemotePack {
             id: *id,

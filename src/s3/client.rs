@@ -7,13 +7,11 @@
 //! with backoff; the caller learns that a request was retried ([`Answer::retried`]),
 //! because a 412 to a retried conditional write may hide its own first success.
 
-use std::time::Duration;
-
 use ureq::http::{self, HeaderMap};
 
 use super::sigv4::{self, Signer};
 use crate::error::{Error, RemoteFailure, Result};
-use crate::net::client::{is_connection_error, BodyError, Patience, Trust, CA_FILE_ENV};
+use crate::net::client::{Patience, Retrying, Trust, CA_FILE_ENV};
 
 /// The variables naming the CA file of an https endpoint, first set first: ours, the AWS
 /// SDKs', then OpenSSL's.
@@ -332,9 +330,35 @@ impl Client {
             Body::Bytes(b) => sigv4::sha256_hex(b),
         };
         let what = format!("{method} {}", self.url_of(key));
-        let mut delay = Duration::from_millis(100);
-        let mut attempt = 1;
-        loop {
+        let too_big = |_: &str| {
+            Error::remote(RemoteFailure::TooBig, format!(
+                "{what}: the answer is larger than {max} bytes, more than remotelog asks for; check the endpoint"
+            ))
+        };
+        let unreachable = |e: &ureq::Error, attempts: u32| {
+            Error::remote(RemoteFailure::Unreachable, format!(
+                "cannot reach the object store at {} ({what}: {e}{}); check AWS_ENDPOINT_URL and that the store is running",
+                self.config.endpoint,
+                if attempts > 1 {
+                    format!(", tried {attempts} times")
+                } else {
+                    String::new()
+                }
+            ))
+        };
+        let retrying = Retrying {
+            patience: &self.patience,
+            trust: &self.trust,
+            base: &self.config.endpoint,
+            url: &url,
+            max,
+            attempts: if retry { ATTEMPTS } else { 1 },
+            again_on_5xx: true,
+            too_big: &too_big,
+            unreachable: &unreachable,
+        };
+        // Each attempt is signed anew: its date must be near the store's clock.
+        let (reply, attempts) = retrying.send(|| {
             let amz_date = sigv4::amz_date(now_secs());
             let mut signed: Vec<(String, String)> = vec![
                 ("host".into(), self.host.clone()),
@@ -370,62 +394,20 @@ impl Client {
                 b = b.header(k.as_str(), v.as_str());
             }
             let built = |e: http::Error| Error::Invalid(format!("cannot build {what}: {e}"));
-            let result = match body {
+            Ok(match body {
                 Body::Empty if method == "PUT" || method == "POST" => {
                     self.agent.run(b.body(&[][..]).map_err(built)?)
                 }
                 Body::Empty => self.agent.run(b.body(()).map_err(built)?),
                 Body::Bytes(bytes) => self.agent.run(b.body(bytes).map_err(built)?),
-            };
-            let result = match result {
-                Err(e) => Err(e),
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let (parts, body) = resp.into_parts();
-                    let reader = body.into_with_config().limit(u64::MAX).reader();
-                    match self.patience.read_body(reader, max) {
-                        Ok(body) => Ok(Answer {
-                            status,
-                            headers: parts.headers,
-                            body,
-                            retried: attempt > 1,
-                        }),
-                        Err(BodyError::Slow(bytes, took)) => {
-                            return Err(self.patience.too_slow(&url, bytes, took))
-                        }
-                        Err(BodyError::TooBig) => {
-                            return Err(Error::remote(RemoteFailure::TooBig, format!(
-                                "{what}: the answer is larger than {max} bytes, more than remotelog asks for; check the endpoint"
-                            )))
-                        }
-                        Err(BodyError::Io(e)) => Err(ureq::Error::from(e)),
-                    }
-                }
-            };
-            let again = match &result {
-                Ok(a) => a.status >= 500,
-                Err(e) => is_connection_error(e),
-            };
-            if retry && again && attempt < ATTEMPTS {
-                std::thread::sleep(delay);
-                delay *= 2;
-                attempt += 1;
-                continue;
-            }
-            return match result {
-                Ok(a) => Ok(a),
-                // A refused certificate was not retried (is_connection_error says no).
-                Err(e) => Err(self.trust.refusal(&self.config.endpoint, &e).unwrap_or_else(|| Error::remote(RemoteFailure::Unreachable, format!(
-                    "cannot reach the object store at {} ({what}: {e}{}); check AWS_ENDPOINT_URL and that the store is running",
-                    self.config.endpoint,
-                    if attempt > 1 {
-                        format!(", tried {attempt} times")
-                    } else {
-                        String::new()
-                    }
-                )))),
-            };
-        }
+            })
+        })?;
+        Ok(Answer {
+            status: reply.status,
+            headers: reply.headers,
+            body: reply.body,
+            retried: attempts > 1,
+        })
     }
 
     /// The error for an answer that is not what `what` expected.

@@ -506,25 +506,12 @@ impl FsStore {
     /// what `gc --auto` weighs, read without opening any object.
     pub fn usage(&self) -> Result<Usage> {
         let mut u = Usage::default();
-        let objects = self.root.join("objects");
-        no_link(&objects)?;
-        for shard in fs::read_dir(&objects).at(&objects)? {
-            let shard = shard.at(&objects)?;
-            let sname = shard.file_name().to_string_lossy().into_owned();
-            let is_dir = shard.file_type().is_ok_and(|t| t.is_dir());
-            if sname.len() != 2 || !is_lower_hex(&sname) || !is_dir {
-                continue;
-            }
-            let spath = shard.path();
-            for obj in fs::read_dir(&spath).at(&spath)? {
-                let obj = obj.at(&spath)?;
-                if is_tmp_name(&obj.file_name().to_string_lossy()) {
-                    continue;
-                }
+        self.each_loose(|_, obj| {
+            if !is_tmp_name(&obj.file_name().to_string_lossy()) {
                 u.loose += 1;
                 u.bytes += obj.metadata().map_or(0, |m| m.len());
             }
-        }
+        })?;
         for (_, path, _) in self.packs()? {
             u.packs += 1;
             u.bytes += fs::metadata(&path).map_or(0, |m| m.len());
@@ -582,6 +569,19 @@ impl FsStore {
     /// The ids of the loose objects (not those in packs).
     pub fn loose_objects(&self) -> Result<Vec<Id>> {
         let mut ids = Vec::new();
+        self.each_loose(|sname, obj| {
+            let oname = obj.file_name().to_string_lossy().into_owned();
+            if let Ok(id) = format!("{sname}{oname}").parse::<Id>() {
+                ids.push(id);
+            }
+        })?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Calls `f` with each entry of each shard directory of `objects/` and the shard's
+    /// name; what is not a shard is passed over (`check` names it).
+    fn each_loose(&self, mut f: impl FnMut(&str, fs::DirEntry)) -> Result<()> {
         let objects = self.root.join("objects");
         no_link(&objects)?;
         for shard in fs::read_dir(&objects).at(&objects)? {
@@ -594,14 +594,10 @@ impl FsStore {
             }
             let spath = shard.path();
             for obj in fs::read_dir(&spath).at(&spath)? {
-                let oname = obj.at(&spath)?.file_name().to_string_lossy().into_owned();
-                if let Ok(id) = format!("{sname}{oname}").parse::<Id>() {
-                    ids.push(id);
-                }
+                f(&sname, obj.at(&spath)?);
             }
         }
-        ids.sort();
-        Ok(ids)
+        Ok(())
     }
 
     /// Writes loose objects (the caller filtered out those present).

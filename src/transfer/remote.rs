@@ -487,30 +487,30 @@ pub fn push(
     Ok(done)
 }
 
-/// [`crate::transfer::sync::pull`] of `log` from the registered remote `remote`, recording
-/// the exchange for `remote show` when it succeeds.
-pub fn pull(
-    store: &FsStore,
-    remote: &Remote,
-    remote_store: &dyn Backend,
-    log: &str,
-    progress: &dyn crate::progress::Progress,
-) -> Result<crate::transfer::sync::LogTransfer> {
-    let done = crate::transfer::sync::pull(store, &remote.name, remote_store, log, progress)?;
-    record_exchange(store, &remote.name, Exchange::Pull)?;
-    Ok(done)
+/// What taking a log from a remote does with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// [`crate::transfer::sync::pull`]: fast-forward the local log.
+    Pull,
+    /// [`crate::transfer::sync::fetch`]: record the remote's head in the tracking ref only.
+    Fetch,
 }
 
-/// [`crate::transfer::sync::fetch`] of `log` from the registered remote `remote`,
-/// recording the exchange for `remote show` when it succeeds.
-pub fn fetch(
+/// `how` ([`Take`]) of `log` from the registered remote `remote`, recording the exchange
+/// for `remote show` when it succeeds.
+pub fn take(
     store: &FsStore,
     remote: &Remote,
     remote_store: &dyn Backend,
     log: &str,
+    how: Take,
     progress: &dyn crate::progress::Progress,
 ) -> Result<crate::transfer::sync::LogTransfer> {
-    let done = crate::transfer::sync::fetch(store, &remote.name, remote_store, log, progress)?;
+    let run = match how {
+        Take::Pull => crate::transfer::sync::pull,
+        Take::Fetch => crate::transfer::sync::fetch,
+    };
+    let done = run(store, &remote.name, remote_store, log, progress)?;
     record_exchange(store, &remote.name, Exchange::Pull)?;
     Ok(done)
 }

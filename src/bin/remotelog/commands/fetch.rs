@@ -21,7 +21,7 @@ pub fn run(args: PullArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let bar = ctx.progress(format!("fetch {name} ← {}", target.name));
         let mut fetched = false;
         transfer(&mut out, &mut failures, bar, args.json, "from", |bar| {
-            let r = remote::fetch(&store, &target, &*src, name, bar);
+            let r = remote::take(&store, &target, &*src, name, remote::Take::Fetch, bar);
             fetched = r.is_ok();
             r
         })?;

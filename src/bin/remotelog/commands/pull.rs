@@ -20,7 +20,7 @@ pub fn run(args: PullArgs, ctx: &Ctx) -> anyhow::Result<ExitCode> {
     for name in &logs {
         let bar = ctx.progress(format!("pull {name} ← {}", target.name));
         transfer(&mut out, &mut failures, bar, args.json, "from", |bar| {
-            remote::pull(&store, &target, &*src, name, bar)
+            remote::take(&store, &target, &*src, name, remote::Take::Pull, bar)
         })?;
     }
     out.flush()?;
