@@ -300,14 +300,15 @@ impl Upkeep for S3Backend {
         packs: Vec<pack::Finished>,
         _lock_held: bool,
     ) -> Result<usize> {
-        let moved = || {
-            Error::remote(
-                crate::error::RemoteFailure::Busy,
-                "another writer added a pack meanwhile; nothing was changed, run the command again",
-            )
-        };
-        if self.read_ref(&packs_ref())? != old_head {
-            return Err(moved());
+        // A lost compare-and-swap, like the directory store's: running the command again
+        // reads the new chain (and the exit status says so).
+        let now = self.read_ref(&packs_ref())?;
+        if now != old_head {
+            return Err(Error::RefConflict {
+                name: packs_ref().to_string(),
+                expected: old_head,
+                actual: now,
+            });
         }
         self.reload_packs()?;
         let old: Vec<Id> = self.chain_packs().iter().map(|p| p.id).collect();
@@ -320,10 +321,7 @@ impl Upkeep for S3Backend {
         }
         // The swap is one compare-and-swap of refs/packs: it fails, changing nothing, if a
         // writer chained a pack meanwhile (the new packs are then left off the chain).
-        match self.update_ref(&packs_ref(), Expected::from(old_head), new_head) {
-            Err(Error::RefConflict { .. }) => return Err(moved()),
-            other => other?,
-        }
+        self.update_ref(&packs_ref(), Expected::from(old_head), new_head)?;
         self.reload_packs()?;
         let mut removed = 0;
         for id in old.iter().filter(|id| !new_ids.contains(id)) {

@@ -434,8 +434,9 @@ pub trait Upkeep {
     /// A pack writer for a rewrite of the chain, chained after `prev`.
     fn rewrite_writer(&self, prev: Option<Id>) -> Result<PackWriter>;
     /// Replaces the whole chain by `packs` (each chained after the one before, the last
-    /// the new head) as one compare-and-swap from `old_head` — failing, with nothing
-    /// changed, if the chain moved — then deletes the packs it replaced. `lock_held`: the
+    /// the new head) as one compare-and-swap from `old_head` — failing with
+    /// [`Error::RefConflict`] on `packs`, nothing changed, if the chain moved — then
+    /// deletes the packs it replaced. `lock_held`: the
     /// caller holds [`Upkeep::exclusive`], which already keeps packs from being added.
     /// Returns how many pack files went.
     fn replace_chain(
