@@ -75,6 +75,11 @@ pub const IMPORTS: &str = "imports";
 /// The ref naming the newest pack of the store's pack chain.
 pub const PACKS: &str = "packs";
 
+/// [`PACKS`] as a ref name.
+pub fn packs_ref() -> RefName {
+    RefName::parse(PACKS).unwrap_or_else(|_| unreachable!("\"packs\" is a valid name"))
+}
+
 impl RefName {
     /// The head ref of log `name`, after validating the name.
     pub fn log(name: &str) -> Result<RefName> {

@@ -13,11 +13,12 @@ use super::layout::{self, Location};
 use super::lease;
 use crate::error::{Error, IoContext, Result};
 use crate::id::{is_lower_hex, Id};
+use crate::model::name::packs_ref;
 use crate::model::name::RefName;
 use crate::pack::{self, PackWriter};
 use crate::store::batch::{BatchSink, RollingBatch};
 use crate::store::config::Config;
-use crate::store::dir::{packs_ref, parse_ref, LOOSE_MAX};
+use crate::store::dir::{parse_ref, LOOSE_MAX};
 use crate::store::{
     check_expected, verify_id, Backend, Batch, Expected, Layout, PackInfo, RawBlock, TimedLeases,
     Upkeep, WriteLease,

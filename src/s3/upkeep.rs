@@ -11,12 +11,12 @@ use super::layout;
 use super::lease::{self, Held};
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::model::name::packs_ref;
 use crate::model::name::RefName;
 use crate::pack::{self, PackWriter};
-use crate::store::dir::packs_ref;
 use crate::store::{
-    Backend, Expected, Inventory, Layout, Leftover, Removal, TimedLeases, Upkeep, UpkeepGuard,
-    WriteLease,
+    check_expected, Backend, Expected, Inventory, Layout, Leftover, Removal, TimedLeases, Upkeep,
+    UpkeepGuard, WriteLease,
 };
 
 /// How often a waiting writer or upkeep looks again.
@@ -302,14 +302,11 @@ impl Upkeep for S3Backend {
     ) -> Result<usize> {
         // A lost compare-and-swap, like the directory store's: running the command again
         // reads the new chain (and the exit status says so).
-        let now = self.read_ref(&packs_ref())?;
-        if now != old_head {
-            return Err(Error::RefConflict {
-                name: packs_ref().to_string(),
-                expected: old_head,
-                actual: now,
-            });
-        }
+        check_expected(
+            &packs_ref(),
+            Expected::from(old_head),
+            self.read_ref(&packs_ref())?,
+        )?;
         self.reload_packs()?;
         let old: Vec<Id> = self.chain_packs().iter().map(|p| p.id).collect();
         let mut new_head = None;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, is_tmp_name};
 use crate::id::{is_lower_hex, Id};
-use crate::model::name::RefName;
+use crate::model::name::{packs_ref, RefName};
 use crate::pack::{self, Pack};
 use crate::store::batch::{BatchSink, RollingBatch};
 use crate::store::config::Config;
@@ -101,12 +101,6 @@ fn as_packs(packs: &[(Id, PathBuf, Arc<MappedPack>)]) -> Vec<&MappedPack> {
 
 fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The ref naming the newest pack.
-pub fn packs_ref() -> RefName {
-    RefName::parse(crate::model::name::PACKS)
-        .unwrap_or_else(|_| unreachable!("\"packs\" is a valid name"))
 }
 
 impl FsStore {
@@ -1493,16 +1487,13 @@ impl Upkeep for FsStore {
         } else {
             Some(LockFile::acquire(&dir.join("commit.lock"), PACK_LOCK_WAIT)?)
         };
-        let now = self.read_ref(&packs_ref())?;
-        if now != old_head {
-            // A lost compare-and-swap, like a ref's: running the command again reads the
-            // new chain (and the exit status says so).
-            return Err(Error::RefConflict {
-                name: packs_ref().to_string(),
-                expected: old_head,
-                actual: now,
-            });
-        }
+        // A lost compare-and-swap, like a ref's: running the command again reads the new
+        // chain (and the exit status says so).
+        check_expected(
+            &packs_ref(),
+            Expected::from(old_head),
+            self.read_ref(&packs_ref())?,
+        )?;
         let mut new_head = None;
         for done in packs {
             let dest = self.pack_path(&done.id);

@@ -328,13 +328,11 @@ impl Upkeep for MemStore {
         _lock_held: bool,
     ) -> Result<usize> {
         // No chain to replace: the only chain this store has is the empty one.
-        if old_head.is_some() {
-            return Err(Error::RefConflict {
-                name: crate::model::name::PACKS.to_string(),
-                expected: old_head,
-                actual: None,
-            });
-        }
+        check_expected(
+            &crate::model::name::packs_ref(),
+            Expected::from(old_head),
+            None,
+        )?;
         if !packs.is_empty() {
             return Err(Error::Invalid(
                 "a memory store keeps no packs; its objects are stored one by one".into(),

@@ -10,10 +10,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::model::name::packs_ref;
 use crate::model::name::REMOTES;
 use crate::model::name::{RefName, LOGS};
 use crate::progress::Progress;
-use crate::store::dir::{packs_ref, FsStore};
+use crate::store::dir::FsStore;
 use crate::store::Backend;
 use crate::transfer::remote::{self, ORIGIN};
 use crate::transfer::sync::{pull, LogTransfer};

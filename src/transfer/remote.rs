@@ -664,6 +664,8 @@ mod tests {
         FsStore::init(dir, Config::default()).unwrap()
     }
 
+    // Without the `http` feature every http:// location is refused (`without_http`).
+    #[cfg(feature = "http")]
     #[test]
     fn a_bad_http_url_is_a_bad_location_naming_it() {
         for (text, why) in [
