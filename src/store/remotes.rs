@@ -129,11 +129,15 @@ impl Remotes {
 
     /// The remote called `name`, or an error that says how to list them.
     pub fn named(&self, name: &str) -> Result<&Remote> {
-        self.get(name).ok_or_else(|| {
-            Error::Invalid(format!(
-                "no remote named {name:?}; `remotelog remote list` shows them"
-            ))
-        })
+        self.get(name).ok_or_else(|| no_remote(name))
+    }
+
+    /// Remote `name` to change, or the same error as [`Remotes::named`].
+    fn named_mut(&mut self, name: &str) -> Result<&mut Remote> {
+        self.list
+            .iter_mut()
+            .find(|r| r.name == name)
+            .ok_or_else(|| no_remote(name))
     }
 
     /// The remote used when none is named: `origin`, or the only one.
@@ -230,12 +234,7 @@ pub fn rename_in(root: &Path, old: &str, new: &str) -> Result<Remote> {
             existing.location
         )));
     }
-    remotes.named(old)?;
-    let r = remotes
-        .list
-        .iter_mut()
-        .find(|r| r.name == old)
-        .ok_or_else(|| Error::Invalid(format!("no remote named {old:?}")))?;
+    let r = remotes.named_mut(old)?;
     r.name = new.to_string();
     let renamed = r.clone();
     remotes.save(root)?;
@@ -251,12 +250,7 @@ pub fn set_location_in(root: &Path, name: &str, location: &str) -> Result<Remote
         )));
     }
     let mut remotes = Remotes::load_in(root)?;
-    remotes.named(name)?;
-    let r = remotes
-        .list
-        .iter_mut()
-        .find(|r| r.name == name)
-        .ok_or_else(|| Error::Invalid(format!("no remote named {name:?}")))?;
+    let r = remotes.named_mut(name)?;
     r.location = location.to_string();
     let changed = r.clone();
     remotes.save(root)?;
@@ -381,4 +375,10 @@ impl Exchanges {
     pub fn forget_in(root: &Path, remote: &str) -> Result<()> {
         Self::update(root, |lines| lines.retain(|(n, _, _)| n != remote))
     }
+}
+
+fn no_remote(name: &str) -> Error {
+    Error::Invalid(format!(
+        "no remote named {name:?}; `remotelog remote list` shows them"
+    ))
 }
