@@ -196,11 +196,7 @@ pub fn add_in(root: &Path, name: &str, location: &str) -> Result<Remote> {
         )));
     }
     // The file holds one remote per line: a newline in a location would add a line.
-    if let Some(c) = location.chars().find(|c| c.is_control()) {
-        return Err(Error::Invalid(format!(
-            "location {location:?} has the control character {c:?}, which the remotes file cannot hold; rename the directory"
-        )));
-    }
+    storable(location)?;
     let remote = Remote {
         name: name.to_string(),
         location: location.to_string(),
@@ -244,11 +240,7 @@ pub fn rename_in(root: &Path, old: &str, new: &str) -> Result<Remote> {
 /// Gives remote `name` of the `remotes` file of directory `root` the new `location` (in
 /// its stored form, as [`add_in`] takes it).
 pub fn set_location_in(root: &Path, name: &str, location: &str) -> Result<Remote> {
-    if let Some(c) = location.chars().find(|c| c.is_control()) {
-        return Err(Error::Invalid(format!(
-            "location {location:?} has the control character {c:?}, which the remotes file cannot hold; rename the directory"
-        )));
-    }
+    storable(location)?;
     let mut remotes = Remotes::load_in(root)?;
     let r = remotes.named_mut(name)?;
     r.location = location.to_string();
@@ -381,4 +373,14 @@ fn no_remote(name: &str) -> Error {
     Error::Invalid(format!(
         "no remote named {name:?}; `remotelog remote list` shows them"
     ))
+}
+
+/// Refuses a location the line-based `remotes` file cannot hold.
+fn storable(location: &str) -> Result<()> {
+    match location.chars().find(|c| c.is_control()) {
+        Some(c) => Err(Error::Invalid(format!(
+            "location {location:?} has the control character {c:?}, which the remotes file cannot hold; rename the directory"
+        ))),
+        None => Ok(()),
+    }
 }
